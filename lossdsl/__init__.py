@@ -1,0 +1,9 @@
+"""lossdsl: loss functions written as text, compiled with their symbolic gradients to NumPy or JAX."""
+
+from .compiled import CompiledLoss
+from .errors import LossDSLError
+from .parser import parse
+from .pipeline import compile
+
+__all__ = ["CompiledLoss", "LossDSLError", "compile", "parse"]
+__version__ = "0.1.0"

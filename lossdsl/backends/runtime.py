@@ -1,0 +1,65 @@
+"""Array helpers shared by the backends, written against ``xp`` (NumPy's API).
+
+Generated modules copy the helpers they use, with ``xp`` printed as the backend's own module
+alias (``np`` or ``jnp``), so a generated module imports nothing but its array library.
+"""
+
+import numpy as xp
+
+
+def _sum_to(x, shape):
+    """Sum ``x`` down to ``shape``, undoing broadcasting (a no-op when the shapes agree)."""
+    shape = tuple(shape)
+    if xp.shape(x) == shape:
+        return x
+    lead = xp.ndim(x) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and xp.shape(x)[i + lead] != 1)
+    x = xp.sum(x, axis=axes, keepdims=True) if axes else x
+    return xp.reshape(x, xp.shape(x)[lead:]) if lead > 0 else x
+
+
+def _count(shape, axis):
+    """How many elements a reduction over ``axis`` (or all of them) combines."""
+    if axis is None:
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+    return shape[axis]
+
+
+def _take(x, labels, axis):
+    _check_labels(labels, xp.shape(x)[axis])
+    return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
+
+
+def _take_vjp(g, labels, shape, axis):
+    axis = axis % len(shape) - len(shape)  # counted from the right, where broadcasting aligns
+    classes = xp.reshape(xp.arange(shape[axis]), (shape[axis],) + (1,) * (-axis - 1))
+    g = xp.broadcast_to(g, xp.broadcast_shapes(xp.shape(g), xp.shape(labels)))
+    return xp.where(xp.expand_dims(labels, axis) == classes, xp.expand_dims(g, axis), 0)
+
+
+def _one_hot(labels, depth, dt):
+    _check_labels(labels, depth)
+    return (xp.expand_dims(labels, -1) == xp.arange(depth)).astype(dt)
+
+
+def _matmul_vjp(g, a, b):
+    """Cotangents of ``a @ b`` for NumPy's matmul rules, 1-D operands included."""
+    a2 = xp.expand_dims(a, 0) if xp.ndim(a) == 1 else a
+    b2 = xp.expand_dims(b, -1) if xp.ndim(b) == 1 else b
+    g2 = xp.expand_dims(g, -2) if xp.ndim(a) == 1 else g
+    g2 = xp.expand_dims(g2, -1) if xp.ndim(b) == 1 else g2
+    ga = _sum_to(xp.matmul(g2, xp.swapaxes(b2, -1, -2)), xp.shape(a2))
+    gb = _sum_to(xp.matmul(xp.swapaxes(a2, -1, -2), g2), xp.shape(b2))
+    return xp.reshape(ga, xp.shape(a)), xp.reshape(gb, xp.shape(b))
+
+
+def _matmul_vjp_a(g, a, b):
+    return _matmul_vjp(g, a, b)[0]
+
+
+def _matmul_vjp_b(g, a, b):
+    return _matmul_vjp(g, a, b)[1]

@@ -1,0 +1,287 @@
+"""The builtin registry: one entry per builtin, holding every fact about it.
+
+Two kinds of entry:
+
+* ``Elementwise``: a SymPy function (SymPy's own, or one declared here with its derivative),
+  its signature, and its printed name per backend. SymPy differentiates through it.
+* ``Primitive``: an explicit IR op (reductions, matrix products, gathers, and the internal ops
+  that gradients need), with its printed form per backend and its reverse-mode rule.
+
+User-callable names (``BUILTINS``) map onto these. Adding a builtin means adding one entry here
+and one row to ``tests/test_builtins.py``; the printers and the gradient pass need no change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sympy as sp
+
+from .ir import Apply, Graph, Tensor, as_number
+
+if TYPE_CHECKING:
+    from .resolve import Args
+
+BACKENDS = ("numpy", "jax")
+REQUIRED = object()
+
+
+# --- SymPy functions that SymPy lacks, or whose SymPy form drags in complex parts ------------
+
+def _function(name: str, nargs: int, derivative: Callable[..., tuple[sp.Expr, ...]],
+              numeric: Callable[..., sp.Expr], latex: str) -> type[sp.Function]:
+    """A real-valued SymPy function with a declared derivative and a value at numbers."""
+
+    def fdiff(self, argindex=1):
+        return derivative(*self.args)[argindex - 1]
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_number and a.is_real for a in args):
+            return numeric(*args)
+        return None
+
+    def _latex(self, printer):
+        return latex.format(*(printer._print(a) for a in self.args))
+
+    return type(name, (sp.Function,), {
+        "nargs": nargs, "fdiff": fdiff, "eval": eval, "_latex": _latex,
+        "_eval_is_extended_real": lambda self: True, "_eval_is_finite": lambda self: True,
+    })
+
+
+def _half_step(x: sp.Expr) -> sp.Expr:
+    return heaviside(x, sp.Rational(1, 2))
+
+
+heaviside = _function("heaviside", 2, lambda x, h: (sp.Integer(0), sp.Integer(0)),
+                      lambda x, h: sp.Heaviside(x, h), r"\theta\left({0}\right)")
+sign = _function("sign", 1, lambda x: (sp.Integer(0),), sp.sign, r"\operatorname{{sign}}\left({0}\right)")
+abs_ = _function("abs", 1, lambda x: (sign(x),), sp.Abs, r"\left|{0}\right|")
+sigmoid = _function("sigmoid", 1, lambda x: (sigmoid(x) * (1 - sigmoid(x)),),
+                    lambda x: 1 / (1 + sp.exp(-x)), r"\sigma\left({0}\right)")
+softplus = _function("softplus", 1, lambda x: (sigmoid(x),), lambda x: sp.log(1 + sp.exp(x)),
+                     r"\operatorname{{softplus}}\left({0}\right)")
+log1p = _function("log1p", 1, lambda x: (1 / (1 + x),), lambda x: sp.log(1 + x),
+                  r"\log\left(1 + {0}\right)")
+expm1 = _function("expm1", 1, lambda x: (sp.exp(x),), lambda x: sp.exp(x) - 1, r"\left(e^{{{0}}} - 1\right)")
+maximum = _function("maximum", 2, lambda a, b: (_half_step(a - b), _half_step(b - a)), sp.Max,
+                    r"\max\left({0}, {1}\right)")
+minimum = _function("minimum", 2, lambda a, b: (_half_step(b - a), _half_step(a - b)), sp.Min,
+                    r"\min\left({0}, {1}\right)")
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """An elementwise builtin: ``func`` builds its SymPy form; ``printed`` names it per backend."""
+
+    name: str
+    params: tuple[str, ...]
+    func: Callable[..., sp.Expr]
+    printed: dict[str, str]
+    sympy_class: type | None = None  # the class that appears in expressions, if not ``func``
+    doc: str = ""
+
+
+ELEMENTWISE: tuple[Elementwise, ...] = (
+    Elementwise("exp", ("x",), sp.exp, {"numpy": "np.exp", "jax": "jnp.exp"}, doc="e^x"),
+    Elementwise("log", ("x",), sp.log, {"numpy": "np.log", "jax": "jnp.log"}, doc="natural logarithm"),
+    Elementwise("log1p", ("x",), log1p, {"numpy": "np.log1p", "jax": "jnp.log1p"}, doc="log(1 + x), exact near 0"),
+    Elementwise("expm1", ("x",), expm1, {"numpy": "np.expm1", "jax": "jnp.expm1"}, doc="e^x - 1, exact near 0"),
+    Elementwise("sqrt", ("x",), sp.sqrt, {"numpy": "np.sqrt", "jax": "jnp.sqrt"}, sympy_class=sp.Pow,
+                doc="square root (printed from x^(1/2))"),
+    Elementwise("abs", ("x",), abs_, {"numpy": "np.abs", "jax": "jnp.abs"}, doc="|x|; abs'(0) = 0"),
+    Elementwise("sign", ("x",), sign, {"numpy": "np.sign", "jax": "jnp.sign"}, doc="-1, 0 or 1; gradient 0"),
+    Elementwise("tanh", ("x",), sp.tanh, {"numpy": "np.tanh", "jax": "jnp.tanh"}, doc="hyperbolic tangent"),
+    Elementwise("cosh", ("x",), sp.cosh, {"numpy": "np.cosh", "jax": "jnp.cosh"}, doc="hyperbolic cosine"),
+    Elementwise("sinh", ("x",), sp.sinh, {"numpy": "np.sinh", "jax": "jnp.sinh"}, doc="hyperbolic sine"),
+    Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "jax.nn.sigmoid"},
+                doc="1 / (1 + e^-x), evaluated without overflow"),
+    Elementwise("softplus", ("x",), softplus, {"numpy": "_softplus", "jax": "jax.nn.softplus"},
+                doc="log(1 + e^x), evaluated without overflow"),
+    Elementwise("maximum", ("x", "y"), maximum, {"numpy": "np.maximum", "jax": "jnp.maximum"},
+                doc="elementwise maximum; at ties each side gets half the gradient"),
+    Elementwise("minimum", ("x", "y"), minimum, {"numpy": "np.minimum", "jax": "jnp.minimum"},
+                doc="elementwise minimum; at ties each side gets half the gradient"),
+    Elementwise("heaviside", ("x", "h0"), heaviside, {"numpy": "np.heaviside", "jax": "jnp.heaviside"},
+                doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0"),
+)
+
+#: SymPy function class -> printed name per backend.
+FUNCTION_NAMES: dict[type, dict[str, str]] = {
+    (e.sympy_class or e.func): e.printed for e in ELEMENTWISE if e.sympy_class is not sp.Pow
+}
+
+
+# --- Primitives: explicit IR ops with their printers and reverse-mode rules --------------------
+
+VJP = Callable[[Graph, Apply, sp.Symbol, sp.Expr], tuple[sp.Expr | None, ...]]
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """An IR op. Templates use ``{0}``, ``{1}`` for operands, ``{shape0}`` for an operand's
+    shape, ``{dtype}`` for the loss's float dtype, and ``{name}`` for a static parameter."""
+
+    name: str
+    printed: dict[str, str]
+    vjp: VJP | None = None
+    doc: str = ""
+
+
+def _expand(g: Graph, op: Apply, ct: sp.Expr) -> sp.Expr:
+    """A reduction's cotangent made broadcastable against the reduced operand."""
+    axis, keepdims = op.param("axis"), op.param("keepdims")
+    if axis is None or keepdims:
+        return ct
+    return g.apply("expand_dims", ct, axis=axis)
+
+
+def _vjp_sum(g, op, out, ct):
+    return (_expand(g, op, ct),)
+
+
+def _vjp_mean(g, op, out, ct):
+    return (_expand(g, op, ct) / g.apply("count", op.operands[0], axis=op.param("axis")),)
+
+
+def _vjp_extremum(g, op, out, ct):
+    x = op.operands[0]
+    hit = as_number(sp.Eq(x, _expand(g, op, out)))
+    ties = g.apply("sum", hit, axis=op.param("axis"), keepdims=True)
+    return (_expand(g, op, ct) * hit / ties,)
+
+
+def _vjp_logsumexp(g, op, out, ct):
+    return (_expand(g, op, ct) * sp.exp(op.operands[0] - _expand(g, op, out)),)
+
+
+def _vjp_norm(g, op, out, ct):
+    n = _expand(g, op, out)
+    return (_expand(g, op, ct) * sp.Piecewise((op.operands[0] / n, n > 0), (0, True)),)
+
+
+def _vjp_matmul(g, op, out, ct):
+    a, b = op.operands
+    return (g.apply("matmul_vjp_a", ct, a, b), g.apply("matmul_vjp_b", ct, a, b))
+
+
+def _vjp_take(g, op, out, ct):
+    x, index = op.operands
+    return (g.apply("take_vjp", ct, index, x, axis=op.param("axis")), None)
+
+
+def _vjp_expand_dims(g, op, out, ct):
+    return (g.apply("sum", ct, axis=op.param("axis"), keepdims=False),)
+
+
+def _vjp_sum_to(g, op, out, ct):
+    return (ct, None)
+
+
+_REDUCE = "{0}, axis={axis}, keepdims={keepdims}"
+
+PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
+    Primitive("sum", {"numpy": "np.sum(" + _REDUCE + ")", "jax": "jnp.sum(" + _REDUCE + ")"}, _vjp_sum),
+    Primitive("mean", {"numpy": "np.mean(" + _REDUCE + ")", "jax": "jnp.mean(" + _REDUCE + ")"}, _vjp_mean),
+    Primitive("max", {"numpy": "np.max(" + _REDUCE + ")", "jax": "jnp.max(" + _REDUCE + ")"}, _vjp_extremum),
+    Primitive("min", {"numpy": "np.min(" + _REDUCE + ")", "jax": "jnp.min(" + _REDUCE + ")"}, _vjp_extremum),
+    Primitive("logsumexp", {"numpy": "_logsumexp(" + _REDUCE + ")",
+                            "jax": "jax.nn.logsumexp(" + _REDUCE + ")"}, _vjp_logsumexp),
+    Primitive("norm", {"numpy": "np.sqrt(np.sum(np.square({0}), axis={axis}, keepdims={keepdims}))",
+                       "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))"},
+              _vjp_norm),
+    Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})"}, _vjp_matmul),
+    Primitive("take", {"numpy": "_take({0}, {1}, {axis})", "jax": "_take({0}, {1}, {axis})"}, _vjp_take),
+    Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype})", "jax": "_one_hot({0}, {depth}, {dtype})"}),
+    # internal ops that only gradients create
+    Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}),
+    Primitive("expand_dims", {"numpy": "np.expand_dims({0}, {axis})", "jax": "jnp.expand_dims({0}, {axis})"},
+              _vjp_expand_dims),
+    Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1})", "jax": "_sum_to({0}, {shape1})"}, _vjp_sum_to),
+    Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2})", "jax": "_matmul_vjp_a({0}, {1}, {2})"}),
+    Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2})", "jax": "_matmul_vjp_b({0}, {1}, {2})"}),
+    Primitive("take_vjp", {"numpy": "_take_vjp({0}, {1}, {shape2}, {axis})",
+                           "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"}),
+)}
+
+
+# --- The user-callable names ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Builtin:
+    """A name a program may call: its signature, how it builds IR, and its one-line doc."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...]
+    build: Callable[[Args], Any]
+    doc: str = ""
+    family: str = field(default="builtin")
+
+
+def _elementwise_builtin(e: Elementwise) -> Builtin:
+    def build(a: Args) -> Tensor:
+        return Tensor(e.func(*(a.tensor(p) for p in e.params)))
+    return Builtin(e.name, tuple((p, REQUIRED) for p in e.params), build, e.doc)
+
+
+def _reduction(kind: str, doc: str) -> Builtin:
+    def build(a: Args) -> Tensor:
+        return Tensor(a.graph.apply(kind, a.tensor("x"), axis=a.axis("axis"), keepdims=a.flag("keepdims")))
+    return Builtin(kind, (("x", REQUIRED), ("axis", None), ("keepdims", False)), build, doc)
+
+
+def _extremum(kind: str, pairwise: Callable[..., sp.Expr]) -> Builtin:
+    def build(a: Args) -> Tensor:
+        if a.given("y"):
+            a.forbid("axis", "keepdims", why=f"{kind}(a, b) with two arguments is elementwise")
+            return Tensor(pairwise(a.tensor("x"), a.tensor("y")))
+        return Tensor(a.graph.apply(kind, a.tensor("x"), axis=a.axis("axis"), keepdims=a.flag("keepdims")))
+    doc = f"{kind}(x, axis=None): reduction; {kind}(a, b): elementwise {kind}imum"
+    return Builtin(kind, (("x", REQUIRED), ("y", None), ("axis", None), ("keepdims", False)), build, doc)
+
+
+def _where(a: Args) -> Tensor:
+    return Tensor(sp.Piecewise((a.tensor("x"), a.condition("condition")), (a.tensor("y"), True)))
+
+
+def _matmul(a: Args) -> Tensor:
+    return Tensor(a.graph.apply("matmul", a.tensor("a"), a.tensor("b")))
+
+
+def _take(a: Args) -> Tensor:
+    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis")))
+
+
+def _one_hot(a: Args) -> Tensor:
+    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=a.static_int("num_classes", minimum=1)))
+
+
+BUILTINS: dict[str, Builtin] = {b.name: b for b in (
+    *(_elementwise_builtin(e) for e in ELEMENTWISE),
+    Builtin("where", (("condition", REQUIRED), ("x", REQUIRED), ("y", REQUIRED)), _where,
+            "x where condition holds, else y; the untaken side never leaks NaN"),
+    _reduction("sum", "sum over all elements or an axis"),
+    _reduction("mean", "mean over all elements or an axis"),
+    _reduction("logsumexp", "log(sum(exp(x))) over all elements or an axis, without overflow"),
+    _reduction("norm", "Euclidean norm over all elements or an axis; gradient 0 at the zero vector"),
+    _extremum("max", maximum),
+    _extremum("min", minimum),
+    Builtin("matmul", (("a", REQUIRED), ("b", REQUIRED)), _matmul, "matrix product, also written a @ b"),
+    Builtin("take", (("x", REQUIRED), ("labels", REQUIRED), ("axis", -1)), _take,
+            "the entry of x at each integer label along axis (x[..., label])"),
+    Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED)), _one_hot,
+            "integer labels as one-hot rows of length num_classes"),
+)}
+
+
+def _check_registry() -> None:
+    """Every primitive and elementwise function prints on every backend."""
+    for table in (*(p.printed for p in PRIMITIVES.values()), *FUNCTION_NAMES.values()):
+        missing = set(BACKENDS) - set(table)
+        assert not missing, f"builtin lacks a printed form for {missing}"
+
+
+_check_registry()

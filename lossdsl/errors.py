@@ -1,0 +1,71 @@
+"""One error hierarchy for every phase, each error pointing at its place in the source."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A 1-based position in a source text (``file`` is a path or ``<string>``)."""
+
+    line: int
+    column: int
+    source: str = ""
+    file: str = "<string>"
+
+
+class LossDSLError(Exception):
+    """A user error: bad syntax, an unknown name, a wrong argument, a wrong type.
+
+    ``line`` and ``column`` are 1-based; ``str(err)`` shows ``file:line:col: message``,
+    the source line and a caret under the spot.
+    """
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.line = span.line if span else None
+        self.column = span.column if span else None
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        text = self.message + (f"\n  hint: {self.hint}" if self.hint else "")
+        if self.span is None:
+            return text
+        s = self.span
+        head = f"{s.file}:{s.line}:{s.column}: {text}"
+        lines = s.source.splitlines()
+        if not 1 <= s.line <= len(lines):
+            return head
+        code = lines[s.line - 1].expandtabs(1)
+        return f"{head}\n    {code}\n    {' ' * (s.column - 1)}^"
+
+
+class ParseError(LossDSLError):
+    """The text is not a well-formed program."""
+
+
+class NameResolutionError(LossDSLError):
+    """A name, keyword or arity that does not match any definition."""
+
+
+class LossTypeError(LossDSLError):
+    """A value of the wrong kind: a string where a tensor is needed, a tensor where a constant is."""
+
+
+class LimitError(LossDSLError):
+    """The program is too large or too deep to compile safely."""
+
+
+class InputError(LossDSLError):
+    """Bad call-time data: a missing input, a wrong dtype, a label out of range."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` — did you mean 'x'?`` for the closest known name, or an empty string."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,48 @@
+"""Formulas for people: IR expressions rendered as plain SymPy, element by element.
+
+Inputs become plain symbols (no assumptions, so they compare equal to ``sympy.Symbol(name)``),
+element counts become ``n`` (then ``n_2``, ...), shape bookkeeping disappears, and other ops
+print as applied functions such as ``logsumexp(z)`` or ``matmul(X, w)``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .ir import Apply, Graph, Input
+
+_TRANSPARENT = ("sum_to", "expand_dims")
+
+
+def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every leaf replaced by its readable form."""
+    memo: dict[sp.Symbol, sp.Expr] = {}
+    counts: list[sp.Symbol] = []
+    taken = set(graph.inputs)
+
+    def count_symbol() -> sp.Symbol:
+        k = len(counts)
+        name = "n" if k == 0 else f"n_{k + 1}"
+        while name in taken:
+            name += "_"
+        counts.append(sp.Symbol(name))
+        return counts[-1]
+
+    def leaf(sym: sp.Symbol) -> sp.Expr:
+        if sym not in memo:
+            op = graph.op_of[sym]
+            if isinstance(op, Input):
+                memo[sym] = sp.Symbol(op.name)
+            elif op.prim == "count":
+                memo[sym] = count_symbol()
+            elif op.prim in _TRANSPARENT:
+                memo[sym] = sub(op.operands[0])
+            else:
+                memo[sym] = sp.Function(op.prim)(*(sub(o) for o in op.operands))
+        return memo[sym]
+
+    def sub(e: sp.Expr) -> sp.Expr:
+        leaves = [s for s in e.free_symbols if s in graph.op_of]
+        return e.xreplace({s: leaf(s) for s in leaves})
+
+    return sub(expr)

@@ -1,0 +1,74 @@
+"""Phase 4, gradient: reverse mode over the IR, with SymPy differentiating each elementwise part.
+
+Cotangents are SymPy expressions over leaves, just like values. A cotangent may be smaller than
+its tensor (a scalar, or with size-1 axes) as long as it broadcasts against it; where an
+elementwise derivative is larger than the leaf it flows into, a ``sum_to`` op sums it down.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import sympy as sp
+from sympy.core.parameters import distribute
+
+from .builtins import PRIMITIVES
+from .ir import Apply, Graph, Input
+
+
+def _scalar(graph: Graph, sym: sp.Symbol) -> bool:
+    """True for leaves known to be 0-d at run time: full reductions and element counts."""
+    op = graph.op_of.get(sym)
+    if not isinstance(op, Apply):
+        return False
+    if op.prim == "count":
+        return True
+    params = dict(op.params)
+    return op.prim in ("sum", "mean", "max", "min", "logsumexp", "norm") and params["axis"] is None \
+        and not params["keepdims"]
+
+
+def requires_grad(graph: Graph, wrt: Sequence[str]) -> set[sp.Symbol]:
+    """The leaves whose value depends on any input in ``wrt``."""
+    need = {graph.input(name) for name in wrt}
+    for sym, op in graph:
+        if isinstance(op, Apply) and any(o.free_symbols & need for o in op.operands):
+            need.add(sym)
+    return need
+
+
+def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = sp.Integer(1)) -> dict[str, sp.Expr]:
+    """d(root)/d(input) for each input in ``wrt``, as expressions over leaves.
+
+    ``seed`` is the cotangent of ``root``: 1 for the gradient of a scalar loss, a symbol for a
+    vector-Jacobian product. A non-scalar root with seed 1 gives the gradient of its sum.
+    """
+    forward = list(graph)
+    need = requires_grad(graph, wrt)
+    ct: dict[sp.Symbol, sp.Expr] = defaultdict(lambda: sp.Integer(0))
+
+    def push(expr: sp.Expr, cotangent: sp.Expr) -> None:
+        for leaf in graph.leaves(expr):
+            if leaf not in need:
+                continue
+            d = sp.diff(expr, leaf)
+            if d == 0:
+                continue
+            contribution = cotangent * d
+            fits = isinstance(graph.op_of[leaf], Input) or all(
+                s == leaf or _scalar(graph, s) for s in graph.leaves(contribution))
+            ct[leaf] += contribution if fits else graph.apply("sum_to", contribution, leaf)
+
+    with distribute(False):
+        push(root, seed)
+        for sym, op in reversed(forward):
+            if not isinstance(op, Apply) or sym not in ct:
+                continue
+            rule = PRIMITIVES[op.prim].vjp
+            if rule is None:
+                continue
+            for operand, cot in zip(op.operands, rule(graph, op, sym, ct[sym])):
+                if cot is not None:
+                    push(operand, cot)
+    return {name: ct[graph.input(name)] for name in wrt}

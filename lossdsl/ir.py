@@ -1,0 +1,138 @@
+"""Phase 3, the IR: elementwise parts are SymPy expressions; everything else is an explicit op.
+
+A *value* in the IR is a SymPy expression over leaf symbols. Each leaf stands for a tensor
+that is materialised at run time: a loss input, or the output of an op (a reduction, a matrix
+product, a gather, a primitive). Ops take SymPy expressions as operands, so elementwise
+arithmetic between two ops is fused into one expression and differentiated by SymPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import sympy as sp
+
+MAX_OPS = 5_000
+
+
+@dataclass(frozen=True)
+class Input:
+    """A loss input: an array given at call time, by keyword."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Apply:
+    """A primitive applied to operand expressions, with static parameters (axis, keepdims, ...).
+
+    ``prim`` names an entry of ``lossdsl.builtins.PRIMITIVES``; that entry holds its printers
+    and its gradient rule.
+    """
+
+    prim: str
+    operands: tuple[sp.Expr, ...]
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def param(self, name: str) -> Any:
+        return dict(self.params)[name]
+
+
+Op = Input | Apply
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor value during resolution: a SymPy expression, numeric or boolean."""
+
+    expr: sp.Basic
+
+    @property
+    def is_bool(self) -> bool:
+        return is_boolean(self.expr)
+
+
+def is_boolean(e: sp.Basic) -> bool:
+    """A condition (a comparison, and/or/not, true/false); SymPy symbols are Boolean too, so
+    "not an Expr" is what tells them apart."""
+    return isinstance(e, sp.logic.boolalg.Boolean) and not isinstance(e, sp.Expr)
+
+
+def to_sympy(value: int | float | bool) -> sp.Expr:
+    """A Python constant as an exact SymPy number (0.1 is 1/10, as the user wrote it)."""
+    if isinstance(value, bool):
+        return sp.Integer(int(value))
+    if isinstance(value, int):
+        return sp.Integer(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return {True: sp.oo, False: -sp.oo}[value > 0] if value == value else sp.nan
+    frac = Fraction(repr(value))
+    return sp.Rational(frac.numerator, frac.denominator)
+
+
+def as_number(b: sp.Basic) -> sp.Expr:
+    """A boolean expression used as a number is 1 where true and 0 where false."""
+    if b is sp.true:
+        return sp.Integer(1)
+    if b is sp.false:
+        return sp.Integer(0)
+    if is_boolean(b):
+        return sp.Piecewise((sp.Integer(1), b), (sp.Integer(0), True))
+    return b
+
+
+class Graph:
+    """The ops of one loss, deduplicated, in creation order (a topological order)."""
+
+    def __init__(self) -> None:
+        self._symbol_of: dict[Op, sp.Symbol] = {}
+        self.op_of: dict[sp.Symbol, Op] = {}
+        self.inputs: list[str] = []
+        self.index_inputs: set[str] = set()
+
+    def leaf(self, op: Op) -> sp.Symbol:
+        """The symbol standing for ``op``'s output, creating the op if it is new."""
+        sym = self._symbol_of.get(op)
+        if sym is None:
+            if len(self.op_of) >= MAX_OPS:
+                from .errors import LimitError
+                raise LimitError(f"loss needs more than {MAX_OPS} tensor operations")
+            name = op.name if isinstance(op, Input) else f"_t{len(self.op_of)}"
+            sym = sp.Symbol(name, real=True)
+            self._symbol_of[op] = sym
+            self.op_of[sym] = op
+            if isinstance(op, Input):
+                self.inputs.append(op.name)
+        return sym
+
+    def input(self, name: str) -> sp.Symbol:
+        return self.leaf(Input(name))
+
+    def apply(self, prim: str, *operands: sp.Expr, **params: Any) -> sp.Symbol:
+        exprs = tuple(o if isinstance(o, sp.Basic) else to_sympy(o) for o in operands)
+        return self.leaf(Apply(prim, exprs, tuple(sorted(params.items()))))
+
+    def leaves(self, expr: sp.Basic) -> list[sp.Symbol]:
+        """The leaf symbols of ``expr``, in graph order."""
+        free = expr.free_symbols
+        return [s for s in self.op_of if s in free]
+
+    def dependencies(self, exprs: list[sp.Basic]) -> list[sp.Symbol]:
+        """Every leaf that ``exprs`` need, transitively, in graph (topological) order."""
+        need: set[sp.Symbol] = set()
+        stack = [s for e in exprs for s in e.free_symbols if s in self.op_of]
+        while stack:
+            s = stack.pop()
+            if s in need:
+                continue
+            need.add(s)
+            op = self.op_of[s]
+            if isinstance(op, Apply):
+                stack.extend(t for o in op.operands for t in o.free_symbols if t in self.op_of)
+        return [s for s in self.op_of if s in need]
+
+    def __iter__(self) -> Iterator[tuple[sp.Symbol, Op]]:
+        return iter(self.op_of.items())

@@ -1,0 +1,281 @@
+"""Phase 1, parse: text → AST, with the Lark grammar in ``grammar/lossdsl.lark``."""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.indenter import Indenter
+
+from . import syntax as A
+from .errors import LimitError, LossDSLError, ParseError, Span
+from .resources import data_dir
+
+MAX_SOURCE_CHARS = 200_000
+MAX_DEPTH = 200
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
+    "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '@'",
+    "POW_OP": "'^'", "COMP_OP": "a comparison", "_NEWLINE": "end of line", "_INDENT": "an indented block",
+    "_DEDENT": "end of block", "$END": "end of input",
+}
+
+
+class LossIndenter(Indenter):
+    NL_type = "_NEWLINE"
+    OPEN_PAREN_types = ["LPAR"]
+    CLOSE_PAREN_types = ["RPAR"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+def grammar_text() -> str:
+    return data_dir("grammar").joinpath("lossdsl.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(grammar_text(), parser="lalr", postlex=LossIndenter(), propagate_positions=True,
+                maybe_placeholders=True)
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "\n": ""}
+
+
+def _unquote(text: str) -> str:
+    q = 3 if text.startswith('"""') else 1
+    body = text[q:-q]
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body, flags=re.S)
+
+
+def parse_number(text: str) -> int | float:
+    """A numeric literal without eval: ints stay ints, the rest are floats."""
+    if re.fullmatch(r"\d+", text):
+        if len(text) > 18:
+            raise ValueError("integer literal too long")
+        return int(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+@v_args(meta=True)
+class _ToAST(Transformer):
+    def __init__(self, source: str, file: str):
+        super().__init__()
+        self._source, self._file = source, file
+
+    def _span(self, meta) -> Span:
+        return Span(getattr(meta, "line", 1), getattr(meta, "column", 1), self._source, self._file)
+
+    def _tok_span(self, tok: Token) -> Span:
+        return Span(tok.line, tok.column, self._source, self._file)
+
+    # statements
+    def start(self, meta, items):
+        stmts = [i for i in items if i is not None and not isinstance(i, Token)]
+        defs = tuple(s for s in stmts if isinstance(s, A.FuncDef))
+        rest = [s for s in stmts if not isinstance(s, A.FuncDef)]
+        for s in rest:
+            if isinstance(s, A.Return):
+                raise ParseError("'return' outside a definition", s.span)
+        result = None
+        if rest and isinstance(rest[-1], A.ExprStmt):
+            result = rest.pop().value
+        for s in rest:
+            if isinstance(s, A.ExprStmt):
+                raise ParseError("only the last statement may be the loss expression; "
+                                 "bind this one to a name", s.span)
+        span = self._span(meta) if stmts else Span(1, 1, self._source, self._file)
+        return A.Program(span, defs, tuple(rest), result)
+
+    def funcdef(self, meta, items):
+        name, params, body = items
+        params = tuple(params or ())
+        seen: set[str] = set()
+        for p in params:
+            if p.name in seen:
+                raise ParseError(f"duplicate parameter '{p.name}'", p.span)
+            seen.add(p.name)
+        for p, q in zip(params, params[1:]):
+            if p.default is not None and q.default is None:
+                raise ParseError(f"parameter '{q.name}' without a default follows one with a default", q.span)
+        stmts = list(body)
+        doc = ""
+        if stmts and isinstance(stmts[0], A.ExprStmt) and isinstance(stmts[0].value, A.String):
+            doc = stmts.pop(0).value.value
+        if not stmts or not isinstance(stmts[-1], A.Return):
+            raise ParseError(f"definition '{name}' must end with 'return <expression>'", self._span(meta))
+        result = stmts.pop().value
+        for s in stmts:
+            if not isinstance(s, A.Assign):
+                what = "'return' before the end" if isinstance(s, A.Return) else "an expression statement"
+                raise ParseError(f"{what} in the body of '{name}'; only bindings 'x = ...' may come before "
+                                 "the final return", s.span)
+        return A.FuncDef(self._tok_span(name), str(name), params, doc, tuple(stmts), result)
+
+    def params(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    def param(self, meta, items):
+        name, default = items
+        return A.Param(self._tok_span(name), str(name), default)
+
+    def suite(self, meta, items):
+        return [i for i in items if i is not None and not isinstance(i, Token)]
+
+    def assign(self, meta, items):
+        name, value = items
+        return A.Assign(self._tok_span(name), str(name), value)
+
+    def return_stmt(self, meta, items):
+        return A.Return(self._span(meta), items[0])
+
+    def expr_stmt(self, meta, items):
+        return A.ExprStmt(self._span(meta), items[0])
+
+    # expressions
+    def ifexp(self, meta, items):
+        body, test, orelse = items
+        return A.IfExp(self._span(meta), test, body, orelse)
+
+    def or_(self, meta, items):
+        return A.BinOp(self._span(meta), "or", items[0], items[1])
+
+    def and_(self, meta, items):
+        return A.BinOp(self._span(meta), "and", items[0], items[1])
+
+    def not_(self, meta, items):
+        return A.UnaryOp(self._span(meta), "not", items[0])
+
+    def compare(self, meta, items):
+        left, op, right = items
+        return A.BinOp(self._tok_span(op), str(op), left, right)
+
+    def binop(self, meta, items):
+        left, op, right = items
+        return A.BinOp(self._tok_span(op), "^" if op == "**" else str(op), left, right)
+
+    def unary(self, meta, items):
+        op, operand = items
+        return A.UnaryOp(self._tok_span(op), str(op), operand)
+
+    def call(self, meta, items):
+        name, args = items
+        args = args or ()
+        pos = tuple(a for a in args if not isinstance(a, A.Keyword))
+        kws = tuple(a for a in args if isinstance(a, A.Keyword))
+        seen_kw = False
+        for a in args:
+            if isinstance(a, A.Keyword):
+                seen_kw = True
+            elif seen_kw:
+                raise ParseError("positional argument follows keyword argument", a.span)
+        return A.Call(self._tok_span(name), str(name), pos, kws)
+
+    def arguments(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    def kwarg(self, meta, items):
+        name, value = items
+        return A.Keyword(self._tok_span(name), str(name), value)
+
+    def name(self, meta, items):
+        return A.Name(self._tok_span(items[0]), str(items[0]))
+
+    def number(self, meta, items):
+        tok = items[0]
+        try:
+            value = parse_number(str(tok))
+        except ValueError as e:
+            raise ParseError(f"{e}: {tok}", self._tok_span(tok)) from None
+        return A.Number(self._tok_span(tok), value, str(tok))
+
+    def string(self, meta, items):
+        return A.String(self._tok_span(items[0]), _unquote(str(items[0])))
+
+    def true(self, meta, items):
+        return A.Constant(self._span(meta), True)
+
+    def false(self, meta, items):
+        return A.Constant(self._span(meta), False)
+
+    def none(self, meta, items):
+        return A.Constant(self._span(meta), None)
+
+
+def _describe(tok: Token | None) -> str:
+    if tok is None or tok.type == "$END":
+        return "end of input"
+    if tok.type in ("_NEWLINE", "_DEDENT"):
+        return "end of line"
+    if tok.type == "_INDENT":
+        return "unexpected indentation"
+    return f"'{tok}'"
+
+
+def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
+    line, column = max(getattr(e, "line", 1) or 1, 1), max(getattr(e, "column", 1) or 1, 1)
+    if isinstance(e, UnexpectedCharacters):
+        ch = source.splitlines()[line - 1][column - 1] if source else "?"
+        msg = f"unexpected character '{ch}'"
+    elif isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END" or tok.line is None:
+            lines = source.rstrip("\n").splitlines() or [""]
+            line, column = len(lines), len(lines[-1]) + 1
+        expected = sorted({_TOKEN_NAMES.get(t, repr(t.strip('"').lower())) for t in e.expected
+                           if not t.startswith("__")})
+        msg = f"unexpected {_describe(tok)}" if tok.type != "_INDENT" else "unexpected indentation"
+        if 0 < len(expected) <= 6:
+            msg += "; expected " + ", ".join(expected)
+    elif isinstance(e, UnexpectedEOF):
+        lines = source.rstrip("\n").splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        msg = "unexpected end of input"
+    else:
+        msg = "syntax error"
+    return ParseError(msg, Span(line, column, source, file))
+
+
+def _check_depth(tree) -> None:
+    """Reject trees deeper than MAX_DEPTH before the recursive transformer sees them."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            raise LimitError(f"expression nested deeper than {MAX_DEPTH} levels",
+                             Span(getattr(meta, "line", 1), getattr(meta, "column", 1)))
+        stack.extend((c, depth + 1) for c in node.children if hasattr(c, "children"))
+
+
+def parse(text: str, file: str = "<string>") -> A.Program:
+    """Parse a program (definitions, bindings, and a final loss expression) into an AST."""
+    if not isinstance(text, str):
+        raise LossDSLError(f"source must be a string, not {type(text).__name__}")
+    if len(text) > MAX_SOURCE_CHARS:
+        raise LimitError(f"source longer than {MAX_SOURCE_CHARS} characters")
+    source = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _lark().parse(source)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, source, file) from None
+    except Exception as e:  # the indenter's DedentError
+        raise ParseError(str(e).splitlines()[0], Span(1, 1, source, file)) from None
+    try:
+        _check_depth(tree)
+    except LimitError as e:
+        raise LimitError(e.message, Span(e.line, e.column, source, file)) from None
+    try:
+        return _ToAST(source, file).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, LossDSLError):
+            raise e.orig_exc from None
+        raise

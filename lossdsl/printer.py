@@ -1,0 +1,272 @@
+"""Phase 6, print: IR → Python source for one backend.
+
+Expressions print through ``ExprPrinter`` (a visitor over SymPy types with an explicit
+fallback); functions print through ``FunctionPrinter``, which schedules the ops a result needs,
+shares common subexpressions between all of them (value and gradients alike, via ``sympy.cse``)
+and copies in the runtime helpers it calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+
+import sympy as sp
+
+from .backends import jax_runtime, numpy_runtime, runtime
+from .builtins import FUNCTION_NAMES, PRIMITIVES
+from .ir import Apply, Graph
+from .rewrite import stabilize
+
+_ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    alias: str  # the array module's name in generated code
+    imports: str
+    runtime: ModuleType
+    guard: str | None = None  # a context manager wrapped around function bodies
+
+
+NUMPY = Backend("numpy", "np", "import numpy as np", numpy_runtime, 'np.errstate(all="ignore")')
+JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", jax_runtime)
+BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX)}
+
+
+class ExprPrinter:
+    """Prints a SymPy expression as array code; every leaf symbol prints as its name."""
+
+    def __init__(self, backend: Backend):
+        self.b = backend
+
+    def __call__(self, e: sp.Basic) -> str:
+        return self._p(e)[0]
+
+    def _wrap(self, e: sp.Basic, prec: int) -> str:
+        code, p = self._p(e)
+        return code if p > prec else f"({code})"
+
+    def _p(self, e: sp.Basic) -> tuple[str, int]:
+        ns = self.b.alias
+        if isinstance(e, sp.Symbol):
+            return e.name, _ATOM
+        if e is sp.true or e is sp.false:
+            return str(bool(e)), _ATOM
+        if e.is_Number or isinstance(e, sp.NumberSymbol):
+            return self._number(e)
+        if isinstance(e, sp.Add):
+            return self._add(e)
+        if isinstance(e, sp.Mul):
+            return self._mul(e)
+        if isinstance(e, sp.Pow):
+            return self._pow(e)
+        if isinstance(e, sp.Piecewise):
+            return self._piecewise(e.args), _ATOM
+        if isinstance(e, sp.core.relational.Relational):
+            op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]
+            return f"{self._wrap(e.lhs, _CMP)} {op} {self._wrap(e.rhs, _CMP)}", _CMP
+        if isinstance(e, (sp.And, sp.Or)):
+            fn = f"{ns}.logical_and" if isinstance(e, sp.And) else f"{ns}.logical_or"
+            codes = [self(a) for a in e.args]
+            out = codes[0]
+            for c in codes[1:]:
+                out = f"{fn}({out}, {c})"
+            return out, _ATOM
+        if isinstance(e, sp.Not):
+            return f"{ns}.logical_not({self(e.args[0])})", _ATOM
+        printed = FUNCTION_NAMES.get(type(e))
+        if printed is not None:
+            return f"{printed[self.b.name]}({', '.join(self(a) for a in e.args)})", _ATOM
+        raise NotImplementedError(f"no {self.b.name} form for {type(e).__name__}: {e}")
+
+    def _number(self, e: sp.Basic) -> tuple[str, int]:
+        if e is sp.oo or e is -sp.oo:
+            code = f"{self.b.alias}.inf"
+            return (code, _ATOM) if e is sp.oo else ("-" + code, _UNARY)
+        if e is sp.nan:
+            return f"{self.b.alias}.nan", _ATOM
+        code = str(int(e)) if e.is_Integer else repr(float(e))
+        return code, (_UNARY if code.startswith("-") else _ATOM)
+
+    def _add(self, e: sp.Add) -> tuple[str, int]:
+        terms = sorted(e.args, key=lambda t: t.is_Number)  # constants last: x - 1, not -1 + x
+        out = self._wrap(terms[0], _ADD - 1) if not terms[0].could_extract_minus_sign() else self._p(terms[0])[0]
+        for t in terms[1:]:
+            if t.could_extract_minus_sign():
+                out += " - " + self._wrap(-t, _ADD)
+            else:
+                out += " + " + self._wrap(t, _ADD)
+        return out, _ADD
+
+    def _mul(self, e: sp.Mul) -> tuple[str, int]:
+        coeff, factors = e.as_coeff_mul()
+        negative = coeff < 0
+        coeff = -coeff if negative else coeff
+        num: list[sp.Expr] = []
+        den: list[sp.Expr] = []
+        if coeff.is_Rational and coeff.q != 1 and coeff.p == 1:
+            den.append(sp.Integer(coeff.q))  # x/2 rather than 0.5*x
+        elif coeff != 1:
+            num.append(coeff)
+        for f in factors:
+            if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
+                den.append(sp.Pow(f.base, -f.exp))
+            else:
+                num.append(f)
+        if len(num) == 1 and not den:
+            code, prec = self._p(num[0])
+        else:
+            code = "*".join(self._wrap(f, _MUL) for f in num) if num else "1"
+            prec = _MUL
+        if den:
+            d = "*".join(self._wrap(f, _MUL) for f in den)
+            code = self._wrap_code(code, prec, _MUL - 1) + "/" + (
+                d if len(den) == 1 and self._p(den[0])[1] > _MUL else f"({d})")
+            prec = _MUL
+        if negative:
+            return "-" + self._wrap_code(code, prec, _UNARY - 1 if prec >= _MUL else _UNARY), min(prec, _UNARY)
+        return code, prec
+
+    @staticmethod
+    def _wrap_code(code: str, prec: int, floor: int) -> str:
+        return code if prec > floor else f"({code})"
+
+    def _pow(self, e: sp.Pow) -> tuple[str, int]:
+        base, exp = e.base, e.exp
+        ns = self.b.alias
+        if exp == sp.Rational(1, 2):
+            return f"{ns}.sqrt({self(base)})", _ATOM
+        if exp == sp.Rational(-1, 2):
+            return f"1/{ns}.sqrt({self(base)})", _MUL
+        if exp.is_Number and exp < 0:
+            inner = self._wrap(base, _POW) if exp == -1 else f"{self._wrap(base, _POW)}**{self._wrap(-exp, _POW)}"
+            return f"1/{inner}", _MUL
+        return f"{self._wrap(base, _POW)}**{self._wrap(exp, _POW)}", _POW
+
+    def _piecewise(self, pieces: Sequence[tuple[sp.Expr, sp.Basic]]) -> str:
+        (value, cond), rest = pieces[0], pieces[1:]
+        if cond is sp.true or not rest:
+            return self(value)
+        return f"{self.b.alias}.where({self(cond)}, {self(value)}, {self._piecewise(rest)})"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The inputs a generated function takes, split by kind."""
+
+    inputs: tuple[str, ...]
+    index_inputs: frozenset[str]
+
+    @property
+    def float_inputs(self) -> tuple[str, ...]:
+        return tuple(n for n in self.inputs if n not in self.index_inputs)
+
+
+class FunctionPrinter:
+    """Prints functions of one graph for one backend, collecting the helpers they call."""
+
+    def __init__(self, graph: Graph, backend: Backend):
+        self.graph, self.b = graph, backend
+        self.expr = ExprPrinter(backend)
+
+    def shape(self, e: sp.Expr) -> str:
+        ns = self.b.alias
+        leaves = [s.name for s in sorted(e.free_symbols, key=lambda s: s.name)]
+        if not leaves:
+            return "()"
+        if len(leaves) == 1:
+            return f"{ns}.shape({leaves[0]})"
+        return f"{ns}.broadcast_shapes({', '.join(f'{ns}.shape({n})' for n in leaves)})"
+
+    def body(self, sig: Signature, outputs: Sequence[sp.Expr], extra_params: Sequence[str] = ()) -> tuple[
+            list[str], list[str]]:
+        """Lines computing ``outputs`` from the inputs, and the code of each output."""
+        g = self.graph
+        needed = [s for s in g.dependencies(list(outputs)) if isinstance(g.op_of[s], Apply)]
+        ops = [(s, g.op_of[s]) for s in needed]
+        compound = [stabilize(e) for e in [o for _, op in ops for o in op.operands] + list(outputs)]
+        replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
+        reduced_of = list(reduced)
+        pending = dict(replacements)
+        lines: list[str] = []
+
+        def ready(e: sp.Basic) -> None:
+            for s in sorted(e.free_symbols & pending.keys(), key=lambda s: int(s.name[2:])):
+                if s in pending:
+                    value = pending.pop(s)
+                    ready(value)
+                    lines.append(f"{s.name} = {self.expr(value)}")
+
+        lines.append(f"_dt = _float_dtype({', '.join(sig.float_inputs)})")
+        for name in sig.inputs:
+            kind = f'_as_index({name}, "{name}")' if name in sig.index_inputs else f"_as_float({name}, _dt)"
+            lines.append(f"{name} = {kind}")
+        k = 0
+        original = [o for _, op in ops for o in op.operands]
+        for sym, op in ops:
+            codes, shapes = [], []
+            for operand in op.operands:
+                e = reduced_of[k]
+                ready(e)
+                codes.append(self.expr(e))
+                shapes.append(self.shape(original[k]))
+                k += 1
+            fields = {f"shape{i}": s for i, s in enumerate(shapes)}
+            fields.update({name: repr(value) for name, value in op.params})
+            fields["dtype"] = "_dt"
+            template = PRIMITIVES[op.prim].printed[self.b.name]
+            lines.append(f"{sym.name} = {template.format(*codes, **fields)}")
+        out_codes = []
+        for e in reduced_of[k:]:
+            ready(e)
+            out_codes.append(self.expr(e))
+        return lines, out_codes
+
+    def function(self, name: str, sig: Signature, lines: list[str], returns: str,
+                 params: Sequence[str] | None = None, doc: str = "") -> str:
+        params = sig.inputs if params is None else params
+        head = f"def {name}(*, {', '.join(params)}):" if params and params == sig.inputs else \
+            f"def {name}({', '.join(params)}):"
+        out = [head]
+        if doc:
+            out.append(f"    {doc!r}" if '"' in doc else f'    """{doc}"""')
+        indent = "    "
+        if self.b.guard:
+            out.append(f"    with {self.b.guard}:")
+            indent = "        "
+        out += [indent + line for line in lines]
+        out.append(indent + "return " + returns)
+        return "\n".join(out)
+
+
+_HELPER_CALL = re.compile(r"\b(_[a-z][a-z0-9_]*)\(")
+
+
+def helpers_for(code: str, backend: Backend) -> str:
+    """Source of the runtime helpers ``code`` calls, dependencies first."""
+    order: list[str] = []
+
+    def visit(src: str) -> None:
+        for name in _HELPER_CALL.findall(src):
+            if name in order:
+                continue
+            fn = getattr(backend.runtime, name, None) or getattr(runtime, name, None)
+            if fn is None or not callable(fn):
+                continue
+            order.append(name)
+            visit(inspect.getsource(fn))
+
+    visit(code)
+    chunks = []
+    for name in order:
+        fn = getattr(backend.runtime, name, None) or getattr(runtime, name)
+        src = inspect.getsource(fn)
+        if fn.__module__ == runtime.__name__:
+            src = re.sub(r"\bxp\.", backend.alias + ".", src)
+        chunks.append(src.rstrip())
+    return "\n\n\n".join(chunks)

@@ -1,0 +1,358 @@
+"""Phase 2, resolve: AST → IR, by evaluating the program at compile time.
+
+Constants (numbers, strings, booleans, ``none``) are folded here, so options such as
+``from_logits=true`` or ``reduction="sum"`` choose a branch before any code is generated.
+Calls to definitions are inlined; calls to builtins build IR through their registry entry.
+Free names at the top level are the loss's inputs.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from . import syntax as A
+from .builtins import BUILTINS, REQUIRED
+from .errors import LimitError, LossTypeError, NameResolutionError, Span, did_you_mean
+from .ir import Graph, Input, Tensor, as_number, to_sympy
+
+Value = Tensor | int | float | bool | str | None
+
+MAX_CALL_DEPTH = 64
+RESERVED = frozenset({"np", "jnp", "jax", "math"})
+IMPLICIT = ("y_true", "y_pred")
+
+
+def describe(v: Value) -> str:
+    if isinstance(v, Tensor):
+        return "a boolean tensor" if v.is_bool else "a tensor"
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return f"the string {v!r}"
+    return f"the number {v!r}"
+
+
+@dataclass
+class Scope:
+    """Names visible while evaluating: local bindings, then globals, then (top level) inputs."""
+
+    where: str
+    variables: dict[str, Value] = field(default_factory=dict)
+    library_only: bool = False  # inside a stdlib definition, user definitions are invisible
+    free_names_are_inputs: bool = False
+
+
+class Args:
+    """The bound arguments of one builtin call, with coercions that point at the argument."""
+
+    def __init__(self, resolver: Resolver, func: str, span: Span, values: dict[str, Value],
+                 spans: dict[str, Span], given: set[str]):
+        self._r, self.func, self.span = resolver, func, span
+        self._values, self._spans, self._given = values, spans, given
+        self.graph = resolver.graph
+
+    def _err(self, name: str, message: str) -> LossTypeError:
+        return LossTypeError(f"argument '{name}' of {self.func}(): {message}", self._spans.get(name, self.span))
+
+    def given(self, name: str) -> bool:
+        return name in self._given
+
+    def forbid(self, *names: str, why: str) -> None:
+        for n in names:
+            if n in self._given:
+                raise self._err(n, f"not allowed here: {why}")
+
+    def tensor(self, name: str) -> sp.Expr:
+        v = self._values[name]
+        if isinstance(v, Tensor):
+            return as_number(v.expr)
+        if isinstance(v, (bool, int, float)):
+            return to_sympy(v)
+        raise self._err(name, f"expected a tensor or a number, got {describe(v)}")
+
+    def condition(self, name: str) -> sp.Basic:
+        v = self._values[name]
+        if isinstance(v, bool):
+            return sp.true if v else sp.false
+        if isinstance(v, Tensor) and v.is_bool:
+            return v.expr
+        raise self._err(name, f"expected a condition such as 'a > b', got {describe(v)}")
+
+    def static_int(self, name: str, minimum: int | None = None) -> int:
+        v = self._values[name]
+        if isinstance(v, Tensor) and v.expr.is_Integer:
+            v = int(v.expr)
+        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
+            need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
+            raise self._err(name, f"expected {need}, got {describe(v)}")
+        return v
+
+    def axis(self, name: str) -> int | None:
+        return None if self._values[name] is None else self.static_int(name)
+
+    def flag(self, name: str) -> bool:
+        v = self._values[name]
+        if not isinstance(v, bool):
+            raise self._err(name, f"expected true or false, got {describe(v)}")
+        return v
+
+    def index(self, name: str) -> sp.Expr:
+        """An integer-label operand; the inputs it reads become non-differentiable index inputs."""
+        expr = self.tensor(name)
+        for s in expr.free_symbols:
+            op = self.graph.op_of.get(s)
+            if isinstance(op, Input):
+                self.graph.index_inputs.add(op.name)
+        return expr
+
+
+def _static_number(v: Value) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+}
+_COMPARE_STATIC = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+                   ">": operator.gt, ">=": operator.ge}
+_COMPARE_SYMBOLIC = {"==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
+
+
+class Resolver:
+    """Evaluates a program against the library and the builtins, building one IR graph."""
+
+    def __init__(self, program: A.Program, library: dict[str, A.FuncDef]):
+        self.graph = Graph()
+        self.library = library
+        self.user = {d.name: d for d in program.defs}
+        for d in program.defs:
+            if d.name in BUILTINS:
+                raise NameResolutionError(f"'{d.name}' is a builtin and cannot be redefined", d.span)
+        self.program = program
+        self.globals: dict[str, Value] = {}
+        self.depth = 0
+
+    # --- entry point ----------------------------------------------------------------------
+    def resolve(self) -> sp.Expr:
+        top = Scope("the loss", self.globals, free_names_are_inputs=True)
+        for b in self.program.bindings:
+            self._check_binding_name(b.name, b.span)
+            self.globals[b.name] = self.eval(b.value, top)
+        if self.program.result is None:
+            raise NameResolutionError("the program has no loss expression to compile; "
+                                      "end it with the loss, e.g. mse(y_true, y_pred)", self.program.span)
+        value = self.eval(self.program.result, top)
+        if isinstance(value, Tensor):
+            return as_number(value.expr)
+        if _static_number(value) or isinstance(value, bool):
+            return to_sympy(value)
+        raise LossTypeError(f"the loss must be a number or a tensor, not {describe(value)}",
+                            self.program.result.span)
+
+    # --- names ----------------------------------------------------------------------------
+    def _functions(self, scope: Scope) -> dict[str, Any]:
+        return {**BUILTINS, **self.library, **({} if scope.library_only else self.user)}
+
+    def _check_binding_name(self, name: str, span: Span) -> None:
+        if name in BUILTINS or name in self.library or name in self.user:
+            raise NameResolutionError(f"'{name}' is a function and cannot be rebound", span)
+
+    def _name(self, node: A.Name, scope: Scope) -> Value:
+        if node.id in scope.variables:
+            return scope.variables[node.id]
+        if node.id in self.globals and not scope.library_only:
+            return self.globals[node.id]
+        if node.id in self._functions(scope):
+            raise LossTypeError(f"'{node.id}' is a function; call it as {node.id}(...)", node.span)
+        if not scope.free_names_are_inputs:
+            hint = did_you_mean(node.id, [*scope.variables, *self.globals])
+            raise NameResolutionError(f"name '{node.id}' is not defined in {scope.where}{hint}", node.span)
+        return Tensor(self._input(node.id, node.span))
+
+    def _input(self, name: str, span: Span) -> sp.Symbol:
+        if name.startswith("_") or keyword.iskeyword(name) or name in RESERVED:
+            raise NameResolutionError(f"'{name}' cannot name an input (reserved, or starts with '_')", span)
+        return self.graph.input(name)
+
+    # --- expressions ----------------------------------------------------------------------
+    def eval(self, node: A.Expr, scope: Scope) -> Value:
+        if isinstance(node, A.Number):
+            return node.value
+        if isinstance(node, A.String):
+            return node.value
+        if isinstance(node, A.Constant):
+            return node.value
+        if isinstance(node, A.Name):
+            return self._name(node, scope)
+        if isinstance(node, A.Call):
+            return self._call(node, scope)
+        if isinstance(node, A.BinOp):
+            return self._binop(node, scope)
+        if isinstance(node, A.UnaryOp):
+            return self._unary(node, scope)
+        if isinstance(node, A.IfExp):
+            return self._ifexp(node, scope)
+        raise AssertionError(f"no rule for {type(node).__name__}")  # the grammar makes no other node
+
+    def _numeric(self, v: Value, span: Span, what: str) -> sp.Expr:
+        if isinstance(v, Tensor):
+            return as_number(v.expr)
+        if _static_number(v) or isinstance(v, bool):
+            return to_sympy(v)
+        raise LossTypeError(f"{what} needs numbers or tensors, not {describe(v)}", span)
+
+    def _boolean(self, v: Value, span: Span, what: str) -> sp.Basic | bool:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, Tensor) and v.is_bool:
+            return v.expr
+        raise LossTypeError(f"{what} needs a condition such as 'a > b', not {describe(v)}", span)
+
+    def _binop(self, node: A.BinOp, scope: Scope) -> Value:
+        op = node.op
+        if op in ("and", "or"):
+            return self._logical(node, scope)
+        left, right = self.eval(node.left, scope), self.eval(node.right, scope)
+        if op == "@":
+            return Tensor(self.graph.apply("matmul", self._numeric(left, node.span, "'@'"),
+                                           self._numeric(right, node.span, "'@'")))
+        if op in _COMPARE_STATIC:
+            return self._compare(op, left, right, node.span)
+        if _static_number(left) and _static_number(right):
+            return self._fold(op, left, right, node.span)
+        a = self._numeric(left, node.span, f"'{op}'")
+        b = self._numeric(right, node.span, f"'{op}'")
+        if op == "^":
+            return Tensor(sp.Pow(a, b))
+        return Tensor(_ARITH[op](a, b))
+
+    def _fold(self, op: str, a: int | float, b: int | float, span: Span) -> int | float:
+        try:
+            if op == "^":
+                result = float(a) ** float(b) if not (isinstance(a, int) and isinstance(b, int)
+                                                      and 0 <= b <= 64 and abs(a) < 2**16) else a ** b
+            else:
+                result = _ARITH[op](a, b)
+        except ZeroDivisionError:
+            raise LossTypeError("division by zero in a constant expression", span) from None
+        except (OverflowError, ValueError):
+            raise LossTypeError("constant expression overflows or is undefined", span) from None
+        if isinstance(result, complex) or (isinstance(result, float) and not math.isfinite(result)):
+            raise LossTypeError("constant expression overflows or is undefined", span)
+        return result
+
+    def _compare(self, op: str, left: Value, right: Value, span: Span) -> Value:
+        if left is None or right is None or isinstance(left, str) or isinstance(right, str):
+            if op not in ("==", "!="):
+                raise LossTypeError(f"'{op}' cannot compare {describe(left)} with {describe(right)}", span)
+            if isinstance(left, Tensor) or isinstance(right, Tensor):
+                other = right if isinstance(left, Tensor) else left
+                if other is not None:
+                    raise LossTypeError(f"cannot compare a tensor with {describe(other)}", span)
+                return (op == "!=")  # a tensor is never none
+            return _COMPARE_STATIC[op](left, right)
+        if not isinstance(left, Tensor) and not isinstance(right, Tensor):
+            return _COMPARE_STATIC[op](left, right)
+        a, b = self._numeric(left, span, f"'{op}'"), self._numeric(right, span, f"'{op}'")
+        result = _COMPARE_SYMBOLIC[op](a, b)
+        return bool(result) if result in (sp.true, sp.false) else Tensor(result)
+
+    def _logical(self, node: A.BinOp, scope: Scope) -> Value:
+        what = f"'{node.op}'"
+        left = self._boolean(self.eval(node.left, scope), node.left.span, what)
+        if isinstance(left, bool) and left == (node.op == "or"):
+            return left  # short-circuit: the right side is not evaluated
+        right = self._boolean(self.eval(node.right, scope), node.right.span, what)
+        if isinstance(left, bool):
+            return right if isinstance(right, bool) else Tensor(right)
+        result = (sp.And if node.op == "and" else sp.Or)(left, right)
+        return bool(result) if result in (sp.true, sp.false) else Tensor(result)
+
+    def _unary(self, node: A.UnaryOp, scope: Scope) -> Value:
+        v = self.eval(node.operand, scope)
+        if node.op == "not":
+            b = self._boolean(v, node.operand.span, "'not'")
+            return (not b) if isinstance(b, bool) else Tensor(sp.Not(b))
+        if _static_number(v):
+            return -v if node.op == "-" else v
+        e = self._numeric(v, node.span, f"unary '{node.op}'")
+        return Tensor(-e if node.op == "-" else e)
+
+    def _ifexp(self, node: A.IfExp, scope: Scope) -> Value:
+        test = self._boolean(self.eval(node.test, scope), node.test.span, "'if'")
+        if isinstance(test, bool):
+            return self.eval(node.body if test else node.orelse, scope)
+        body = self._numeric(self.eval(node.body, scope), node.body.span, "a tensor 'if'")
+        orelse = self._numeric(self.eval(node.orelse, scope), node.orelse.span, "a tensor 'if'")
+        return Tensor(sp.Piecewise((body, test), (orelse, True)))
+
+    # --- calls ----------------------------------------------------------------------------
+    def _call(self, node: A.Call, scope: Scope) -> Value:
+        functions = self._functions(scope)
+        target = functions.get(node.func)
+        if target is None:
+            hint = did_you_mean(node.func, functions)
+            raise NameResolutionError(f"unknown function '{node.func}'{hint}", node.span)
+        if isinstance(target, A.FuncDef):
+            params = tuple((p.name, REQUIRED if p.default is None else p.default) for p in target.params)
+        else:
+            params = target.params
+        names = [p for p, _ in params]
+        implicit: dict[str, Value] = {}
+        given_kw = {k.name for k in node.kwargs}
+        if not node.args and names[:2] == list(IMPLICIT):
+            for n in IMPLICIT:
+                if n not in given_kw:
+                    implicit[n] = Tensor(self._input(n, node.span))
+        values = {**implicit}
+        spans: dict[str, Span] = {}
+        if len(node.args) > len(params):
+            extra = node.args[len(params)]
+            raise NameResolutionError(f"{node.func}() takes at most {len(params)} positional arguments "
+                                      f"({', '.join(names)})", extra.span)
+        for (name, _), arg in zip(params, node.args):
+            values[name] = self.eval(arg, scope)
+            spans[name] = arg.span
+        for kw in node.kwargs:
+            if kw.name not in names:
+                hint = did_you_mean(kw.name, names)
+                raise NameResolutionError(f"{node.func}() has no parameter '{kw.name}'{hint}", kw.span)
+            if kw.name in values:
+                raise NameResolutionError(f"{node.func}() got two values for '{kw.name}'", kw.span)
+            values[kw.name] = self.eval(kw.value, scope)
+            spans[kw.name] = kw.span
+        given = set(values)
+        for name, default in params:
+            if name not in values:
+                if default is REQUIRED:
+                    raise NameResolutionError(f"{node.func}() is missing its argument '{name}'", node.span)
+                values[name] = default
+        if isinstance(target, A.FuncDef):
+            return self._inline(target, values, node.span)
+        return target.build(Args(self, node.func, node.span, values, spans, given))
+
+    def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span) -> Value:
+        if self.depth >= MAX_CALL_DEPTH:
+            raise LimitError(f"calls nested deeper than {MAX_CALL_DEPTH} (is '{d.name}' recursive?)", span)
+        library_only = d.family != "user"
+        defaults = Scope(f"the defaults of '{d.name}'", library_only=library_only)
+        scope = Scope(f"'{d.name}'", library_only=library_only)
+        for p in d.params:
+            v = values[p.name]
+            scope.variables[p.name] = self.eval(v, defaults) if isinstance(v, A.Node) else v
+        self.depth += 1
+        try:
+            for b in d.body:
+                scope.variables[b.name] = self.eval(b.value, scope)
+            return self.eval(d.result, scope)
+        finally:
+            self.depth -= 1
