@@ -136,7 +136,7 @@ def _expand(g: Graph, op: Apply, ct: sp.Expr) -> sp.Expr:
     axis, keepdims = op.param("axis"), op.param("keepdims")
     if axis is None or keepdims:
         return ct
-    return g.apply("expand_dims", ct, axis=axis)
+    return g.apply("expand_dims", ct, g.leaf(op), axis=axis)
 
 
 def _vjp_sum(g, op, out, ct):
@@ -174,7 +174,7 @@ def _vjp_take(g, op, out, ct):
 
 
 def _vjp_expand_dims(g, op, out, ct):
-    return (g.apply("sum", ct, axis=op.param("axis"), keepdims=False),)
+    return (g.apply("sum", ct, axis=op.param("axis"), keepdims=False), None)
 
 
 def _vjp_sum_to(g, op, out, ct):
@@ -198,8 +198,9 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype})", "jax": "_one_hot({0}, {depth}, {dtype})"}),
     # internal ops that only gradients create
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}),
-    Primitive("expand_dims", {"numpy": "np.expand_dims({0}, {axis})", "jax": "jnp.expand_dims({0}, {axis})"},
-              _vjp_expand_dims),
+    Primitive("expand_dims", {"numpy": "_expand_dims({0}, {shape1}, {axis})",
+                              "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
+              doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored"),
     Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1})", "jax": "_sum_to({0}, {shape1})"}, _vjp_sum_to),
     Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2})", "jax": "_matmul_vjp_a({0}, {1}, {2})"}),
     Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2})", "jax": "_matmul_vjp_b({0}, {1}, {2})"}),

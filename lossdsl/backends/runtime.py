@@ -29,6 +29,11 @@ def _count(shape, axis):
     return shape[axis]
 
 
+def _expand_dims(g, shape, axis):
+    """A reduction's cotangent (broadcastable to its output ``shape``) with the axis put back."""
+    return xp.expand_dims(xp.broadcast_to(g, shape), axis)
+
+
 def _take(x, labels, axis):
     _check_labels(labels, xp.shape(x)[axis])
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
