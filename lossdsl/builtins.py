@@ -129,6 +129,15 @@ class Primitive:
     printed: dict[str, str]
     vjp: VJP | None = None
     doc: str = ""
+    formula: Callable[..., sp.Expr] | None = None  # how it reads as math; default: name(operands)
+
+
+def _fn(name: str) -> type[sp.Function]:
+    return sp.Function(name)
+
+
+def _transparent(x: sp.Expr, *_: sp.Expr) -> sp.Expr:
+    return x
 
 
 def _expand(g: Graph, op: Apply, ct: sp.Expr) -> sp.Expr:
@@ -200,12 +209,18 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}),
     Primitive("expand_dims", {"numpy": "_expand_dims({0}, {shape1}, {axis})",
                               "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
-              doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored"),
-    Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1})", "jax": "_sum_to({0}, {shape1})"}, _vjp_sum_to),
-    Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2})", "jax": "_matmul_vjp_a({0}, {1}, {2})"}),
-    Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2})", "jax": "_matmul_vjp_b({0}, {1}, {2})"}),
+              doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
+              formula=_transparent),
+    Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1})", "jax": "_sum_to({0}, {shape1})"}, _vjp_sum_to,
+              doc="operand 0 summed down to the shape of operand 1 (undoes broadcasting)",
+              formula=lambda x, like: _fn("sum")(x)),
+    Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2})", "jax": "_matmul_vjp_a({0}, {1}, {2})"},
+              formula=lambda g, a, b: _fn("matmul")(g, _fn("transpose")(b))),
+    Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2})", "jax": "_matmul_vjp_b({0}, {1}, {2})"},
+              formula=lambda g, a, b: _fn("matmul")(_fn("transpose")(a), g)),
     Primitive("take_vjp", {"numpy": "_take_vjp({0}, {1}, {shape2}, {axis})",
-                           "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"}),
+                           "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"},
+              formula=lambda g, labels, x: g * _fn("one_hot")(labels)),
 )}
 
 

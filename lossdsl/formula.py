@@ -1,17 +1,17 @@
 """Formulas for people: IR expressions rendered as plain SymPy, element by element.
 
 Inputs become plain symbols (no assumptions, so they compare equal to ``sympy.Symbol(name)``),
-element counts become ``n`` (then ``n_2``, ...), shape bookkeeping disappears, and other ops
-print as applied functions such as ``logsumexp(z)`` or ``matmul(X, w)``.
+element counts become ``n`` (then ``n_2``, ...), and other ops read as each primitive's
+``formula`` says: shape bookkeeping disappears, the rest are applied functions such as
+``logsumexp(z)`` or ``matmul(transpose(X), g)``.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .ir import Apply, Graph, Input
-
-_TRANSPARENT = ("sum_to", "expand_dims")
+from .builtins import PRIMITIVES
+from .ir import Graph, Input
 
 
 def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
@@ -35,10 +35,9 @@ def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
                 memo[sym] = sp.Symbol(op.name)
             elif op.prim == "count":
                 memo[sym] = count_symbol()
-            elif op.prim in _TRANSPARENT:
-                memo[sym] = sub(op.operands[0])
             else:
-                memo[sym] = sp.Function(op.prim)(*(sub(o) for o in op.operands))
+                shown = PRIMITIVES[op.prim].formula or sp.Function(op.prim)
+                memo[sym] = shown(*(sub(o) for o in op.operands))
         return memo[sym]
 
     def sub(e: sp.Expr) -> sp.Expr:

@@ -38,7 +38,7 @@ def requires_grad(graph: Graph, wrt: Sequence[str]) -> set[sp.Symbol]:
     return need
 
 
-def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = sp.Integer(1)) -> dict[str, sp.Expr]:
+def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = sp.S.One) -> dict[str, sp.Expr]:
     """d(root)/d(input) for each input in ``wrt``, as expressions over leaves.
 
     ``seed`` is the cotangent of ``root``: 1 for the gradient of a scalar loss, a symbol for a

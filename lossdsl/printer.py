@@ -210,7 +210,7 @@ class FunctionPrinter:
         original = [o for _, op in ops for o in op.operands]
         for sym, op in ops:
             codes, shapes = [], []
-            for operand in op.operands:
+            for _ in op.operands:
                 e = reduced_of[k]
                 ready(e)
                 codes.append(self.expr(e))

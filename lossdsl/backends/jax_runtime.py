@@ -3,6 +3,8 @@
 import jax
 import jax.numpy as jnp
 
+from .runtime import _sum_to
+
 
 def _float_dtype(*xs):
     """The floating dtype of the float inputs; Python scalars are weak and do not promote."""

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .runtime import _sum_to
+
 
 def _float_dtype(*xs):
     """The floating dtype of the float inputs; Python scalars are weak and do not promote."""
@@ -19,12 +21,6 @@ def _as_index(x, name):
     if not np.issubdtype(x.dtype, np.integer):
         raise TypeError(f"input '{name}' holds integer labels, but its dtype is {x.dtype}")
     return x
-
-
-def _check_labels(labels, n):
-    if np.size(labels) and (np.min(labels) < 0 or np.max(labels) >= n):
-        raise ValueError(f"integer labels must lie in [0, {n}); got values from {np.min(labels)} "
-                         f"to {np.max(labels)}")
 
 
 def _out(x, dt):

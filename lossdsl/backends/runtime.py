@@ -1,5 +1,7 @@
 """Array helpers shared by the backends, written against ``xp`` (NumPy's API).
 
+A backend's own runtime module overrides a helper by defining one of the same name.
+
 Generated modules copy the helpers they use, with ``xp`` printed as the backend's own module
 alias (``np`` or ``jnp``), so a generated module imports nothing but its array library.
 """
@@ -32,6 +34,12 @@ def _count(shape, axis):
 def _expand_dims(g, shape, axis):
     """A reduction's cotangent (broadcastable to its output ``shape``) with the axis put back."""
     return xp.expand_dims(xp.broadcast_to(g, shape), axis)
+
+
+def _check_labels(labels, n):
+    if xp.size(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
+        raise ValueError(f"integer labels must lie in [0, {n}); got values from {xp.min(labels)} "
+                         f"to {xp.max(labels)}")
 
 
 def _take(x, labels, axis):
