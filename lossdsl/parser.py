@@ -6,7 +6,8 @@ import math
 import re
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import Indenter
 
@@ -66,7 +67,7 @@ def parse_number(text: str) -> int | float:
 
 
 @v_args(meta=True)
-class _ToAST(Transformer):
+class _ToAST(Transformer_NonRecursive):
     def __init__(self, source: str, file: str):
         super().__init__()
         self._source, self._file = source, file
@@ -245,7 +246,8 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
 
 
 def _check_depth(tree) -> None:
-    """Reject trees deeper than MAX_DEPTH before the recursive transformer sees them."""
+    """Reject nesting deeper than MAX_DEPTH. A chain such as ``a + b + c`` is one level: its
+    left-deep spine does not count, and the resolver walks it without recursion."""
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
@@ -253,7 +255,10 @@ def _check_depth(tree) -> None:
             meta = node.meta
             raise LimitError(f"expression nested deeper than {MAX_DEPTH} levels",
                              Span(getattr(meta, "line", 1), getattr(meta, "column", 1)))
-        stack.extend((c, depth + 1) for c in node.children if hasattr(c, "children"))
+        for i, c in enumerate(node.children):
+            if hasattr(c, "children"):
+                chain = i == 0 and node.data == "binop" and c.data == "binop"
+                stack.append((c, depth if chain else depth + 1))
 
 
 def parse(text: str, file: str = "<string>") -> A.Program:

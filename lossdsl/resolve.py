@@ -218,10 +218,19 @@ class Resolver:
         raise LossTypeError(f"{what} needs a condition such as 'a > b', not {describe(v)}", span)
 
     def _binop(self, node: A.BinOp, scope: Scope) -> Value:
-        op = node.op
-        if op in ("and", "or"):
+        if node.op in ("and", "or"):
             return self._logical(node, scope)
-        left, right = self.eval(node.left, scope), self.eval(node.right, scope)
+        spine = []  # a + b + c + ... is left-deep: walk it without recursion
+        while isinstance(node, A.BinOp) and node.op not in ("and", "or"):
+            spine.append(node)
+            node = node.left
+        value = self.eval(node, scope)
+        for b in reversed(spine):
+            value = self._apply(b, value, self.eval(b.right, scope))
+        return value
+
+    def _apply(self, node: A.BinOp, left: Value, right: Value) -> Value:
+        op = node.op
         if op == "@":
             return Tensor(self.graph.apply("matmul", self._numeric(left, node.span, "'@'"),
                                            self._numeric(right, node.span, "'@'")))
