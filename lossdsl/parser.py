@@ -7,9 +7,9 @@ import re
 from functools import lru_cache
 
 from lark import Lark, Token, v_args
-from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import Indenter
+from lark.visitors import Transformer_NonRecursive
 
 from . import syntax as A
 from .errors import LimitError, LossDSLError, ParseError, Span
