@@ -17,7 +17,7 @@ from .builtins import PRIMITIVES
 from .ir import Apply, Graph, Input
 
 
-def _scalar(graph: Graph, sym: sp.Symbol) -> bool:
+def is_scalar(graph: Graph, sym: sp.Symbol) -> bool:
     """True for leaves known to be 0-d at run time: full reductions and element counts."""
     op = graph.op_of.get(sym)
     if not isinstance(op, Apply):
@@ -57,7 +57,7 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
                 continue
             contribution = cotangent * d
             fits = isinstance(graph.op_of[leaf], Input) or all(
-                s == leaf or _scalar(graph, s) for s in graph.leaves(contribution))
+                s == leaf or is_scalar(graph, s) for s in graph.leaves(contribution))
             ct[leaf] += contribution if fits else graph.apply("sum_to", contribution, leaf)
 
     with distribute(False):

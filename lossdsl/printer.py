@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -18,6 +18,7 @@ import sympy as sp
 
 from .backends import jax_runtime, numpy_runtime, runtime
 from .builtins import FUNCTION_NAMES, PRIMITIVES
+from .gradient import is_scalar
 from .ir import Apply, Graph
 from .rewrite import stabilize
 
@@ -41,8 +42,9 @@ BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX)}
 class ExprPrinter:
     """Prints a SymPy expression as array code; every leaf symbol prints as its name."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, scalar: Callable[[sp.Symbol], bool] = lambda s: False):
         self.b = backend
+        self.scalar = scalar  # which leaves are known to be 0-d
 
     def __call__(self, e: sp.Basic) -> str:
         return self._p(e)[0]
@@ -104,30 +106,39 @@ class ExprPrinter:
         return out, _ADD
 
     def _mul(self, e: sp.Mul) -> tuple[str, int]:
+        """A product, with its scalar factors (numbers, counts, full reductions) gathered so that
+        ``2*r/n`` costs one pass over the array: ``r*(2/n)``."""
         coeff, factors = e.as_coeff_mul()
         negative = coeff < 0
         coeff = -coeff if negative else coeff
-        num: list[sp.Expr] = []
-        den: list[sp.Expr] = []
-        if coeff.is_Rational and coeff.q != 1 and coeff.p == 1:
-            den.append(sp.Integer(coeff.q))  # x/2 rather than 0.5*x
+        num: dict[bool, list[sp.Expr]] = {True: [], False: []}  # keyed by "is a scalar"
+        den: dict[bool, list[sp.Expr]] = {True: [], False: []}
+        if coeff.is_Rational:
+            if coeff.p != 1:
+                num[True].append(sp.Integer(coeff.p))
+            if coeff.q != 1:
+                den[True].append(sp.Integer(coeff.q))
         elif coeff != 1:
-            num.append(coeff)
+            num[True].append(coeff)
         for f in factors:
             if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
-                den.append(sp.Pow(f.base, -f.exp))
+                b = sp.Pow(f.base, -f.exp)
+                den[self._is_scalar(b)].append(b)
             else:
-                num.append(f)
-        if len(num) == 1 and not den:
-            code, prec = self._p(num[0])
+                num[self._is_scalar(f)].append(f)
+        if num[False] or den[False]:
+            array = self._fraction(num[False], den[False])
+            if num[True] and den[True]:
+                code = f"{self._wrap_code(*array, _MUL - 1)}*({self._fraction(num[True], den[True])[0]})"
+            elif den[True]:
+                code = f"{self._wrap_code(*array, _MUL - 1)}/{self._denominator(den[True])}"
+            elif num[True]:
+                code = f"{self._fraction(num[True], [])[0]}*{self._wrap_code(*array, _MUL)}"
+            else:
+                code = array[0]
+            prec = _MUL if (num[True] or den[True] or array[1] <= _MUL) else array[1]
         else:
-            code = "*".join(self._wrap(f, _MUL) for f in num) if num else "1"
-            prec = _MUL
-        if den:
-            d = "*".join(self._wrap(f, _MUL) for f in den)
-            code = self._wrap_code(code, prec, _MUL - 1) + "/" + (
-                d if len(den) == 1 and self._p(den[0])[1] > _MUL else f"({d})")
-            prec = _MUL
+            code, prec = self._fraction(num[True], den[True])
         if negative:
             return "-" + self._wrap_code(code, prec, _UNARY - 1 if prec >= _MUL else _UNARY), min(prec, _UNARY)
         return code, prec
@@ -135,6 +146,19 @@ class ExprPrinter:
     @staticmethod
     def _wrap_code(code: str, prec: int, floor: int) -> str:
         return code if prec > floor else f"({code})"
+
+    def _is_scalar(self, e: sp.Expr) -> bool:
+        return all(self.scalar(s) for s in e.free_symbols)
+
+    def _denominator(self, den: list[sp.Expr]) -> str:
+        d = "*".join(self._wrap(f, _MUL) for f in den)
+        return d if len(den) == 1 and self._p(den[0])[1] > _MUL else f"({d})"
+
+    def _fraction(self, num: list[sp.Expr], den: list[sp.Expr]) -> tuple[str, int]:
+        if len(num) == 1 and not den:
+            return self._p(num[0])
+        code = "*".join(self._wrap(f, _MUL) for f in num) if num else "1"
+        return (code + "/" + self._denominator(den) if den else code), _MUL
 
     def _pow(self, e: sp.Pow) -> tuple[str, int]:
         base, exp = e.base, e.exp
@@ -172,7 +196,8 @@ class FunctionPrinter:
 
     def __init__(self, graph: Graph, backend: Backend):
         self.graph, self.b = graph, backend
-        self.expr = ExprPrinter(backend)
+        self.scalars: set[sp.Symbol] = set()  # common subexpressions known to be 0-d
+        self.expr = ExprPrinter(backend, lambda s: s in self.scalars or is_scalar(graph, s))
 
     def shape(self, e: sp.Expr) -> str:
         ns = self.b.alias
@@ -192,6 +217,9 @@ class FunctionPrinter:
         compound = [stabilize(e) for e in [o for _, op in ops for o in op.operands] + list(outputs)]
         replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
         reduced_of = list(reduced)
+        for sym, value in replacements:
+            if all(s in self.scalars or is_scalar(g, s) for s in value.free_symbols):
+                self.scalars.add(sym)
         pending = dict(replacements)
         lines: list[str] = []
 
