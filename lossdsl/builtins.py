@@ -190,6 +190,15 @@ def _vjp_sum_to(g, op, out, ct):
     return (ct, None)
 
 
+def _vjp_within(g, op, out, ct):
+    return (ct,)
+
+
+def _vjp_per_sample(g, op, out, ct):
+    w, like = op.operands
+    return (g.apply("per_sample_vjp", ct, w, like), None)
+
+
 _REDUCE = "{0}, axis={axis}, keepdims={keepdims}"
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
@@ -205,6 +214,15 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})"}, _vjp_matmul),
     Primitive("take", {"numpy": "_take({0}, {1}, {axis})", "jax": "_take({0}, {1}, {axis})"}, _vjp_take),
     Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype})", "jax": "_one_hot({0}, {depth}, {dtype})"}),
+    Primitive("within", {"numpy": "_within({0}, {lower}, {upper}, {integer}, {label})",
+                         "jax": "_within({0}, {lower}, {upper}, {integer}, {label})"}, _vjp_within,
+              doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent),
+    Primitive("per_sample", {"numpy": "_per_sample({0}, {shape1})", "jax": "_per_sample({0}, {shape1})"},
+              _vjp_per_sample, doc="per-sample values (leading axis) broadcast against operand 1",
+              formula=_transparent),
+    Primitive("per_sample_vjp", {"numpy": "_per_sample_vjp({0}, {shape1}, {shape2})",
+                                 "jax": "_per_sample_vjp({0}, {shape1}, {shape2})"},
+              formula=lambda g, w, like: _fn("sum")(g)),
     # internal ops that only gradients create
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}),
     Primitive("expand_dims", {"numpy": "_expand_dims({0}, {shape1}, {axis})",
@@ -271,6 +289,16 @@ def _take(a: Args) -> Tensor:
     return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis")))
 
 
+def _within(a: Args) -> Tensor:
+    lower, upper = a.number_or_none("lower"), a.number_or_none("upper")
+    return Tensor(a.graph.apply("within", a.tensor("x"), lower=lower, upper=upper, integer=a.flag("integer"),
+                                label=a.describe_input("x")))
+
+
+def _per_sample(a: Args) -> Tensor:
+    return Tensor(a.graph.apply("per_sample", a.tensor("w"), a.tensor("like")))
+
+
 def _one_hot(a: Args) -> Tensor:
     return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=a.static_int("num_classes", minimum=1)))
 
@@ -290,6 +318,10 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "the entry of x at each integer label along axis (x[..., label])"),
     Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED)), _one_hot,
             "integer labels as one-hot rows of length num_classes"),
+    Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False)), _within,
+            "x itself, checked at call time (where values are concrete) to lie in [lower, upper]"),
+    Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
+            "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
 )}
 
 

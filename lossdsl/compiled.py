@@ -130,6 +130,14 @@ def load_module(source: str, label: str) -> types.ModuleType:
     return module
 
 
+def _reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any]) -> Any:
+    """Call generated code; its checks raise ValueError/TypeError, reported as InputError."""
+    try:
+        return fn(**inputs)
+    except (ValueError, TypeError) as e:
+        raise InputError(str(e)) from e
+
+
 class CompiledLoss:
     """A loss compiled for one backend: call it by keyword; ask it for gradients and formulas."""
 
@@ -184,7 +192,7 @@ class CompiledLoss:
 
     def __call__(self, **inputs: Any) -> Any:
         self._check(inputs)
-        return self._value_fn(**inputs)
+        return _reporting_input_errors(self._value_fn, inputs)
 
     def _wrt(self, wrt: str | Sequence[str]) -> tuple[str, ...]:
         names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
@@ -210,7 +218,7 @@ class CompiledLoss:
 
         def value_and_grad(**inputs: Any) -> Any:
             self._check(inputs)
-            value, grads = fn(**inputs)
+            value, grads = _reporting_input_errors(fn, inputs)
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
         return value_and_grad
 

@@ -61,8 +61,9 @@ class LimitError(LossDSLError):
     """The program is too large or too deep to compile safely."""
 
 
-class InputError(LossDSLError):
-    """Bad call-time data: a missing input, a wrong dtype, a label out of range."""
+class InputError(LossDSLError, ValueError):
+    """Bad call-time data: a missing input, a wrong dtype, a label out of range, shapes that
+    do not broadcast. Also a ValueError, as NumPy users expect."""
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

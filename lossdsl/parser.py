@@ -115,10 +115,10 @@ class _ToAST(Transformer_NonRecursive):
             raise ParseError(f"definition '{name}' must end with 'return <expression>'", self._span(meta))
         result = stmts.pop().value
         for s in stmts:
-            if not isinstance(s, A.Assign):
+            if not isinstance(s, (A.Assign, A.Assert)):
                 what = "'return' before the end" if isinstance(s, A.Return) else "an expression statement"
-                raise ParseError(f"{what} in the body of '{name}'; only bindings 'x = ...' may come before "
-                                 "the final return", s.span)
+                raise ParseError(f"{what} in the body of '{name}'; only bindings 'x = ...' and asserts may "
+                                 "come before the final return", s.span)
         return A.FuncDef(self._tok_span(name), str(name), params, doc, tuple(stmts), result)
 
     def params(self, meta, items):
@@ -134,6 +134,9 @@ class _ToAST(Transformer_NonRecursive):
     def assign(self, meta, items):
         name, value = items
         return A.Assign(self._tok_span(name), str(name), value)
+
+    def assert_stmt(self, meta, items):
+        return A.Assert(self._span(meta), items[0], items[1])
 
     def return_stmt(self, meta, items):
         return A.Return(self._span(meta), items[0])

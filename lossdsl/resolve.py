@@ -19,7 +19,7 @@ import sympy as sp
 
 from . import syntax as A
 from .builtins import BUILTINS, REQUIRED
-from .errors import LimitError, LossTypeError, NameResolutionError, Span, did_you_mean
+from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
 from .ir import Graph, Input, Tensor, as_number, to_sympy
 
 Value = Tensor | int | float | bool | str | None
@@ -39,6 +39,15 @@ def describe(v: Value) -> str:
     if isinstance(v, str):
         return f"the string {v!r}"
     return f"the number {v!r}"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A definition being inlined, and the call that inlined it."""
+
+    name: str
+    span: Span
+    from_user: bool  # called from the user's program rather than from the library
 
 
 @dataclass
@@ -105,6 +114,20 @@ class Args:
             raise self._err(name, f"expected true or false, got {describe(v)}")
         return v
 
+    def number_or_none(self, name: str) -> float | None:
+        v = self._values[name]
+        if v is None or (_static_number(v)):
+            return v
+        raise self._err(name, f"expected a constant number or none, got {describe(v)}")
+
+    def describe_input(self, name: str) -> str:
+        """How a runtime error names this argument: the input it is, and the loss it went to."""
+        v = self._values[name]
+        op = self.graph.op_of.get(v.expr) if isinstance(v, Tensor) else None
+        frame = self._r.user_frame()
+        what = f"input '{op.name}'" if isinstance(op, Input) else f"argument '{name}'"
+        return what + (f" of {frame.name}()" if frame else "")
+
     def index(self, name: str) -> sp.Expr:
         """An integer-label operand; the inputs it reads become non-differentiable index inputs."""
         expr = self.tensor(name)
@@ -139,14 +162,13 @@ class Resolver:
                 raise NameResolutionError(f"'{d.name}' is a builtin and cannot be redefined", d.span)
         self.program = program
         self.globals: dict[str, Value] = {}
-        self.depth = 0
+        self.frames: list[Frame] = []  # definitions being inlined, innermost last
 
     # --- entry point ----------------------------------------------------------------------
     def resolve(self) -> sp.Expr:
         top = Scope("the loss", self.globals, free_names_are_inputs=True)
         for b in self.program.bindings:
-            self._check_binding_name(b.name, b.span)
-            self.globals[b.name] = self.eval(b.value, top)
+            self._statement(b, top)
         if self.program.result is None:
             raise NameResolutionError("the program has no loss expression to compile; "
                                       "end it with the loss, e.g. mse(y_true, y_pred)", self.program.span)
@@ -346,11 +368,11 @@ class Resolver:
                     raise NameResolutionError(f"{node.func}() is missing its argument '{name}'", node.span)
                 values[name] = default
         if isinstance(target, A.FuncDef):
-            return self._inline(target, values, node.span)
+            return self._inline(target, values, node.span, from_user=not scope.library_only)
         return target.build(Args(self, node.func, node.span, values, spans, given))
 
-    def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span) -> Value:
-        if self.depth >= MAX_CALL_DEPTH:
+    def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span, from_user: bool) -> Value:
+        if len(self.frames) >= MAX_CALL_DEPTH:
             raise LimitError(f"calls nested deeper than {MAX_CALL_DEPTH} (is '{d.name}' recursive?)", span)
         library_only = d.family != "user"
         defaults = Scope(f"the defaults of '{d.name}'", library_only=library_only)
@@ -358,10 +380,38 @@ class Resolver:
         for p in d.params:
             v = values[p.name]
             scope.variables[p.name] = self.eval(v, defaults) if isinstance(v, A.Node) else v
-        self.depth += 1
+        self.frames.append(Frame(d.name, span, from_user))
         try:
             for b in d.body:
-                scope.variables[b.name] = self.eval(b.value, scope)
+                self._statement(b, scope)
             return self.eval(d.result, scope)
+        except LossDSLError as e:
+            if not (library_only and from_user and e.span is not None and e.span.file.startswith("stdlib/")):
+                raise
+            # a mistake in the user's call that surfaced inside the library: point at the call
+            where = f"{e.span.file}:{e.span.line}"
+            raise type(e)(f"in {d.name}(): {e.message} (at {where})", span) from None
         finally:
-            self.depth -= 1
+            self.frames.pop()
+
+    def user_frame(self) -> Frame | None:
+        """The innermost definition the user's program called directly."""
+        return next((f for f in reversed(self.frames) if f.from_user), None)
+
+    def _statement(self, stmt: A.Assign | A.Assert, scope: Scope) -> None:
+        if isinstance(stmt, A.Assign):
+            if scope.free_names_are_inputs:
+                self._check_binding_name(stmt.name, stmt.span)
+            scope.variables[stmt.name] = self.eval(stmt.value, scope)
+            return
+        test = self.eval(stmt.test, scope)
+        if not isinstance(test, bool):
+            raise LossTypeError(f"assert needs a constant condition, not {describe(test)}", stmt.test.span)
+        if test:
+            return
+        message = self.eval(stmt.message, scope) if stmt.message is not None else "assertion failed"
+        frame = self.user_frame()
+        text = message if isinstance(message, str) else f"assertion failed: {describe(message)}"
+        if frame is not None and scope.library_only:
+            raise LossTypeError(f"{frame.name}(): {text}", frame.span)
+        raise LossTypeError(text, stmt.span)

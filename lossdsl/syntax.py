@@ -90,6 +90,14 @@ class Assign(Node):
 
 
 @dataclass(frozen=True)
+class Assert(Node):
+    """``assert test, "message"``: checked at compile time; ``test`` must be a constant."""
+
+    test: Expr | None = None
+    message: Expr | None = None
+
+
+@dataclass(frozen=True)
 class Return(Node):
     value: Expr | None = None
 
@@ -106,7 +114,7 @@ class FuncDef(Node):
     name: str = ""
     params: tuple[Param, ...] = ()
     doc: str = ""
-    body: tuple[Assign, ...] = ()
+    body: tuple[Assign | Assert, ...] = ()
     result: Expr | None = None
     family: str = "user"
 
@@ -116,5 +124,5 @@ class Program(Node):
     """Definitions and top-level bindings, ending (for a loss) with the expression to compile."""
 
     defs: tuple[FuncDef, ...] = ()
-    bindings: tuple[Assign, ...] = ()
+    bindings: tuple[Assign | Assert, ...] = ()
     result: Expr | None = None

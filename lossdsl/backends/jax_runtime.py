@@ -32,6 +32,18 @@ def _check_labels(labels, n):
                          f"to {jnp.max(labels)}")
 
 
+def _within(x, lower, upper, integer, label):
+    """``x`` itself, checked where its values are concrete (not under jit)."""
+    if integer and not jnp.issubdtype(jnp.result_type(x), jnp.integer):
+        raise TypeError(f"{label} must hold integers; got dtype {jnp.result_type(x)}")
+    if isinstance(x, jax.core.Tracer) or not jnp.size(x):
+        return x
+    lo, hi = jnp.min(x), jnp.max(x)
+    if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
+        raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {lo} to {hi}")
+    return x
+
+
 def _out(x, dt):
     return jnp.asarray(x, dtype=dt)
 

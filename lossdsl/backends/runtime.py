@@ -36,6 +36,29 @@ def _expand_dims(g, shape, axis):
     return xp.expand_dims(xp.broadcast_to(g, shape), axis)
 
 
+def _within(x, lower, upper, integer, label):
+    """``x`` itself, after checking its values lie in [lower, upper] (and are integers)."""
+    if integer and not xp.issubdtype(xp.asarray(x).dtype, xp.integer):
+        raise TypeError(f"{label} must hold integers; got dtype {xp.asarray(x).dtype}")
+    if xp.size(x):
+        lo, hi = xp.min(x), xp.max(x)
+        if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
+            raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {lo} to {hi}")
+    return x
+
+
+def _per_sample(w, shape):
+    """One value per sample (the leading axis), broadcast against an array of ``shape``."""
+    w = xp.reshape(w, xp.shape(w) + (1,) * (len(shape) - xp.ndim(w)))
+    return xp.broadcast_to(w, xp.broadcast_shapes(xp.shape(w), tuple(shape)))
+
+
+def _per_sample_vjp(g, w_shape, shape):
+    padded = tuple(w_shape) + (1,) * (len(shape) - len(w_shape))
+    g = _sum_to(xp.broadcast_to(g, xp.broadcast_shapes(padded, tuple(shape))), padded)
+    return xp.reshape(g, w_shape)
+
+
 def _check_labels(labels, n):
     if xp.size(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
         raise ValueError(f"integer labels must lie in [0, {n}); got values from {xp.min(labels)} "
