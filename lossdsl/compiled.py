@@ -65,6 +65,8 @@ class ModuleWriter:
 
     def _jax_wiring(self) -> str:
         names = self.sig.inputs
+        if not names:  # a constant loss: nothing to differentiate
+            return 'def loss():\n    """The loss value (a constant)."""\n    return _value()'
         args = ", ".join(names)
         diff = self.differentiable
         cot = ", ".join(f"_cotangent(grads[{diff.index(n)}], {n})" if n in diff else "None" for n in names)
@@ -96,7 +98,7 @@ def loss(*, {args}):
                  self.value_and_grad_function(diff)]
         if self.b.name == "jax":
             parts += [self.vjp_function(), self._jax_wiring()]
-        parts.append(f'''def grad(*, {", ".join(names)}):
+        parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):
     """The gradient with respect to each input in DIFFERENTIABLE."""
     return value_and_grad({_kwargs(names)})[1]''')
         return self._assemble(parts, header=True)

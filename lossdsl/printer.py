@@ -258,8 +258,8 @@ class FunctionPrinter:
     def function(self, name: str, sig: Signature, lines: list[str], returns: str,
                  params: Sequence[str] | None = None, doc: str = "") -> str:
         params = sig.inputs if params is None else params
-        head = f"def {name}(*, {', '.join(params)}):" if params and params == sig.inputs else \
-            f"def {name}({', '.join(params)}):"
+        keyword_only = bool(params) and tuple(params) == sig.inputs
+        head = f"def {name}({'*, ' if keyword_only else ''}{', '.join(params)}):"
         out = [head]
         if doc:
             out.append(f"    {doc!r}" if '"' in doc else f'    """{doc}"""')
