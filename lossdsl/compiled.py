@@ -97,7 +97,7 @@ def loss(*, {args}):
         parts = [self.value_function("_value" if self.b.name == "jax" else "loss"),
                  self.value_and_grad_function(diff)]
         if self.b.name == "jax":
-            parts += [self.vjp_function(), self._jax_wiring()]
+            parts += ([self.vjp_function()] if names else []) + [self._jax_wiring()]
         parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):
     """The gradient with respect to each input in DIFFERENTIABLE."""
     return value_and_grad({_kwargs(names)})[1]''')
