@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import stdlib_rows
 
 import lossdsl
-import stdlib_rows
 
 jax.config.update("jax_enable_x64", True)
 
