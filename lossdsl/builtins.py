@@ -174,7 +174,7 @@ def _vjp_norm(g, op, out, ct):
 
 def _vjp_matmul(g, op, out, ct):
     a, b = op.operands
-    return (g.apply("matmul_vjp_a", ct, a, b), g.apply("matmul_vjp_b", ct, a, b))
+    return (g.apply("matmul_vjp_a", ct, a, b, out), g.apply("matmul_vjp_b", ct, a, b, out))
 
 
 def _vjp_take(g, op, out, ct):
@@ -184,6 +184,10 @@ def _vjp_take(g, op, out, ct):
 
 def _vjp_expand_dims(g, op, out, ct):
     return (g.apply("sum", ct, axis=op.param("axis"), keepdims=False), None)
+
+
+def _vjp_transpose(g, op, out, ct):
+    return (g.apply("transpose", ct, out), None)
 
 
 def _vjp_sum_to(g, op, out, ct):
@@ -229,13 +233,18 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
                               "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
               doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
               formula=_transparent),
+    Primitive("transpose", {"numpy": "np.transpose(np.broadcast_to({0}, {shape1}))",
+                            "jax": "jnp.transpose(jnp.broadcast_to({0}, {shape1}))"}, _vjp_transpose,
+              doc="operand 0, broadcast to the shape of operand 1, with its axes reversed"),
     Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1})", "jax": "_sum_to({0}, {shape1})"}, _vjp_sum_to,
               doc="operand 0 summed down to the shape of operand 1 (undoes broadcasting)",
               formula=lambda x, like: _fn("sum")(x)),
-    Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2})", "jax": "_matmul_vjp_a({0}, {1}, {2})"},
-              formula=lambda g, a, b: _fn("matmul")(g, _fn("transpose")(b))),
-    Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2})", "jax": "_matmul_vjp_b({0}, {1}, {2})"},
-              formula=lambda g, a, b: _fn("matmul")(_fn("transpose")(a), g)),
+    Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2}, {shape3})",
+                               "jax": "_matmul_vjp_a({0}, {1}, {2}, {shape3})"},
+              formula=lambda g, a, b, out: _fn("matmul")(g, _fn("transpose")(b))),
+    Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2}, {shape3})",
+                               "jax": "_matmul_vjp_b({0}, {1}, {2}, {shape3})"},
+              formula=lambda g, a, b, out: _fn("matmul")(_fn("transpose")(a), g)),
     Primitive("take_vjp", {"numpy": "_take_vjp({0}, {1}, {shape2}, {axis})",
                            "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"},
               formula=lambda g, labels, x: g * _fn("one_hot")(labels)),
@@ -289,6 +298,16 @@ def _take(a: Args) -> Tensor:
     return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis")))
 
 
+def _expand_dims(a: Args) -> Tensor:
+    x = a.tensor("x")
+    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis")))
+
+
+def _transpose(a: Args) -> Tensor:
+    x = a.tensor("x")
+    return Tensor(a.graph.apply("transpose", x, x))
+
+
 def _within(a: Args) -> Tensor:
     lower, upper = a.number_or_none("lower"), a.number_or_none("upper")
     return Tensor(a.graph.apply("within", a.tensor("x"), lower=lower, upper=upper, integer=a.flag("integer"),
@@ -318,6 +337,9 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "the entry of x at each integer label along axis (x[..., label])"),
     Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED)), _one_hot,
             "integer labels as one-hot rows of length num_classes"),
+    Builtin("expand_dims", (("x", REQUIRED), ("axis", REQUIRED)), _expand_dims,
+            "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
+    Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
     Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False)), _within,
             "x itself, checked at call time (where values are concrete) to lie in [lower, upper]"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,

@@ -82,8 +82,9 @@ def _one_hot(labels, depth, dt):
     return (xp.expand_dims(labels, -1) == xp.arange(depth)).astype(dt)
 
 
-def _matmul_vjp(g, a, b):
-    """Cotangents of ``a @ b`` for NumPy's matmul rules, 1-D operands included."""
+def _matmul_vjp(g, a, b, shape):
+    """Cotangents of ``a @ b`` (of ``shape``) for NumPy's matmul rules, 1-D operands included."""
+    g = xp.broadcast_to(g, shape)
     a2 = xp.expand_dims(a, 0) if xp.ndim(a) == 1 else a
     b2 = xp.expand_dims(b, -1) if xp.ndim(b) == 1 else b
     g2 = xp.expand_dims(g, -2) if xp.ndim(a) == 1 else g
@@ -93,9 +94,9 @@ def _matmul_vjp(g, a, b):
     return xp.reshape(ga, xp.shape(a)), xp.reshape(gb, xp.shape(b))
 
 
-def _matmul_vjp_a(g, a, b):
-    return _matmul_vjp(g, a, b)[0]
+def _matmul_vjp_a(g, a, b, shape):
+    return _matmul_vjp(g, a, b, shape)[0]
 
 
-def _matmul_vjp_b(g, a, b):
-    return _matmul_vjp(g, a, b)[1]
+def _matmul_vjp_b(g, a, b, shape):
+    return _matmul_vjp(g, a, b, shape)[1]
