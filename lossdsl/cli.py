@@ -9,9 +9,9 @@ from pathlib import Path
 
 import sympy as sp
 
-from .builtins import BUILTINS
-from .errors import LossDSLError
-from .library import library
+from .builtins import BUILTINS, REQUIRED
+from .errors import LossDSLError, did_you_mean
+from .library import definition_text, families, library, markdown, signature, summary
 from .pipeline import compile as compile_loss
 
 
@@ -33,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--wrt", action="append", help="input to differentiate with respect to (repeatable; "
                                                   "default: every float input)")
     g.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
-    sub.add_parser("list", help="list the builtins and the standard library")
+    sub.add_parser("list", help="list the builtins and the standard library, by family")
+    s = sub.add_parser("show", help="print a library definition with its docstring")
+    s.add_argument("name")
+    d = sub.add_parser("docs", help="write docs/stdlib.md from the library's docstrings")
+    d.add_argument("-o", "--output", help="file to write (default: standard output)")
     return p
 
 
@@ -60,22 +64,40 @@ def _grad(args: argparse.Namespace) -> None:
 def _list(args: argparse.Namespace) -> None:
     print("builtins")
     for b in BUILTINS.values():
-        print(f"  {b.name:<12} {b.doc}")
-    families: dict[str, list] = {}
-    for d in library().values():
-        families.setdefault(d.family, []).append(d)
-    for family, defs in families.items():
+        print(f"  {b.name:<14} {b.doc}")
+    for family, defs in families().items():
         print(family)
         for d in defs:
-            params = ", ".join(p.name for p in d.params)
-            summary = d.doc.strip().splitlines()[0] if d.doc.strip() else ""
-            print(f"  {d.name}({params})  {summary}")
+            print(f"  {signature(d)}  — {summary(d)}")
+
+
+def _show(args: argparse.Namespace) -> None:
+    lib = library()
+    if args.name in BUILTINS:
+        b = BUILTINS[args.name]
+        params = ", ".join(p if v is REQUIRED else f"{p}={v!r}" for p, v in b.params)
+        print(f"{b.name}({params})  [builtin]\n    {b.doc}")
+        return
+    if args.name not in lib:
+        raise LossDSLError(f"no definition named '{args.name}'{did_you_mean(args.name, [*lib, *BUILTINS])}")
+    d = lib[args.name]
+    print(f"# {d.family}: {d.span.file}:{d.span.line}")
+    print(definition_text(d))
+
+
+def _docs(args: argparse.Namespace) -> None:
+    text = markdown()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"compile": _compile, "grad": _grad, "list": _list}[args.command](args)
+        {"compile": _compile, "grad": _grad, "list": _list, "show": _show, "docs": _docs}[args.command](args)
     except LossDSLError as e:
         print(f"lossdsl: error: {e}", file=sys.stderr)
         return 2
