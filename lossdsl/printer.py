@@ -8,6 +8,7 @@ and copies in the runtime helpers it calls.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from types import ModuleType
 
 import sympy as sp
 
-from .backends import jax_runtime, numpy_runtime, runtime
+from .backends import runtime
 from .builtins import FUNCTION_NAMES, PRIMITIVES
 from .gradient import is_scalar
 from .ir import Apply, Graph
@@ -30,12 +31,16 @@ class Backend:
     name: str
     alias: str  # the array module's name in generated code
     imports: str
-    runtime: ModuleType
+    runtime_module: str  # imported on first use, so that `import lossdsl` does not import jax
     guard: str | None = None  # a context manager wrapped around function bodies
 
+    @property
+    def runtime(self) -> ModuleType:
+        return importlib.import_module(self.runtime_module)
 
-NUMPY = Backend("numpy", "np", "import numpy as np", numpy_runtime, 'np.errstate(all="ignore")')
-JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", jax_runtime)
+
+NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")')
+JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
 BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX)}
 
 
