@@ -186,6 +186,10 @@ def _vjp_expand_dims(g, op, out, ct):
     return (g.apply("sum", ct, axis=op.param("axis"), keepdims=False), None)
 
 
+def _vjp_broadcast(g, op, out, ct):
+    return (ct, None)
+
+
 def _vjp_transpose(g, op, out, ct):
     return (g.apply("transpose", ct, out), None)
 
@@ -233,6 +237,9 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
                               "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
               doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
               formula=_transparent),
+    Primitive("broadcast", {"numpy": "_broadcast({0}, {shape1})", "jax": "_broadcast({0}, {shape1})"},
+              _vjp_broadcast, doc="operand 0 broadcast against the shape of operand 1 (a shape that "
+              "symbolic simplification cancelled, as in x - x)", formula=_transparent),
     Primitive("transpose", {"numpy": "np.transpose(np.broadcast_to({0}, {shape1}))",
                             "jax": "jnp.transpose(jnp.broadcast_to({0}, {shape1}))"}, _vjp_transpose,
               doc="operand 0, broadcast to the shape of operand 1, with its axes reversed"),

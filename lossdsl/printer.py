@@ -86,6 +86,14 @@ class ExprPrinter:
             return out, _ATOM
         if isinstance(e, sp.Not):
             return f"{ns}.logical_not({self(e.args[0])})", _ATOM
+        if isinstance(e, sp.logic.boolalg.ITE):  # SymPy folds some conditions into if-then-else
+            return f"{ns}.where({self(e.args[0])}, {self(e.args[1])}, {self(e.args[2])})", _ATOM
+        if isinstance(e, sp.Xor):
+            codes = [self(a) for a in e.args]
+            out = codes[0]
+            for c in codes[1:]:
+                out = f"{ns}.logical_xor({out}, {c})"
+            return out, _ATOM
         printed = FUNCTION_NAMES.get(type(e))
         if printed is not None:
             return f"{printed[self.b.name]}({', '.join(self(a) for a in e.args)})", _ATOM

@@ -248,7 +248,8 @@ class Resolver:
             node = node.left
         value = self.eval(node, scope)
         for b in reversed(spine):
-            value = self._apply(b, value, self.eval(b.right, scope))
+            right = self.eval(b.right, scope)
+            value = self._keep_shape(self._apply(b, value, right), (value, right))
         return value
 
     def _apply(self, node: A.BinOp, left: Value, right: Value) -> Value:
@@ -316,7 +317,7 @@ class Resolver:
         if _static_number(v):
             return -v if node.op == "-" else v
         e = self._numeric(v, node.span, f"unary '{node.op}'")
-        return Tensor(-e if node.op == "-" else e)
+        return Tensor(-e if node.op == "-" else e)  # negation keeps every leaf
 
     def _ifexp(self, node: A.IfExp, scope: Scope) -> Value:
         test = self._boolean(self.eval(node.test, scope), node.test.span, "'if'")
@@ -324,7 +325,21 @@ class Resolver:
             return self.eval(node.body if test else node.orelse, scope)
         body = self._numeric(self.eval(node.body, scope), node.body.span, "a tensor 'if'")
         orelse = self._numeric(self.eval(node.orelse, scope), node.orelse.span, "a tensor 'if'")
-        return Tensor(sp.Piecewise((body, test), (orelse, True)))
+        return self._keep_shape(Tensor(sp.Piecewise((body, test), (orelse, True))),
+                                (Tensor(test), Tensor(body), Tensor(orelse)))
+
+    def _keep_shape(self, result: Value, operands: tuple[Value, ...]) -> Value:
+        """Keep the broadcast shape that SymPy's simplification would drop from an elementwise
+        result: ``x - x`` is 0, but ``sum(x - x + 1)`` must still count the elements of ``x``."""
+        if not isinstance(result, Tensor) or result.is_bool:
+            return result
+        before = set().union(*(v.expr.free_symbols for v in operands if isinstance(v, Tensor)))
+        after = result.expr.free_symbols
+        lost = before - after
+        if not lost or not after <= before:  # a new op (a reduction, a product) has its own shape
+            return result
+        carrier = sp.Add(*sorted(lost, key=lambda s: s.name))
+        return Tensor(self.graph.apply("broadcast", result.expr, carrier))
 
     # --- calls ----------------------------------------------------------------------------
     def _call(self, node: A.Call, scope: Scope) -> Value:
@@ -369,7 +384,8 @@ class Resolver:
                 values[name] = default
         if isinstance(target, A.FuncDef):
             return self._inline(target, values, node.span, from_user=not scope.library_only)
-        return target.build(Args(self, node.func, node.span, values, spans, given))
+        result = target.build(Args(self, node.func, node.span, values, spans, given))
+        return self._keep_shape(result, tuple(values.values()))
 
     def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span, from_user: bool) -> Value:
         if len(self.frames) >= MAX_CALL_DEPTH:

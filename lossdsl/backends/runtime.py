@@ -21,6 +21,10 @@ def _sum_to(x, shape):
     return xp.reshape(x, xp.shape(x)[lead:]) if lead > 0 else x
 
 
+def _broadcast(x, shape):
+    return xp.broadcast_to(x, xp.broadcast_shapes(xp.shape(x), tuple(shape)))
+
+
 def _count(shape, axis):
     """How many elements a reduction over ``axis`` (or all of them) combines."""
     if axis is None:
