@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.indenter import Indenter
+from lark.indenter import DedentError, Indenter
 from lark.visitors import Transformer_NonRecursive
 
 from . import syntax as A
@@ -33,6 +33,13 @@ class LossIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+    def handle_NL(self, token: Token):
+        try:
+            yield from super().handle_NL(token)
+        except DedentError:
+            line = token.end_line or 1
+            raise ParseError("this line's indentation matches no enclosing block", Span(line, 1)) from None
 
 
 def grammar_text() -> str:
@@ -112,7 +119,7 @@ class _ToAST(Transformer_NonRecursive):
         if stmts and isinstance(stmts[0], A.ExprStmt) and isinstance(stmts[0].value, A.String):
             doc = stmts.pop(0).value.value
         if not stmts or not isinstance(stmts[-1], A.Return):
-            raise ParseError(f"definition '{name}' must end with 'return <expression>'", self._span(meta))
+            raise ParseError(f"definition '{name}' must end with 'return <expression>'", self._tok_span(name))
         result = stmts.pop().value
         for s in stmts:
             if not isinstance(s, (A.Assign, A.Assert)):
@@ -275,8 +282,8 @@ def parse(text: str, file: str = "<string>") -> A.Program:
         tree = _lark().parse(source)
     except UnexpectedInput as e:
         raise _syntax_error(e, source, file) from None
-    except Exception as e:  # the indenter's DedentError
-        raise ParseError(str(e).splitlines()[0], Span(1, 1, source, file)) from None
+    except ParseError as e:  # from the indenter, which does not see the source
+        raise ParseError(e.message, Span(e.line or 1, e.column or 1, source, file)) from None
     try:
         _check_depth(tree)
     except LimitError as e:

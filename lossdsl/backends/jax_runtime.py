@@ -9,7 +9,12 @@ from .runtime import _sum_to
 def _float_dtype(*xs):
     """The floating dtype of the float inputs; Python scalars are weak and do not promote."""
     dts = [x.dtype for x in xs if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
-    return jnp.result_type(*dts) if dts else jnp.result_type(float)
+    if not dts:
+        return jnp.result_type(float)
+    dt = dts[0]
+    for other in dts[1:]:
+        dt = jnp.promote_types(dt, other)
+    return jax.dtypes.canonicalize_dtype(dt)  # float64 is float32 unless jax_enable_x64 is on
 
 
 def _as_float(x, dt):
