@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from .ir import Apply, Graph, Tensor, as_number
+from .ir import Apply, Graph, Tensor
 
 if TYPE_CHECKING:
     from .resolve import Args
@@ -157,10 +157,10 @@ def _vjp_mean(g, op, out, ct):
 
 
 def _vjp_extremum(g, op, out, ct):
-    x = op.operands[0]
-    hit = as_number(sp.Eq(x, _expand(g, op, out)))
-    ties = g.apply("sum", hit, axis=op.param("axis"), keepdims=True)
-    return (_expand(g, op, ct) * hit / ties,)
+    # the indicator of the extremal entries, shared among ties, is computed in one op from one
+    # copy of the operand: comparing a recomputed operand with ``out`` could miss every entry
+    share = g.apply("extremum_share", op.operands[0], axis=op.param("axis"), kind=op.prim)
+    return (_expand(g, op, ct) * share,)
 
 
 def _vjp_logsumexp(g, op, out, ct):
@@ -195,7 +195,7 @@ def _vjp_transpose(g, op, out, ct):
 
 
 def _vjp_sum_to(g, op, out, ct):
-    return (ct, None)
+    return (ct, None, None)
 
 
 def _vjp_within(g, op, out, ct):
@@ -205,6 +205,15 @@ def _vjp_within(g, op, out, ct):
 def _vjp_per_sample(g, op, out, ct):
     w, like = op.operands
     return (g.apply("per_sample_vjp", ct, w, like), None)
+
+
+def _vjp_ctc(g, op, out, ct):
+    log_probs, targets, input_lengths, target_lengths = op.operands
+    params = dict(op.params)
+    return (g.apply("ctc_vjp", ct, log_probs, targets, input_lengths, target_lengths, **params), None, None, None)
+
+
+_CTC_ARGS = "{blank}, {zero_infinity}, {labels}"
 
 
 _REDUCE = "{0}, axis={axis}, keepdims={keepdims}"
@@ -220,8 +229,9 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
                        "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))"},
               _vjp_norm),
     Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})"}, _vjp_matmul),
-    Primitive("take", {"numpy": "_take({0}, {1}, {axis})", "jax": "_take({0}, {1}, {axis})"}, _vjp_take),
-    Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype})", "jax": "_one_hot({0}, {depth}, {dtype})"}),
+    Primitive("take", {"numpy": "_take({0}, {1}, {axis}, {label})", "jax": "_take({0}, {1}, {axis}, {label})"}, _vjp_take),
+    Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype}, {label})",
+                         "jax": "_one_hot({0}, {depth}, {dtype}, {label})"}),
     Primitive("within", {"numpy": "_within({0}, {lower}, {upper}, {integer}, {label})",
                          "jax": "_within({0}, {lower}, {upper}, {integer}, {label})"}, _vjp_within,
               doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent),
@@ -232,6 +242,10 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
                                  "jax": "_per_sample_vjp({0}, {shape1}, {shape2})"},
               formula=lambda g, w, like: _fn("sum")(g)),
     # internal ops that only gradients create
+    Primitive("extremum_share", {"numpy": "_extremum_share({0}, {axis}, {kind})",
+                                 "jax": "_extremum_share({0}, {axis}, {kind})"},
+              doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
+              formula=lambda x: _fn("extremum_share")(x)),
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}),
     Primitive("expand_dims", {"numpy": "_expand_dims({0}, {shape1}, {axis})",
                               "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
@@ -243,9 +257,10 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("transpose", {"numpy": "np.transpose(np.broadcast_to({0}, {shape1}))",
                             "jax": "jnp.transpose(jnp.broadcast_to({0}, {shape1}))"}, _vjp_transpose,
               doc="operand 0, broadcast to the shape of operand 1, with its axes reversed"),
-    Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1})", "jax": "_sum_to({0}, {shape1})"}, _vjp_sum_to,
-              doc="operand 0 summed down to the shape of operand 1 (undoes broadcasting)",
-              formula=lambda x, like: _fn("sum")(x)),
+    Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1}, {shape2})", "jax": "_sum_to({0}, {shape1}, {shape2})"},
+              _vjp_sum_to, doc="operand 0, broadcast against the shapes of operands 1 and 2, summed down "
+              "to the shape of operand 1 (undoes broadcasting)",
+              formula=lambda x, like, full: x if full == 1 else _fn("sum")(x)),
     Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2}, {shape3})",
                                "jax": "_matmul_vjp_a({0}, {1}, {2}, {shape3})"},
               formula=lambda g, a, b, out: _fn("matmul")(g, _fn("transpose")(b))),
@@ -255,6 +270,14 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("take_vjp", {"numpy": "_take_vjp({0}, {1}, {shape2}, {axis})",
                            "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"},
               formula=lambda g, labels, x: g * _fn("one_hot")(labels)),
+    # connectionist temporal classification: a dynamic program with its own gradient rule
+    Primitive("ctc", {"numpy": "_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")",
+                      "jax": "_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")"}, _vjp_ctc,
+              doc="per-sample CTC negative log-likelihood of padded targets (B, S) under log_probs (T, B, C)"),
+    Primitive("ctc_vjp", {"numpy": "_ctc_grad({0}, {1}, {2}, {3}, {4}, " + _CTC_ARGS + ")",
+                          "jax": "_ctc_grad({0}, {1}, {2}, {3}, {4}, " + _CTC_ARGS + ")"},
+              doc="the per-sample cotangent (operand 0) times d ctc / d log_probs, by forward-backward",
+              formula=lambda g, lp, targets, il, tl: g * _fn("ctc_grad")(lp, targets, il, tl)),
 )}
 
 
@@ -302,7 +325,8 @@ def _matmul(a: Args) -> Tensor:
 
 
 def _take(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis")))
+    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis"),
+                                label=a.describe_input("labels")))
 
 
 def _expand_dims(a: Args) -> Tensor:
@@ -326,7 +350,16 @@ def _per_sample(a: Args) -> Tensor:
 
 
 def _one_hot(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=a.static_int("num_classes", minimum=1)))
+    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=a.static_int("num_classes", minimum=1),
+                                label=a.describe_input("labels")))
+
+
+def _ctc_nll(a: Args) -> Tensor:
+    names = ("log_probs", "targets", "input_lengths", "target_lengths")
+    operands = (a.tensor("log_probs"), *(a.index(n) for n in names[1:]))
+    labels = tuple(a.describe_input(n) for n in names)
+    return Tensor(a.graph.apply("ctc", *operands, blank=a.static_int("blank", minimum=0),
+                                zero_infinity=a.flag("zero_infinity"), labels=labels))
 
 
 BUILTINS: dict[str, Builtin] = {b.name: b for b in (
@@ -351,6 +384,10 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "x itself, checked at call time (where values are concrete) to lie in [lower, upper]"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
+    Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),
+                        ("target_lengths", REQUIRED), ("blank", 0), ("zero_infinity", False)), _ctc_nll,
+            "per-sample CTC negative log-likelihood: log_probs (T, B, C), padded integer targets (B, S), "
+            "lengths (B,); see the library's ctc()"),
 )}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lossdsl", description="Compile losses written as text, with their symbolic gradients.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("compile", help="write the generated module for a loss")
     c.add_argument("source", help="a loss expression, or a path to a .loss file")
@@ -99,8 +101,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         {"compile": _compile, "grad": _grad, "list": _list, "show": _show, "docs": _docs}[args.command](args)
     except LossDSLError as e:
+        if args.debug:
+            raise
         print(f"lossdsl: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lossdsl list | head`: the reader left; so do we, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:
+        if args.debug:
+            raise
+        print(f"lossdsl: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug of ours: say so briefly; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"lossdsl: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback; "
+              "please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,15 +8,17 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from .errors import InputError, LossDSLError
 from .formula import render
 from .gradient import gradients
-from .ir import Graph
+from .ir import Apply, Graph
 from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature, helpers_for
 
 _SEED = sp.Symbol("_ct", real=True)
+_CHECKED = {"within": 0, "take": 1, "one_hot": 0}  # op -> the operand whose values are checked
 
 
 def _kwargs(names: Sequence[str]) -> str:
@@ -62,6 +64,24 @@ class ModuleWriter:
         returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes)) + ")"
         return self.fp.function("_vjp", self.sig, lines, returns, params=params,
                                 doc="Cotangents of the inputs for an output cotangent _ct (for jax.custom_vjp).")
+
+    def checked_ops(self) -> list[Apply]:
+        """The ops whose call-time checks read values (ranges, labels) the loss depends on."""
+        needed = set(self.graph.dependencies([self.root]))
+        return [op for sym, op in self.graph if sym in needed and isinstance(op, Apply) and op.prim in _CHECKED]
+
+    def checks_function(self) -> str:
+        """``_checks``: the (min, max) of each checked operand, and for labels the class count,
+        computed under jit where the values are otherwise unknown (XLA drops everything else)."""
+        ops = self.checked_ops()
+        # a gather's operand 0 is needed for its class count, a static shape
+        lines, codes = self.fp.body(self.sig, [o for op in ops for o in (op.operands[_CHECKED[op.prim]], op.operands[0])])
+        stats = []
+        for op, code, whole in zip(ops, codes[::2], codes[1::2]):
+            count = f"jnp.shape({whole})[{op.param('axis')}]" if op.prim == "take" else "0"
+            stats.append(f"_value_range({code}) + ({count},)")
+        return self.fp.function("_checks", self.sig, lines, "(" + "".join(c + ", " for c in stats) + ")",
+                                doc="Value ranges that call-time checks need (see CompiledLoss).")
 
     def _jax_wiring(self) -> str:
         names = self.sig.inputs
@@ -132,12 +152,31 @@ def load_module(source: str, label: str) -> types.ModuleType:
     return module
 
 
+def check_ranges(ops: Sequence[Apply], stats: Sequence[tuple[Any, Any, Any]]) -> None:
+    """Raise the NumPy backend's error for any checked operand whose (min, max) is out of range."""
+    from .backends.runtime import _check_labels, _within
+    for op, (lo, hi, size, count) in zip(ops, stats):
+        if not size:
+            continue
+        values = np.array([lo, hi])
+        if op.prim == "within":
+            _within(values, op.param("lower"), op.param("upper"), False, op.param("label"))
+        else:
+            _check_labels(values, int(count) if op.prim == "take" else op.param("depth"), op.param("label"))
+
+
 def _reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any]) -> Any:
     """Call generated code; its checks raise ValueError/TypeError, reported as InputError."""
     try:
         return fn(**inputs)
     except (ValueError, TypeError) as e:
         raise InputError(str(e)) from e
+
+
+def _traced(tree: Any) -> bool:
+    """Whether any leaf is a JAX tracer (the loss is being called inside someone's jit)."""
+    import jax
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
 class CompiledLoss:
@@ -174,14 +213,6 @@ class CompiledLoss:
         return f"CompiledLoss({self.text!r}, backend={self.backend!r}, inputs={self.inputs!r})"
 
     # --- calling it -----------------------------------------------------------------------
-    def _check(self, kwargs: dict[str, Any]) -> None:
-        missing = [n for n in self.inputs if n not in kwargs]
-        extra = [n for n in kwargs if n not in self.inputs]
-        if missing or extra:
-            parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
-                [f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
-            raise InputError(f"this loss takes inputs {', '.join(self.inputs)}: {'; '.join(parts)}")
-
     def _jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.backend == "jax":
             import jax
@@ -191,6 +222,27 @@ class CompiledLoss:
     @cached_property
     def _value_fn(self) -> Callable[..., Any]:
         return self._jit(self.module.loss)
+
+    @cached_property
+    def _checks_fn(self) -> Callable[..., Any] | None:
+        """For JAX, where the generated code runs under jit: a jitted function of the value
+        ranges that the NumPy backend checks as it goes."""
+        if self.backend != "jax" or not self._writer.checked_ops():
+            return None
+        module = load_module(self._writer._assemble([self._writer.checks_function()], header=False), "jax:checks")
+        return self._jit(module._checks)
+
+    def _check(self, kwargs: dict[str, Any]) -> None:
+        missing = [n for n in self.inputs if n not in kwargs]
+        extra = [n for n in kwargs if n not in self.inputs]
+        if missing or extra:
+            parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
+                [f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
+            raise InputError(f"this loss takes inputs {', '.join(self.inputs)}: {'; '.join(parts)}")
+        if self._checks_fn is not None:
+            stats = _reporting_input_errors(self._checks_fn, kwargs)
+            if not _traced(stats):
+                _reporting_input_errors(lambda: check_ranges(self._writer.checked_ops(), stats), {})
 
     def __call__(self, **inputs: Any) -> Any:
         self._check(inputs)

@@ -1,8 +1,9 @@
 """Phase 4, gradient: reverse mode over the IR, with SymPy differentiating each elementwise part.
 
 Cotangents are SymPy expressions over leaves, just like values. A cotangent may be smaller than
-its tensor (a scalar, or with size-1 axes) as long as it broadcasts against it; where an
-elementwise derivative is larger than the leaf it flows into, a ``sum_to`` op sums it down.
+its tensor (a scalar, or with size-1 axes) as long as it broadcasts against it. Each contribution
+to a leaf is summed down to the leaf's shape by a ``sum_to`` op, which first broadcasts it to
+the full shape of the expression it came from (so a constant cotangent counts every element).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sympy as sp
 from sympy.core.parameters import distribute
 
 from .builtins import PRIMITIVES
-from .ir import Apply, Graph, Input
+from .ir import Apply, Graph
 
 
 def is_scalar(graph: Graph, sym: sp.Symbol) -> bool:
@@ -49,6 +50,9 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
     ct: dict[sp.Symbol, sp.Expr] = defaultdict(lambda: sp.Integer(0))
 
     def push(expr: sp.Expr, cotangent: sp.Expr) -> None:
+        # The contribution to a leaf has the shape of ``expr`` broadcast with the cotangent; it
+        # is summed down to the leaf's shape unless nothing in it is larger than the leaf.
+        tensors = {s for s in graph.leaves(expr) + graph.leaves(cotangent) if not is_scalar(graph, s)}
         for leaf in graph.leaves(expr):
             if leaf not in need:
                 continue
@@ -56,9 +60,11 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
             if d == 0:
                 continue
             contribution = cotangent * d
-            fits = isinstance(graph.op_of[leaf], Input) or all(
-                s == leaf or is_scalar(graph, s) for s in graph.leaves(contribution))
-            ct[leaf] += contribution if fits else graph.apply("sum_to", contribution, leaf)
+            if tensors <= {leaf}:
+                ct[leaf] += contribution
+                continue
+            missing = sorted(tensors - contribution.free_symbols, key=lambda s: s.name)
+            ct[leaf] += graph.apply("sum_to", contribution, leaf, sp.Mul(*missing))
 
     with distribute(False):
         push(root, seed)

@@ -34,6 +34,13 @@ class LossIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
+    def _process(self, stream):
+        for token in super()._process(stream):
+            if token.type == "LPAR" and self.paren_level >= MAX_DEPTH:
+                raise LimitError(f"parentheses nested deeper than {MAX_DEPTH} levels",
+                                 Span(token.line or 1, token.column or 1))
+            yield token
+
     def handle_NL(self, token: Token):
         try:
             yield from super().handle_NL(token)
@@ -231,6 +238,15 @@ def _describe(tok: Token | None) -> str:
     return f"'{tok}'"
 
 
+def _next_code_line(source: str, after: int) -> int:
+    """The first line after line ``after`` that holds more than blanks and a comment."""
+    lines = source.splitlines()
+    for number in range(after + 1, len(lines) + 1):
+        if lines[number - 1].strip() and not lines[number - 1].lstrip().startswith("#"):
+            return number
+    return after
+
+
 def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
     line, column = max(getattr(e, "line", 1) or 1, 1), max(getattr(e, "column", 1) or 1, 1)
     if isinstance(e, UnexpectedCharacters):
@@ -244,6 +260,8 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
         expected = sorted({_TOKEN_NAMES.get(t, repr(t.strip('"').lower())) for t in e.expected
                            if not t.startswith("__")})
         msg = f"unexpected {_describe(tok)}" if tok.type != "_INDENT" else "unexpected indentation"
+        if tok.type == "_INDENT":  # the token sits on the newline before the indented line
+            line, column = _next_code_line(source, tok.line), len(tok.value) + 1
         if 0 < len(expected) <= 6:
             msg += "; expected " + ", ".join(expected)
     elif isinstance(e, UnexpectedEOF):
@@ -276,14 +294,14 @@ def parse(text: str, file: str = "<string>") -> A.Program:
     if not isinstance(text, str):
         raise LossDSLError(f"source must be a string, not {type(text).__name__}")
     if len(text) > MAX_SOURCE_CHARS:
-        raise LimitError(f"source longer than {MAX_SOURCE_CHARS} characters")
+        raise LimitError(f"source longer than {MAX_SOURCE_CHARS} characters ({len(text)})", Span(1, 1))
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as e:
         raise _syntax_error(e, source, file) from None
-    except ParseError as e:  # from the indenter, which does not see the source
-        raise ParseError(e.message, Span(e.line or 1, e.column or 1, source, file)) from None
+    except (ParseError, LimitError) as e:  # from the indenter, which does not see the source
+        raise type(e)(e.message, Span(e.line or 1, e.column or 1, source, file)) from None
     try:
         _check_depth(tree)
     except LimitError as e:

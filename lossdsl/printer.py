@@ -105,7 +105,8 @@ class ExprPrinter:
             return (code, _ATOM) if e is sp.oo else ("-" + code, _UNARY)
         if e is sp.nan:
             return f"{self.b.alias}.nan", _ATOM
-        code = str(int(e)) if e.is_Integer else repr(float(e))
+        # integers beyond int32 print as floats: JAX reads a Python int as a (weak) int32
+        code = str(int(e)) if e.is_Integer and abs(e) < 2**31 else repr(float(e))
         return code, (_UNARY if code.startswith("-") else _ATOM)
 
     def _add(self, e: sp.Add) -> tuple[str, int]:
@@ -146,7 +147,7 @@ class ExprPrinter:
             elif den[True]:
                 code = f"{self._wrap_code(*array, _MUL - 1)}/{self._denominator(den[True])}"
             elif num[True]:
-                code = f"{self._fraction(num[True], [])[0]}*{self._wrap_code(*array, _MUL)}"
+                code = f"{self._wrap_code(*self._fraction(num[True], []), _MUL - 1)}*{self._wrap_code(*array, _MUL)}"
             else:
                 code = array[0]
             prec = _MUL if (num[True] or den[True] or array[1] <= _MUL) else array[1]
@@ -227,7 +228,9 @@ class FunctionPrinter:
         g = self.graph
         needed = [s for s in g.dependencies(list(outputs)) if isinstance(g.op_of[s], Apply)]
         ops = [(s, g.op_of[s]) for s in needed]
-        compound = [stabilize(e) for e in [o for _, op in ops for o in op.operands] + list(outputs)]
+        # operands a template reads only through {shapeK} are never computed
+        original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]
+        compound = [stabilize(e) for e in original + list(outputs)]
         replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
         reduced_of = list(reduced)
         for sym, value in replacements:
@@ -248,14 +251,16 @@ class FunctionPrinter:
             kind = f'_as_index({name}, "{name}")' if name in sig.index_inputs else f"_as_float({name}, _dt)"
             lines.append(f"{name} = {kind}")
         k = 0
-        original = [o for _, op in ops for o in op.operands]
         for sym, op in ops:
             codes, shapes = [], []
-            for _ in op.operands:
+            for i, operand in enumerate(op.operands):
+                shapes.append(self.shape(operand))
+                if not _computes(op, i, self.b):
+                    codes.append("")
+                    continue
                 e = reduced_of[k]
                 ready(e)
                 codes.append(self.expr(e))
-                shapes.append(self.shape(original[k]))
                 k += 1
             fields = {f"shape{i}": s for i, s in enumerate(shapes)}
             fields.update({name: repr(value) for name, value in op.params})
@@ -283,6 +288,11 @@ class FunctionPrinter:
         out += [indent + line for line in lines]
         out.append(indent + "return " + returns)
         return "\n".join(out)
+
+
+def _computes(op: Apply, k: int, backend: Backend) -> bool:
+    """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
+    return f"{{{k}}}" in PRIMITIVES[op.prim].printed[backend.name]
 
 
 _HELPER_CALL = re.compile(r"\b(_[a-z][a-z0-9_]*)\(")

@@ -20,7 +20,7 @@ import sympy as sp
 from . import syntax as A
 from .builtins import BUILTINS, REQUIRED
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
-from .ir import Graph, Input, Tensor, as_number, to_sympy
+from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 
 Value = Tensor | int | float | bool | str | None
 
@@ -123,19 +123,30 @@ class Args:
     def describe_input(self, name: str) -> str:
         """How a runtime error names this argument: the input it is, and the loss it went to."""
         v = self._values[name]
-        op = self.graph.op_of.get(v.expr) if isinstance(v, Tensor) else None
+        inputs = self._inputs_read(v.expr) if isinstance(v, Tensor) else []
         frame = self._r.user_frame()
-        what = f"input '{op.name}'" if isinstance(op, Input) else f"argument '{name}'"
+        what = f"input '{inputs[0]}'" if len(inputs) == 1 else f"argument '{name}'"
         return what + (f" of {frame.name}()" if frame else "")
+
+    def _inputs_read(self, expr: sp.Basic) -> list[str]:
+        """The inputs whose values ``expr`` reads, looking through ops that only move values."""
+        names, stack = [], list(expr.free_symbols)
+        while stack:
+            op = self.graph.op_of.get(stack.pop())
+            if isinstance(op, Input):
+                names.append(op.name)
+            elif isinstance(op, Apply) and op.prim in _VALUE_MOVERS:
+                stack.extend(op.operands[0].free_symbols)
+        return sorted(set(names))
 
     def index(self, name: str) -> sp.Expr:
         """An integer-label operand; the inputs it reads become non-differentiable index inputs."""
         expr = self.tensor(name)
-        for s in expr.free_symbols:
-            op = self.graph.op_of.get(s)
-            if isinstance(op, Input):
-                self.graph.index_inputs.add(op.name)
+        self.graph.index_inputs.update(self._inputs_read(expr))
         return expr
+
+
+_VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample"}
 
 
 def _static_number(v: Value) -> bool:
@@ -296,7 +307,14 @@ class Resolver:
             return _COMPARE_STATIC[op](left, right)
         a, b = self._numeric(left, span, f"'{op}'"), self._numeric(right, span, f"'{op}'")
         result = _COMPARE_SYMBOLIC[op](a, b)
-        return bool(result) if result in (sp.true, sp.false) else Tensor(result)
+        if result not in (sp.true, sp.false):
+            return Tensor(result)
+        leaves = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+        if not leaves:
+            return bool(result)
+        # x > x is false everywhere, but still shaped like x
+        zeros = self.graph.apply("broadcast", 0, sp.Add(*leaves))
+        return Tensor(sp.Eq(zeros, 0) if result is sp.true else sp.Ne(zeros, 0))
 
     def _logical(self, node: A.BinOp, scope: Scope) -> Value:
         what = f"'{node.op}'"

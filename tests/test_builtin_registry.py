@@ -26,6 +26,21 @@ def matrix(rng):
 
 LABELS = np.array([2, 0, 3])
 
+
+def frames(rng):
+    return rng.normal(size=(5, 3, 4)) * 2  # (T, B, C) scores for ctc_nll
+
+
+def ctc_one_label(xp, x, blank=1):
+    """CTC of the one-label targets LABELS by enumerating the alignments: blank* label+ blank*."""
+    lb = x[:, :, blank]
+    lk = xp.take_along_axis(x, np.broadcast_to(LABELS[None, :, None], (x.shape[0], len(LABELS), 1)), axis=2)[..., 0]
+    paths = xp.stack([xp.sum(lb[:i], 0) + xp.sum(lk[i:j], 0) + xp.sum(lb[j:], 0)
+                      for i in range(x.shape[0]) for j in range(i + 1, x.shape[0] + 1)])
+    m = xp.max(paths, axis=0)
+    return -xp.sum(m + xp.log(xp.sum(xp.exp(paths - m), axis=0)))
+
+
 # name: (lossdsl expression over x, sampler, reference(xp, x), extreme inputs or None)
 ROWS = {
     "exp": ("sum(exp(x))", real, lambda xp, x: xp.sum(xp.exp(x)), [-700.0, 0.0, 700.0]),
@@ -65,6 +80,10 @@ ROWS = {
     "within": ("sum(within(x, 0, 5)^2)", positive, lambda xp, x: xp.sum(x**2), None),
     "per_sample": ("sum(per_sample(sum(x, axis=1), x) * x)", matrix,
                    lambda xp, x: xp.sum(xp.sum(x, axis=1)[:, None] * x), None),
+    # one_hot(labels, 4) (sum 3) marks labels as integer labels, which ctc_nll's targets argument does not
+    # do through expand_dims (index arguments see only the inputs they name directly)
+    "ctc_nll": ("sum(ctc_nll(x, expand_dims(labels, 1), 5, 1, blank=1)) + sum(one_hot(labels, 4))", frames,
+                lambda xp, x: ctc_one_label(xp, x) + 3, None),
 }
 
 

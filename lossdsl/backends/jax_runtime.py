@@ -29,11 +29,11 @@ def _as_index(x, name):
     return x
 
 
-def _check_labels(labels, n):
-    if isinstance(labels, jax.core.Tracer) or not jnp.size(labels):
-        return  # under jit the values are unknown; checked wherever they are concrete
+def _check_labels(labels, n, label):
+    if not jnp.size(labels) or isinstance(jnp.min(labels), jax.core.Tracer):
+        return  # under jit the values are unknown; CompiledLoss checks them beforehand
     if jnp.min(labels) < 0 or jnp.max(labels) >= n:
-        raise ValueError(f"integer labels must lie in [0, {n}); got values from {jnp.min(labels)} "
+        raise ValueError(f"{label} must hold class indices in [0, {n}); got values from {jnp.min(labels)} "
                          f"to {jnp.max(labels)}")
 
 
@@ -41,12 +41,22 @@ def _within(x, lower, upper, integer, label):
     """``x`` itself, checked where its values are concrete (not under jit)."""
     if integer and not jnp.issubdtype(jnp.result_type(x), jnp.integer):
         raise TypeError(f"{label} must hold integers; got dtype {jnp.result_type(x)}")
-    if isinstance(x, jax.core.Tracer) or not jnp.size(x):
+    if not jnp.size(x):
         return x
     lo, hi = jnp.min(x), jnp.max(x)
+    if isinstance(lo, jax.core.Tracer):
+        return x  # under jit the values are unknown; CompiledLoss checks them beforehand
     if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
         raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {lo} to {hi}")
     return x
+
+
+def _value_range(x):
+    """(min, max, size) of ``x``; min and max are 0 for an empty ``x``."""
+    x = jnp.asarray(x)
+    if not x.size:
+        return jnp.zeros((), x.dtype), jnp.zeros((), x.dtype), 0
+    return jnp.min(x), jnp.max(x), x.size
 
 
 def _out(x, dt):
@@ -61,3 +71,139 @@ def _fit(g, x):
 def _cotangent(g, x):
     """A custom_vjp cotangent: None (zero) for integer primals, which have no gradient."""
     return g if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None
+
+
+# --- CTC (connectionist temporal classification): forward-backward by jax.lax.scan over time, static
+# shapes and length masks throughout, so that it traces once under jit
+
+
+def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
+    """Check the shapes (static, so also under jit) and, where the values are concrete, the labels and
+    lengths; the lengths as (B,), and whether each sample's inputs are valid (for traced values)."""
+    if jnp.ndim(log_probs) != 3:
+        raise ValueError(f"{labels[0]} must hold log-probabilities shaped (T, B, C); got shape {jnp.shape(log_probs)}")
+    T, B, C = jnp.shape(log_probs)
+    if jnp.ndim(targets) != 2 or jnp.shape(targets)[0] != B:
+        raise ValueError(f"{labels[1]} must hold padded targets shaped (B, S) with B = {B} (log_probs is "
+                         f"(T, B, C) = {jnp.shape(log_probs)}); got shape {jnp.shape(targets)}")
+    if not 0 <= blank < C:
+        raise ValueError(f"blank={blank} is not a class of {labels[0]}, which has C = {C} classes")
+    S = jnp.shape(targets)[1]
+    concrete = not any(isinstance(x, jax.core.Tracer) for x in (targets, input_lengths, target_lengths))
+    out, ok = [], jnp.ones((B,), dtype=bool)
+    for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
+                                (target_lengths, S, labels[3], "S, the columns of targets")):
+        if jnp.ndim(x) > 1 or jnp.size(x) not in (1, B):
+            raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {jnp.shape(x)}")
+        x = jnp.broadcast_to(x, (B,))
+        bad = (x < 0) | (x > top)
+        if concrete and jnp.any(bad):
+            b = int(jnp.argmax(bad))
+            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {x[b]} for sample {b}")
+        out.append(x)
+        ok = ok & ~bad
+    used = jnp.arange(S) < out[1][:, None]
+    bad = used & ((targets < 0) | (targets >= C) | (targets == blank))
+    if concrete and jnp.any(bad):
+        b, s = divmod(int(jnp.argmax(bad)), S)
+        raise ValueError(f"{labels[1]} must hold class labels in [0, {C}) other than blank={blank} in the first "
+                         f"target_lengths[b] entries of each row b; got {targets[b, s]} at sample {b}, position {s}")
+    return out[0], out[1], ok & ~jnp.any(bad, axis=1)
+
+
+def _ctc_tables(log_probs, targets, target_lengths, blank):
+    """The extended labels (blank, l1, blank, l2, ..., blank) of each sample: their log-probabilities
+    (T, B, L), -inf beyond 2*target_length + 1; where a label may be reached by skipping the blank
+    before it; the two final positions; and the extended labels themselves (B, L)."""
+    T, B, C = jnp.shape(log_probs)
+    S = jnp.shape(targets)[1]
+    L = 2 * S + 1
+    lab = jnp.clip(targets, 0, C - 1)  # the padding may hold anything
+    ext = jnp.full((B, L), blank, dtype=lab.dtype).at[:, 1::2].set(lab)
+    s = jnp.arange(L)
+    valid = s < 2 * target_lengths[:, None] + 1
+    before = jnp.concatenate([jnp.full((B, 2), -1, dtype=ext.dtype), ext], axis=1)[:, :L]  # ext two places back
+    skip = (s % 2 == 1) & (s >= 2) & (ext != before) & (ext != blank)
+    final = (s == 2 * target_lengths[:, None]) | (s == 2 * target_lengths[:, None] - 1)
+    lp = jnp.take_along_axis(log_probs, jnp.broadcast_to(ext, (T, B, L)), axis=2)
+    return jnp.where(valid, lp, -jnp.inf), skip, final, ext
+
+
+def _ctc_shift(a, k):
+    """``a`` moved k places along its last axis (right for k > 0, left for k < 0), -inf entering."""
+    pad = jnp.full(a.shape[:-1] + (abs(k),), -jnp.inf, dtype=a.dtype)
+    if k > 0:
+        return jnp.concatenate([pad, a], axis=-1)[..., :a.shape[-1]]
+    return jnp.concatenate([a, pad], axis=-1)[..., -k:]
+
+
+def _ctc_alpha(lp, skip, input_lengths):
+    """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
+    last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
+    T, B, L = lp.shape
+    start = jnp.broadcast_to(jnp.where(jnp.arange(L) == 0, 0.0, -jnp.inf).astype(lp.dtype), (B, L))
+
+    def step(carry, frame):
+        a, last = carry
+        lp_t, t = frame
+        a = jnp.logaddexp(jnp.logaddexp(a, _ctc_shift(a, 1)), jnp.where(skip, _ctc_shift(a, 2), -jnp.inf)) + lp_t
+        return (a, jnp.where((t < input_lengths)[:, None], a, last)), a
+
+    (_, last), alphas = jax.lax.scan(step, (start, start), (lp, jnp.arange(T)))
+    return alphas, last
+
+
+def _ctc_beta(lp, skip, final, input_lengths):
+    """Backward variables log beta[t, b, s] (emission at t included), -inf from t = input_length on."""
+    T, B, L = lp.shape
+    skip_next = jnp.concatenate([skip, jnp.zeros((B, 2), dtype=bool)], axis=1)[:, 2:]  # s + 2 skips to s
+    start = jnp.where(final, 0.0, -jnp.inf).astype(lp.dtype)
+
+    def step(b, frame):
+        lp_t, t = frame
+        rec = jnp.logaddexp(jnp.logaddexp(b, _ctc_shift(b, -1)), jnp.where(skip_next, _ctc_shift(b, -2), -jnp.inf))
+        b = jnp.where((t == input_lengths - 1)[:, None], start,
+                      jnp.where((t < input_lengths - 1)[:, None], rec, -jnp.inf)) + lp_t
+        return b, b
+
+    _, betas = jax.lax.scan(step, jnp.full((B, L), -jnp.inf, dtype=lp.dtype), (lp, jnp.arange(T)), reverse=True)
+    return betas
+
+
+def _ctc_loglik(last, target_lengths):
+    """log p(target | log_probs) per sample from alpha at the last frame: the paths ending in the
+    last label or in the blank after it."""
+    end = jnp.take_along_axis(last, 2 * target_lengths[:, None], axis=1)[:, 0]
+    before = jnp.take_along_axis(last, jnp.maximum(2 * target_lengths - 1, 0)[:, None], axis=1)[:, 0]
+    return jnp.logaddexp(end, jnp.where(target_lengths > 0, before, -jnp.inf))
+
+
+def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
+    """Per-sample CTC negative log-likelihood (B,); +inf where no alignment fits (0 with zero_infinity);
+    NaN under jit for a sample whose targets or lengths are out of range."""
+    input_lengths, target_lengths, ok = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank,
+                                                     labels)
+    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
+    nll = 0.0 - _ctc_loglik(_ctc_alpha(lp, skip, input_lengths)[1], target_lengths)
+    nll = jnp.where(jnp.isposinf(nll), 0.0, nll) if zero_infinity else nll
+    return jnp.where(ok, nll, jnp.nan)
+
+
+def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
+    """ct[b] * d nll[b] / d log_probs[t, b, c] = -ct[b] * (the posterior probability that frame t of
+    sample b emits class c), by forward-backward. 0 from t = input_length on; for an infinite loss NaN,
+    or 0 with zero_infinity; NaN for out-of-range targets or lengths under jit."""
+    input_lengths, target_lengths, ok = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank,
+                                                     labels)
+    T, B, C = jnp.shape(log_probs)
+    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
+    alphas, last = _ctc_alpha(lp, skip, input_lengths)
+    nll = -_ctc_loglik(last, target_lengths)
+    ab = alphas + _ctc_beta(lp, skip, final, input_lengths)
+    reached = ab > -jnp.inf
+    occupancy = jnp.where(reached, jnp.exp(jnp.where(reached, ab - lp, -jnp.inf) + nll[:, None]), 0)
+    posterior = jnp.zeros((T, B, C), dtype=lp.dtype).at[
+        jnp.arange(T)[:, None, None], jnp.arange(B)[:, None], jnp.broadcast_to(ext, lp.shape)].add(occupancy)
+    g = -posterior * jnp.broadcast_to(ct, (B,))[:, None]
+    g = jnp.where(jnp.isposinf(nll)[:, None], 0.0 if zero_infinity else jnp.nan, g)
+    return jnp.where(ok[:, None], g, jnp.nan)

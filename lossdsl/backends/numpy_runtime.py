@@ -47,3 +47,126 @@ def _logsumexp(x, axis, keepdims):
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
+
+
+# --- CTC (connectionist temporal classification): forward-backward over time, vectorised over the batch
+
+
+def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
+    """Check the shapes (and, the values being concrete, the labels and lengths); the lengths as (B,)."""
+    if np.ndim(log_probs) != 3:
+        raise ValueError(f"{labels[0]} must hold log-probabilities shaped (T, B, C); got shape {np.shape(log_probs)}")
+    T, B, C = np.shape(log_probs)
+    if np.ndim(targets) != 2 or np.shape(targets)[0] != B:
+        raise ValueError(f"{labels[1]} must hold padded targets shaped (B, S) with B = {B} (log_probs is "
+                         f"(T, B, C) = {np.shape(log_probs)}); got shape {np.shape(targets)}")
+    if not 0 <= blank < C:
+        raise ValueError(f"blank={blank} is not a class of {labels[0]}, which has C = {C} classes")
+    S = np.shape(targets)[1]
+    out = []
+    for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
+                                (target_lengths, S, labels[3], "S, the columns of targets")):
+        if np.ndim(x) > 1 or np.size(x) not in (1, B):
+            raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {np.shape(x)}")
+        x = np.broadcast_to(x, (B,))
+        bad = (x < 0) | (x > top)
+        if np.any(bad):
+            b = int(np.argmax(bad))
+            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {x[b]} for sample {b}")
+        out.append(x)
+    used = np.arange(S) < out[1][:, None]
+    bad = used & ((targets < 0) | (targets >= C) | (targets == blank))
+    if np.any(bad):
+        b, s = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise ValueError(f"{labels[1]} must hold class labels in [0, {C}) other than blank={blank} in the first "
+                         f"target_lengths[b] entries of each row b; got {targets[b, s]} at sample {b}, position {s}")
+    return out
+
+
+def _ctc_tables(log_probs, targets, target_lengths, blank):
+    """The extended labels (blank, l1, blank, l2, ..., blank) of each sample: their log-probabilities
+    (T, B, L), -inf beyond 2*target_length + 1; where a label may be reached by skipping the blank
+    before it; the two final positions; and the extended labels themselves (B, L)."""
+    T, B, C = np.shape(log_probs)
+    S = np.shape(targets)[1]
+    L = 2 * S + 1
+    lab = np.clip(targets, 0, C - 1)  # the padding may hold anything
+    ext = np.full((B, L), blank, dtype=lab.dtype)
+    ext[:, 1::2] = lab
+    s = np.arange(L)
+    valid = s < 2 * target_lengths[:, None] + 1
+    before = np.concatenate([np.full((B, 2), -1, dtype=ext.dtype), ext], axis=1)[:, :L]  # ext two places back
+    skip = (s % 2 == 1) & (s >= 2) & (ext != before) & (ext != blank)
+    final = (s == 2 * target_lengths[:, None]) | (s == 2 * target_lengths[:, None] - 1)
+    lp = np.take_along_axis(log_probs, np.broadcast_to(ext, (T, B, L)), axis=2)
+    return np.where(valid, lp, -np.inf), skip, final, ext
+
+
+def _ctc_shift(a, k):
+    """``a`` moved k places along its last axis (right for k > 0, left for k < 0), -inf entering."""
+    pad = np.full(a.shape[:-1] + (abs(k),), -np.inf, dtype=a.dtype)
+    if k > 0:
+        return np.concatenate([pad, a], axis=-1)[..., :a.shape[-1]]
+    return np.concatenate([a, pad], axis=-1)[..., -k:]
+
+
+def _ctc_alpha(lp, skip, input_lengths):
+    """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
+    last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
+    T, B, L = lp.shape
+    a = np.broadcast_to(np.where(np.arange(L) == 0, 0.0, -np.inf).astype(lp.dtype), (B, L))
+    last = a
+    alphas = np.empty_like(lp)
+    for t in range(T):
+        a = np.logaddexp(np.logaddexp(a, _ctc_shift(a, 1)), np.where(skip, _ctc_shift(a, 2), -np.inf)) + lp[t]
+        alphas[t] = a
+        last = np.where((t < input_lengths)[:, None], a, last)
+    return alphas, last
+
+
+def _ctc_beta(lp, skip, final, input_lengths):
+    """Backward variables log beta[t, b, s] (emission at t included), -inf from t = input_length on."""
+    T, B, L = lp.shape
+    skip_next = np.concatenate([skip, np.zeros((B, 2), dtype=bool)], axis=1)[:, 2:]  # s + 2 skips to s
+    start = np.where(final, 0.0, -np.inf).astype(lp.dtype)
+    b = np.full((B, L), -np.inf, dtype=lp.dtype)
+    betas = np.empty_like(lp)
+    for t in range(T - 1, -1, -1):
+        rec = np.logaddexp(np.logaddexp(b, _ctc_shift(b, -1)), np.where(skip_next, _ctc_shift(b, -2), -np.inf))
+        b = np.where((t == input_lengths - 1)[:, None], start,
+                     np.where((t < input_lengths - 1)[:, None], rec, -np.inf)) + lp[t]
+        betas[t] = b
+    return betas
+
+
+def _ctc_loglik(last, target_lengths):
+    """log p(target | log_probs) per sample from alpha at the last frame: the paths ending in the
+    last label or in the blank after it."""
+    end = np.take_along_axis(last, 2 * target_lengths[:, None], axis=1)[:, 0]
+    before = np.take_along_axis(last, np.maximum(2 * target_lengths - 1, 0)[:, None], axis=1)[:, 0]
+    return np.logaddexp(end, np.where(target_lengths > 0, before, -np.inf))
+
+
+def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
+    """Per-sample CTC negative log-likelihood (B,); +inf where no alignment fits (0 with zero_infinity)."""
+    input_lengths, target_lengths = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
+    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
+    nll = 0.0 - _ctc_loglik(_ctc_alpha(lp, skip, input_lengths)[1], target_lengths)
+    return np.where(np.isposinf(nll), 0.0, nll) if zero_infinity else nll
+
+
+def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
+    """ct[b] * d nll[b] / d log_probs[t, b, c] = -ct[b] * (the posterior probability that frame t of
+    sample b emits class c), by forward-backward. 0 from t = input_length on; for an infinite loss NaN,
+    or 0 with zero_infinity."""
+    input_lengths, target_lengths = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
+    T, B, C = np.shape(log_probs)
+    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
+    alphas, last = _ctc_alpha(lp, skip, input_lengths)
+    nll = -_ctc_loglik(last, target_lengths)
+    ab = alphas + _ctc_beta(lp, skip, final, input_lengths)
+    occupancy = np.where(ab > -np.inf, np.exp(ab - np.where(ab > -np.inf, lp, 0) + nll[:, None]), 0)
+    cell = (np.arange(T)[:, None, None] * B + np.arange(B)[:, None]) * C + ext  # (t, b, ext[b, s]), flat
+    posterior = np.bincount(cell.ravel(), occupancy.ravel(), minlength=T * B * C).reshape(T, B, C)
+    g = -posterior.astype(lp.dtype, copy=False) * np.broadcast_to(ct, (B,))[:, None]
+    return np.where(np.isposinf(nll)[:, None], 0.0 if zero_infinity else np.nan, g)

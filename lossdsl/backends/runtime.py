@@ -9,20 +9,29 @@ alias (``np`` or ``jnp``), so a generated module imports nothing but its array l
 import numpy as xp
 
 
-def _sum_to(x, shape):
-    """Sum ``x`` down to ``shape``, undoing broadcasting (a no-op when the shapes agree)."""
+def _sum_to(x, shape, full=()):
+    """``x`` broadcast against ``shape`` and ``full``, then summed down to ``shape``."""
     shape = tuple(shape)
-    if xp.shape(x) == shape:
+    target = xp.broadcast_shapes(xp.shape(x), shape, tuple(full))
+    if xp.shape(x) == shape == target:
         return x
+    x = xp.broadcast_to(x, target)
     lead = xp.ndim(x) - len(shape)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and xp.shape(x)[i + lead] != 1)
     x = xp.sum(x, axis=axes, keepdims=True) if axes else x
-    return xp.reshape(x, xp.shape(x)[lead:]) if lead > 0 else x
+    return xp.reshape(x, shape)
 
 
 def _broadcast(x, shape):
     return xp.broadcast_to(x, xp.broadcast_shapes(xp.shape(x), tuple(shape)))
+
+
+def _extremum_share(x, axis, kind):
+    """1/k where ``x`` attains its max (``kind="max"``) or min over ``axis`` k times, else 0."""
+    best = (xp.max if kind == "max" else xp.min)(x, axis=axis, keepdims=True)
+    hit = (x == best).astype(xp.result_type(x, xp.float32))
+    return hit / xp.sum(hit, axis=axis, keepdims=True)
 
 
 def _count(shape, axis):
@@ -63,14 +72,14 @@ def _per_sample_vjp(g, w_shape, shape):
     return xp.reshape(g, w_shape)
 
 
-def _check_labels(labels, n):
+def _check_labels(labels, n, label):
     if xp.size(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
-        raise ValueError(f"integer labels must lie in [0, {n}); got values from {xp.min(labels)} "
+        raise ValueError(f"{label} must hold class indices in [0, {n}); got values from {xp.min(labels)} "
                          f"to {xp.max(labels)}")
 
 
-def _take(x, labels, axis):
-    _check_labels(labels, xp.shape(x)[axis])
+def _take(x, labels, axis, label):
+    _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
 
 
@@ -81,8 +90,8 @@ def _take_vjp(g, labels, shape, axis):
     return xp.where(xp.expand_dims(labels, axis) == classes, xp.expand_dims(g, axis), 0)
 
 
-def _one_hot(labels, depth, dt):
-    _check_labels(labels, depth)
+def _one_hot(labels, depth, dt, label):
+    _check_labels(labels, depth, label)
     return (xp.expand_dims(labels, -1) == xp.arange(depth)).astype(dt)
 
 

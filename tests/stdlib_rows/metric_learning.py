@@ -1,0 +1,236 @@
+"""Metric-learning losses: references written from each loss's published formula.
+
+Euclidean distances in the references use a norm whose gradient is 0 at the zero vector (the
+subgradient lossdsl's norm uses), so that rows with coincident points compare gradients too.
+"""
+
+import numpy as np
+import optax
+
+from . import Case
+
+B, D = 6, 4
+LABELS = np.array([0, 1, 0, 2, 1, 0, 2, 1])
+
+
+def _norm(xp, x, axis=-1, keepdims=False):
+    """Euclidean norm with gradient 0 at the zero vector."""
+    s = xp.sum(x**2, axis=axis, keepdims=keepdims)
+    nonzero = s > 0
+    return xp.where(nonzero, xp.sqrt(xp.where(nonzero, s, 1.0)), 0.0)
+
+
+def _triplets(scale_p=0.7, scale_n=0.9, scale=1.0):
+    def make(rng):
+        a = rng.normal(size=(B, D)) * scale
+        return {"anchor": a, "positive": a + scale_p * scale * rng.normal(size=(B, D)),
+                "negative": a + scale_n * scale * rng.normal(size=(B, D))}
+    return make
+
+
+def _triplet(xp, anchor, positive, negative, margin=0.2, squared=True, eps=1e-6, axis=-1):
+    if squared:
+        dp = xp.sum((anchor - positive) ** 2, axis=axis)
+        dn = xp.sum((anchor - negative) ** 2, axis=axis)
+    else:  # torch.nn.functional.pairwise_distance: ||x1 - x2 + eps||_2
+        dp = _norm(xp, anchor - positive + eps, axis=axis)
+        dn = _norm(xp, anchor - negative + eps, axis=axis)
+    return xp.maximum(dp - dn + margin, 0.0)
+
+
+def _pairwise(xp, embeddings, squared):
+    diff = embeddings[:, None, :] - embeddings[None, :, :]
+    return xp.sum(diff**2, axis=-1) if squared else _norm(xp, diff)
+
+
+def _batch_hard(xp, embeddings, labels, margin=0.2, squared=False):
+    d = _pairwise(xp, embeddings, squared)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(labels), dtype=bool)
+    hardest_positive = xp.max(xp.where(positive, d, 0.0), axis=1)
+    # no negative in the batch: the anchor's largest distance (TensorFlow Addons' TripletHardLoss)
+    hardest_negative = xp.min(xp.where(~same, d, xp.max(d, axis=1, keepdims=True)), axis=1)
+    return xp.maximum(hardest_positive - hardest_negative + margin, 0.0)
+
+
+def _batch_all(xp, embeddings, labels, margin=0.2, squared=False):
+    d = _pairwise(xp, embeddings, squared)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(labels), dtype=bool)
+    valid = positive[:, :, None] & ~same[:, None, :]
+    losses = d[:, :, None] - d[:, None, :] + margin
+    counted = valid & (losses > 0)
+    return xp.sum(xp.where(counted, losses, 0.0)) / xp.maximum(xp.sum(counted), 1)
+
+
+def _embeddings(scale=1.0, labels=LABELS):
+    return lambda rng: {"embeddings": rng.normal(size=(len(labels), 3)) * scale, "labels": labels}
+
+
+def _duplicated(rng):
+    e = rng.normal(size=(len(LABELS), 3))
+    e[2] = e[0]  # same label as row 0: a positive at distance 0
+    e[4] = e[0]  # another label: a negative at distance 0
+    return {"embeddings": e, "labels": LABELS}
+
+
+def _pairs(rng, n=B):
+    x1 = rng.normal(size=(n, D))
+    return {"x1": x1, "x2": x1 + rng.normal(size=(n, D)) * 0.8, "y_true": (np.arange(n) % 2).astype(float)}
+
+
+def _contrastive(xp, x1, x2, y_true, margin=1.0, axis=-1):
+    d = _norm(xp, x1 - x2, axis=axis)
+    return (1 - y_true) * d**2 + y_true * xp.maximum(margin - d, 0.0) ** 2
+
+
+def _unit(xp, x, axis):
+    """keras.ops.normalize: x / max(||x||, epsilon), epsilon = keras.config.epsilon() = 1e-7."""
+    return x / xp.maximum(_norm(xp, x, axis=axis, keepdims=True), 1e-7)
+
+
+def _cosine(xp, y_true, y_pred, axis=-1):
+    return -xp.sum(_unit(xp, y_true, axis) * _unit(xp, y_pred, axis), axis=axis)
+
+
+def _with_zero_rows(rng):
+    t, p = rng.normal(size=(B, D)), rng.normal(size=(B, D))
+    t[1] = 0.0
+    p[3] = 0.0
+    t[5] = p[5] = 0.0
+    return {"y_true": t, "y_pred": p}
+
+
+CASES = [
+    # triplet, squared (FaceNet)
+    Case("triplet", "triplet(anchor, positive, negative, margin=1.0{opts})", _triplets(),
+         lambda xp, **i: _triplet(xp, **i, margin=1.0), wrt=("anchor", "positive", "negative")),
+    Case("triplet-defaults", "triplet(anchor, positive, negative{opts})", _triplets(0.5, 0.6),
+         lambda xp, **i: _triplet(xp, **i), wrt=("anchor", "positive", "negative")),
+    Case("triplet-axis0", "triplet(anchor, positive, negative, margin=2.0, axis=0{opts})",
+         lambda rng: {k: v.T for k, v in _triplets()(rng).items()},
+         lambda xp, **i: _triplet(xp, **i, margin=2.0, axis=0), wrt=("anchor", "positive", "negative")),
+    Case("triplet-margin-input", "triplet(anchor, positive, negative, margin=m{opts})",
+         lambda rng: {**_triplets()(rng), "m": np.array(1.5)},
+         lambda xp, m, **i: _triplet(xp, **i, margin=m), wrt=("anchor", "negative", "m")),
+    # triplet, Euclidean (PyTorch's triplet_margin_loss)
+    Case("triplet-euclidean", "triplet(anchor, positive, negative, margin=0.5, squared=false{opts})",
+         _triplets(), lambda xp, **i: _triplet(xp, **i, margin=0.5, squared=False),
+         wrt=("anchor", "positive", "negative")),
+    Case("triplet-euclidean-eps", "triplet(anchor, positive, negative, margin=0.5, squared=false, eps=0.1{opts})",
+         _triplets(), lambda xp, **i: _triplet(xp, **i, margin=0.5, squared=False, eps=0.1),
+         wrt=("anchor", "positive", "negative")),
+    Case("triplet-euclidean-eps0", "triplet(anchor, positive, negative, margin=0.5, squared=false, eps=0{opts})",
+         _triplets(), lambda xp, **i: _triplet(xp, **i, margin=0.5, squared=False, eps=0.0),
+         wrt=("anchor", "positive", "negative"),
+         extra={"optax": lambda i: optax.losses.triplet_margin_loss(
+             i["anchor"], i["positive"], i["negative"], margin=0.5, eps=0.0).mean()}),
+    # hard rows: coincident points, everything equal, far-away points
+    Case("triplet-euclidean-anchor-is-positive", "triplet(anchor, positive, negative, squared=false{opts})",
+         lambda rng: {**(t := _triplets()(rng)), "positive": t["anchor"].copy()},
+         lambda xp, **i: _triplet(xp, **i, squared=False), wrt=("anchor", "positive", "negative"),
+         finite_differences=False),
+    Case("triplet-anchor-is-positive", "triplet(anchor, positive, negative, margin=3.0{opts})",
+         lambda rng: {**(t := _triplets()(rng)), "positive": t["anchor"].copy()},
+         lambda xp, **i: _triplet(xp, **i, margin=3.0), wrt=("anchor", "positive", "negative"),
+         finite_differences=False),
+    Case("triplet-all-equal", "triplet(anchor, positive, negative, squared=false{opts})",
+         lambda rng: {k: v.copy() for k, v in dict.fromkeys(("anchor", "positive", "negative"),
+                                                            rng.normal(size=(B, D))).items()},
+         lambda xp, **i: _triplet(xp, **i, squared=False), wrt=("anchor", "positive", "negative"),
+         finite_differences=False),
+    Case("triplet-far-1e4", "triplet(anchor, positive, negative, margin=1.0, squared=false{opts})",
+         _triplets(scale=1e4), lambda xp, **i: _triplet(xp, **i, margin=1.0, squared=False),
+         wrt=("anchor", "positive", "negative"), finite_differences=False),
+    Case("triplet-far-squared-1e4", "triplet(anchor, positive, negative, margin=1.0{opts})",
+         _triplets(scale=1e4), lambda xp, **i: _triplet(xp, **i, margin=1.0),
+         wrt=("anchor", "positive", "negative"), finite_differences=False),
+
+    # batch hard
+    Case("triplet_batch_hard", "triplet_batch_hard(embeddings, labels, margin=1.0{opts})", _embeddings(),
+         lambda xp, **i: _batch_hard(xp, **i, margin=1.0), wrt=("embeddings",)),
+    Case("triplet_batch_hard-squared", "triplet_batch_hard(embeddings, labels, margin=2.0, squared=true{opts})",
+         _embeddings(), lambda xp, **i: _batch_hard(xp, **i, margin=2.0, squared=True), wrt=("embeddings",)),
+    Case("triplet_batch_hard-defaults", "triplet_batch_hard(embeddings, labels{opts})", _embeddings(0.3),
+         lambda xp, **i: _batch_hard(xp, **i), wrt=("embeddings",)),
+    Case("triplet_batch_hard-margin-input", "triplet_batch_hard(embeddings, labels, margin=m{opts})",
+         lambda rng: {**_embeddings()(rng), "m": np.array(0.8)},
+         lambda xp, m, **i: _batch_hard(xp, **i, margin=m), wrt=("embeddings", "m")),
+    Case("triplet_batch_hard-singleton-class", "triplet_batch_hard(embeddings, labels, margin=1.0{opts})",
+         _embeddings(labels=np.array([0, 1, 0, 2, 1, 0, 1])),  # class 2 has no other member
+         lambda xp, **i: _batch_hard(xp, **i, margin=1.0), wrt=("embeddings",)),
+    Case("triplet_batch_hard-coincident", "triplet_batch_hard(embeddings, labels, margin=1.0{opts})",
+         _duplicated, lambda xp, **i: _batch_hard(xp, **i, margin=1.0), wrt=("embeddings",),
+         finite_differences=False),
+    Case("triplet_batch_hard-one-class", "triplet_batch_hard(embeddings, labels{opts})",
+         _embeddings(labels=np.zeros(5, dtype=int)), lambda xp, **i: _batch_hard(xp, **i),
+         wrt=("embeddings",), finite_differences=False),
+    Case("triplet_batch_hard-far-1e4", "triplet_batch_hard(embeddings, labels{opts})", _embeddings(1e4),
+         lambda xp, **i: _batch_hard(xp, **i), wrt=("embeddings",), finite_differences=False),
+
+    # batch all
+    Case("triplet_batch_all", "triplet_batch_all(embeddings, labels, margin=1.0)", _embeddings(),
+         lambda xp, **i: _batch_all(xp, **i, margin=1.0), wrt=("embeddings",), reducible=False),
+    Case("triplet_batch_all-squared", "triplet_batch_all(embeddings, labels, margin=2.0, squared=true)",
+         _embeddings(), lambda xp, **i: _batch_all(xp, **i, margin=2.0, squared=True),
+         wrt=("embeddings",), reducible=False),
+    Case("triplet_batch_all-defaults", "triplet_batch_all(embeddings, labels)", _embeddings(0.3),
+         lambda xp, **i: _batch_all(xp, **i), wrt=("embeddings",), reducible=False),
+    # margin as an input: its value and the embeddings' gradient (its own gradient in the next row)
+    Case("triplet_batch_all-margin-input", "triplet_batch_all(embeddings, labels, margin=m)",
+         lambda rng: {**_embeddings()(rng), "m": np.array(0.8)},
+         lambda xp, m, **i: _batch_all(xp, **i, margin=m), wrt=("embeddings",), reducible=False),
+    Case("triplet_batch_all-coincident", "triplet_batch_all(embeddings, labels, margin=1.0)", _duplicated,
+         lambda xp, **i: _batch_all(xp, **i, margin=1.0), wrt=("embeddings",), reducible=False,
+         finite_differences=False),
+    Case("triplet_batch_all-coincident-squared", "triplet_batch_all(embeddings, labels, squared=true)",
+         _duplicated, lambda xp, **i: _batch_all(xp, **i, squared=True), wrt=("embeddings",), reducible=False,
+         finite_differences=False),
+    Case("triplet_batch_all-none-active", "triplet_batch_all(embeddings, labels, margin=0.1)",
+         lambda rng: {"embeddings": np.array([[0.0, 0.0], [0.0, 1e-3], [5.0, 0.0], [5.0, 1e-3]]),
+                      "labels": np.array([0, 0, 1, 1])},
+         lambda xp, **i: _batch_all(xp, **i, margin=0.1), wrt=("embeddings",), reducible=False,
+         finite_differences=False),
+    Case("triplet_batch_all-one-class", "triplet_batch_all(embeddings, labels)",
+         _embeddings(labels=np.zeros(5, dtype=int)), lambda xp, **i: _batch_all(xp, **i),
+         wrt=("embeddings",), reducible=False, finite_differences=False),
+
+    # contrastive
+    Case("contrastive", "contrastive(x1, x2, y_true, margin=2.0{opts})", _pairs,
+         lambda xp, **i: _contrastive(xp, **i, margin=2.0), wrt=("x1", "x2", "y_true")),
+    Case("contrastive-defaults", "contrastive(x1, x2, y_true{opts})", _pairs,
+         lambda xp, **i: _contrastive(xp, **i), wrt=("x1", "x2")),
+    Case("contrastive-axis0", "contrastive(x1, x2, y_true, margin=2.5, axis=0{opts})",
+         lambda rng: {**(p := _pairs(rng)), "x1": p["x1"].T, "x2": p["x2"].T},
+         lambda xp, **i: _contrastive(xp, **i, margin=2.5, axis=0), wrt=("x1", "x2", "y_true")),
+    Case("contrastive-margin-input", "contrastive(x1, x2, y_true, margin=m{opts})",
+         lambda rng: {**_pairs(rng), "m": np.array(1.7)},
+         lambda xp, m, **i: _contrastive(xp, **i, margin=m), wrt=("x1", "m")),
+    Case("contrastive-x1-is-x2", "contrastive(x1, x2, y_true{opts})",
+         lambda rng: {**(p := _pairs(rng)), "x2": np.where(np.arange(B)[:, None] < 4, p["x1"], p["x2"])},
+         lambda xp, **i: _contrastive(xp, **i), wrt=("x1", "x2", "y_true"), finite_differences=False),
+    Case("contrastive-far-1e4", "contrastive(x1, x2, y_true{opts})",
+         lambda rng: {k: (v * 1e4 if k != "y_true" else v) for k, v in _pairs(rng).items()},
+         lambda xp, **i: _contrastive(xp, **i), wrt=("x1", "x2", "y_true"), finite_differences=False),
+
+    # cosine similarity (Keras)
+    Case("cosine_similarity", "cosine_similarity(y_true, y_pred{opts})",
+         lambda rng: {"y_true": rng.normal(size=(B, D)), "y_pred": rng.normal(size=(B, D))},
+         _cosine, wrt=("y_true", "y_pred"),
+         extra={"optax": lambda i: -optax.losses.cosine_similarity(i["y_pred"], i["y_true"]).mean()}),
+    Case("cosine_similarity-axis0", "cosine_similarity(y_true, y_pred, axis=0{opts})",
+         lambda rng: {"y_true": rng.normal(size=(D, B)), "y_pred": rng.normal(size=(D, B))},
+         lambda xp, **i: _cosine(xp, **i, axis=0), wrt=("y_true", "y_pred")),
+    Case("cosine_similarity-zero-vectors", "cosine_similarity(y_true, y_pred{opts})", _with_zero_rows,
+         _cosine, wrt=("y_true", "y_pred"), finite_differences=False),
+    Case("cosine_similarity-parallel", "cosine_similarity(y_true, y_pred{opts})",
+         lambda rng: {"y_true": (t := rng.normal(size=(B, D))), "y_pred": t * np.array([3.0, -2.0, 1e-5, 1e5, 1.0, -1.0])[:, None]},
+         _cosine, wrt=("y_true", "y_pred"), finite_differences=False),
+    Case("cosine_similarity-scales", "cosine_similarity(y_true, y_pred{opts})",
+         lambda rng: {"y_true": rng.normal(size=(B, D)) * 1e-5,
+                      "y_pred": rng.normal(size=(B, D)) * np.array([1e-6, 1e-3, 1.0, 1e3, 1e6, 1e100])[:, None]},
+         _cosine, wrt=("y_true", "y_pred"), finite_differences=False),
+    Case("triplet_batch_all-margin-input-grad", "triplet_batch_all(embeddings, labels, margin=m)",
+         lambda rng: {**_embeddings()(rng), "m": np.array(0.8)},
+         lambda xp, m, **i: _batch_all(xp, **i, margin=m), wrt=("embeddings", "m"), reducible=False),
+]

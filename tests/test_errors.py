@@ -1,0 +1,212 @@
+"""User errors, table-driven: the error class, the 1-based line and column (counted by hand from the
+source text), a fragment of the message, and ``str(err)`` with ``file:line:col:``, the source line and a
+caret under the column. Then the limits (depth, size, recursion), and errors at call time."""
+
+import time
+
+import numpy as np
+import pytest
+
+import lossdsl
+from lossdsl.errors import (
+    InputError,
+    LimitError,
+    LossDSLError,
+    LossTypeError,
+    NameResolutionError,
+    ParseError,
+)
+
+# (source, error class, line, column, message fragments)
+CASES = [
+    # malformed programs
+    ("mean((y_pred - y_true)^2", ParseError, 1, 25, ("end of input",)),  # unclosed paren: at the end
+    ("lam = 0.1\nw2 = lam * 2\nmean((p - t)^2 * w2", ParseError, 3, 20, ("end of input",)),
+    ("x +* 3", ParseError, 1, 4, ("'*'",)),
+    ("x = 1\ny = 2\nz = x +* y\nz", ParseError, 3, 8, ("'*'",)),
+    ("x\t+* 3", ParseError, 1, 4, ("'*'",)),  # a tab is one column
+    ("x $ y", ParseError, 1, 3, ("'$'",)),
+    ("a = 1\nb = 2\nmean(x) $ a", ParseError, 3, 9, ("'$'",)),
+    ("f(a=1, 2)", ParseError, 1, 8, ("positional",)),
+    ("return x", ParseError, 1, 1, ("return",)),
+    # bad indentation in a def: an indent where none may start (at the over-indented statement), and a
+    # dedent to a level that matches no enclosing block (the line, column 1)
+    ("def f(x):\n    y = x\n        return y\nf(a)", ParseError, 3, 9, ("indent",)),
+    ("def f(x):\n    y = x\n  return y\nf(a)", ParseError, 3, 1, ("indentation",)),
+    # definitions
+    ("def f(x):\n    y = x\nf(a)", ParseError, 1, 5, ("return",)),  # a def without return
+    ("# helpers\n\ndef sq(x):\n    y = x^2\n\nsq(a)", ParseError, 3, 5, ("'sq'", "return")),
+    ("def f(x, x):\n    return x\nf(a)", ParseError, 1, 10, ("duplicate",)),
+    ("def exp(x):\n    return x\nexp(a)", NameResolutionError, 1, 5, ("exp", "builtin")),
+    # unknown names, with did-you-mean
+    ("hubr(delta=1)", NameResolutionError, 1, 1, ("hubr", "did you mean 'huber'")),
+    ("0.5 * hubr(delta=1)", NameResolutionError, 1, 7, ("did you mean 'huber'",)),
+    ("lam = 0.1\n\nlam * sum(w) + (\n    mean(x) + foo(x))", NameResolutionError, 4, 15, ("'foo'",)),
+    ("huber(delt=1)", NameResolutionError, 1, 7, ("delt", "did you mean 'delta'")),
+    ("w = 1\n\nhuber(y_true=t,\n      y_pred=p, delt=w)", NameResolutionError, 4, 17, ("did you mean 'delta'",)),
+    ("def f(a):\n    b = a\n    return huber(a, b, delt=1)\nf(x)", NameResolutionError, 3, 24,
+     ("did you mean 'delta'",)),
+    # arity
+    ("exp(x, y)", NameResolutionError, 1, 8, ("exp",)),  # too many positional: at the first extra one
+    ("mse(a, b, c, d, e)", NameResolutionError, 1, 17, ("mse",)),
+    ("l1()", NameResolutionError, 1, 1, ("missing", "'w'")),
+    ("maximum(x)", NameResolutionError, 1, 1, ("missing", "'y'")),
+    ("a = 1\n\n2 * maximum(a)", NameResolutionError, 3, 5, ("missing", "'y'")),
+    # kinds of values
+    ('log("mean")', LossTypeError, 1, 5, ("'mean'",)),  # a string where a tensor is needed
+    ('def g(v, k=2):\n    """Doc."""\n    return sum(v^k)\n\ng(x) + log("abc")', LossTypeError, 5, 12, ("'abc'",)),
+    ("sum(x, axis=k)", LossTypeError, 1, 8, ("axis", "constant")),  # a tensor where a constant is needed
+    ("mean + 1", LossTypeError, 1, 1, ("'mean'", "function")),  # a function used as a variable
+    ("a = 2\nb = a * x\nb * huber", LossTypeError, 3, 5, ("'huber'", "function")),
+    ("mean = 1\nmean", NameResolutionError, 1, 1, ("'mean'",)),
+    ('mse(reduction="avg")', LossTypeError, 1, 1, ("reduction",)),
+    # an undefined name inside a user def
+    ("def f(a):\n    b = a + 1\n    return mean(c * b)\nf(x)", NameResolutionError, 3, 17, ("'c'", "not defined")),
+    ("def f(a):\n    total = a + 1\n    return mean(totl)\nf(x)", NameResolutionError, 3, 17,
+     ("did you mean 'total'",)),
+    # recursion
+    ("def f(x):\n    return f(x)\nf(a)", LimitError, 2, 12, ("recursive",)),
+    # reserved input names
+    ("_x + 1", NameResolutionError, 1, 1, ("'_x'",)),
+    ("np * 2", NameResolutionError, 1, 1, ("'np'",)),
+    ("mean(lambda)", NameResolutionError, 1, 6, ("'lambda'",)),
+    ("a = 1\nb = a + 1\nmean(b * jnp)", NameResolutionError, 3, 10, ("'jnp'",)),
+]
+
+
+def _check_rendering(err, source, line, column):
+    """``file:line:col: message``, then the source line, then a caret under the column."""
+    assert type(err.line) is int and type(err.column) is int, (err.line, err.column)
+    text = str(err).splitlines()
+    assert text[0].startswith(f"<string>:{line}:{column}: "), text[0]
+    caret = next(i for i, t in enumerate(text) if t.strip() == "^")
+    quoted = source.splitlines()[line - 1].expandtabs(1)
+    assert quoted in text[caret - 1], "\n".join(text)
+    assert text[caret].index("^") == text[caret - 1].index(quoted) + column - 1, "\n".join(text)
+
+
+@pytest.mark.parametrize("source, error, line, column, fragments", CASES,
+                         ids=[f"{i}:{c[0][:28]!r}" for i, c in enumerate(CASES)])
+def test_error_class_position_and_message(source, error, line, column, fragments):
+    with pytest.raises(LossDSLError) as info:
+        lossdsl.compile(source)
+    err = info.value
+    assert isinstance(err, error), f"{type(err).__name__}: {err}"
+    assert (err.line, err.column) == (line, column), str(err)
+    for fragment in fragments:
+        assert fragment in err.message, str(err)
+    _check_rendering(err, source, line, column)
+
+
+def test_parse_alone_reports_syntax_errors():
+    with pytest.raises(ParseError) as info:
+        lossdsl.parse("a = 1\n\nmean(a +)")
+    assert (info.value.line, info.value.column) == (3, 9)
+    _check_rendering(info.value, "a = 1\n\nmean(a +)", 3, 9)
+
+
+def test_the_caret_sits_under_the_column():
+    source = "a = 1\nb = 2\nloss = a * mean(x) + hubr(b)\nloss"
+    with pytest.raises(NameResolutionError) as info:
+        lossdsl.compile(source)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("<string>:3:22: ")
+    code, caret = lines[-2], lines[-1]
+    assert code.endswith("loss = a * mean(x) + hubr(b)")
+    assert caret.strip() == "^"
+    # the caret is under the 'h' of hubr, whatever the indentation of the quoted line
+    assert code[caret.index("^"):].startswith("hubr(b)")
+
+
+def test_mutual_recursion_is_a_limit_error():
+    source = "def f(x):\n    return g(x)\ndef g(x):\n    return f(x) + 1\nf(a)"
+    start = time.perf_counter()
+    with pytest.raises(LimitError) as info:
+        lossdsl.compile(source)
+    assert time.perf_counter() - start < 5
+    assert "recursive" in info.value.message
+    assert info.value.line in (2, 4) and info.value.column == 12
+
+
+DEEP = {
+    "parentheses": "(" * 300 + "x" + ")" * 300,
+    "calls": "exp(" * 300 + "x" + ")" * 300,
+    "unary minus": "-" * 400 + "x",
+    "powers": "x^" * 300 + "x",
+    "on line 3": "a = 1\nb = 2\n" + "sum(" + "tanh(" * 300 + "a * b" + ")" * 301,
+}
+
+
+@pytest.mark.parametrize("kind", list(DEEP))
+def test_too_deep_expressions_are_refused_promptly(kind):
+    source = DEEP[kind]
+    start = time.perf_counter()
+    with pytest.raises(LimitError) as info:
+        lossdsl.compile(source)
+    assert time.perf_counter() - start < 5
+    err = info.value
+    assert "nested" in err.message or "deep" in err.message
+    assert type(err.line) is int and type(err.column) is int
+    assert err.line == (3 if kind == "on line 3" else 1)
+    assert str(err).startswith(f"<string>:{err.line}:{err.column}: ")
+
+
+def test_long_flat_chains_are_not_too_deep():
+    text = " + ".join(f"x{i}^2" for i in range(400))
+    loss = lossdsl.compile(text)
+    assert len(loss.inputs) == 400
+    values = {f"x{i}": np.array(float(i)) for i in range(400)}
+    assert float(loss(**values)) == sum(i * i for i in range(400))
+
+
+def test_oversized_source_is_refused_promptly():
+    source = " + ".join(["x"] * 70_000)  # about 280,000 characters
+    start = time.perf_counter()
+    with pytest.raises(LimitError) as info:
+        lossdsl.compile(source)
+    assert time.perf_counter() - start < 5
+    err = info.value
+    assert "longer" in err.message or "large" in err.message or "long" in err.message
+    # every user error has a position, and renders it
+    assert type(err.line) is int and type(err.column) is int, (err.line, err.column)
+    assert str(err).startswith(f"<string>:{err.line}:{err.column}: ")
+
+
+# --- call-time errors ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_missing_and_extra_inputs(backend):
+    loss = lossdsl.compile("mean((p - t)^2)", backend=backend)
+    p, t = np.array([1.0, 2.0]), np.array([0.0, 0.0])
+    assert float(loss(p=p, t=t)) == pytest.approx(2.5)
+    with pytest.raises(InputError) as info:
+        loss(p=p)
+    assert isinstance(info.value, LossDSLError) and "'t'" in str(info.value)
+    with pytest.raises(InputError) as info:
+        loss(p=p, t=t, q=t)
+    assert isinstance(info.value, LossDSLError) and "'q'" in str(info.value)
+    with pytest.raises(LossDSLError):
+        loss.grad("p")(p=p)
+    with pytest.raises(LossDSLError):
+        loss.value_and_grad(["p", "t"])(p=p, t=t, extra=1.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_no_gradient_for_integer_labels(backend):
+    loss = lossdsl.compile("mean(take(z, labels))", backend=backend)
+    assert "labels" in loss.inputs and "labels" not in loss.differentiable
+    z, labels = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1, 0])
+    assert float(loss(z=z, labels=labels)) == pytest.approx(2.5)
+    with pytest.raises(LossDSLError):
+        loss.grad("labels")(z=z, labels=labels)
+    with pytest.raises(LossDSLError):
+        loss.value_and_grad(["z", "labels"])(z=z, labels=labels)
+    with pytest.raises(LossDSLError):
+        loss.gradient_formula("labels")
+    np.testing.assert_allclose(loss.grad("z")(z=z, labels=labels), [[0.0, 0.5], [0.5, 0.0]])
+
+
+def test_gradient_with_respect_to_a_non_input():
+    loss = lossdsl.compile("mean((p - t)^2)")
+    with pytest.raises(LossDSLError):
+        loss.grad("q")
