@@ -210,3 +210,24 @@ def test_gradient_with_respect_to_a_non_input():
     loss = lossdsl.compile("mean((p - t)^2)")
     with pytest.raises(LossDSLError):
         loss.grad("q")
+
+
+def test_call_time_errors_name_the_input():
+    loss = lossdsl.compile("mean(take(z, labels))")
+    with pytest.raises(InputError, match="missing 'labels'"):
+        loss(z=[[1.0]])
+    with pytest.raises(InputError, match="unexpected 'zz'"):
+        loss(z=[[1.0]], labels=[0], zz=1)
+    with pytest.raises(InputError, match="'zz' is not an input"):
+        loss.grad("zz")
+    with pytest.raises(InputError, match="integer labels"):
+        loss.grad("labels")
+    assert isinstance(InputError("x"), ValueError)
+
+
+def test_error_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.loss"
+    path.write_text("# my loss\nmse(a, b) +\n")
+    with pytest.raises(ParseError) as info:
+        lossdsl.compile(str(path))
+    assert str(info.value).startswith(f"{path}:2:12: ")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .runtime import _sum_to
+from .runtime import _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
 
 
 def _float_dtype(*xs):
@@ -83,33 +83,6 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
     return out
 
 
-def _ctc_tables(log_probs, targets, target_lengths, blank):
-    """The extended labels (blank, l1, blank, l2, ..., blank) of each sample: their log-probabilities
-    (T, B, L), -inf beyond 2*target_length + 1; where a label may be reached by skipping the blank
-    before it; the two final positions; and the extended labels themselves (B, L)."""
-    T, B, C = np.shape(log_probs)
-    S = np.shape(targets)[1]
-    L = 2 * S + 1
-    lab = np.clip(targets, 0, C - 1)  # the padding may hold anything
-    ext = np.full((B, L), blank, dtype=lab.dtype)
-    ext[:, 1::2] = lab
-    s = np.arange(L)
-    valid = s < 2 * target_lengths[:, None] + 1
-    before = np.concatenate([np.full((B, 2), -1, dtype=ext.dtype), ext], axis=1)[:, :L]  # ext two places back
-    skip = (s % 2 == 1) & (s >= 2) & (ext != before) & (ext != blank)
-    final = (s == 2 * target_lengths[:, None]) | (s == 2 * target_lengths[:, None] - 1)
-    lp = np.take_along_axis(log_probs, np.broadcast_to(ext, (T, B, L)), axis=2)
-    return np.where(valid, lp, -np.inf), skip, final, ext
-
-
-def _ctc_shift(a, k):
-    """``a`` moved k places along its last axis (right for k > 0, left for k < 0), -inf entering."""
-    pad = np.full(a.shape[:-1] + (abs(k),), -np.inf, dtype=a.dtype)
-    if k > 0:
-        return np.concatenate([pad, a], axis=-1)[..., :a.shape[-1]]
-    return np.concatenate([a, pad], axis=-1)[..., -k:]
-
-
 def _ctc_alpha(lp, skip, input_lengths):
     """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
     last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
@@ -137,14 +110,6 @@ def _ctc_beta(lp, skip, final, input_lengths):
                      np.where((t < input_lengths - 1)[:, None], rec, -np.inf)) + lp[t]
         betas[t] = b
     return betas
-
-
-def _ctc_loglik(last, target_lengths):
-    """log p(target | log_probs) per sample from alpha at the last frame: the paths ending in the
-    last label or in the blank after it."""
-    end = np.take_along_axis(last, 2 * target_lengths[:, None], axis=1)[:, 0]
-    before = np.take_along_axis(last, np.maximum(2 * target_lengths - 1, 0)[:, None], axis=1)[:, 0]
-    return np.logaddexp(end, np.where(target_lengths > 0, before, -np.inf))
 
 
 def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):

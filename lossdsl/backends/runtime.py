@@ -113,3 +113,38 @@ def _matmul_vjp_a(g, a, b, shape):
 
 def _matmul_vjp_b(g, a, b, shape):
     return _matmul_vjp(g, a, b, shape)[1]
+
+
+def _ctc_tables(log_probs, targets, target_lengths, blank):
+    """The extended labels (blank, l1, blank, l2, ..., blank) of each sample: their log-probabilities
+    (T, B, L), -inf beyond 2*target_length + 1; where a label may be reached by skipping the blank
+    before it; the two final positions; and the extended labels themselves (B, L)."""
+    T, B, C = xp.shape(log_probs)
+    S = xp.shape(targets)[1]
+    L = 2 * S + 1
+    lab = xp.clip(targets, 0, C - 1)  # the padding may hold anything
+    blanks = xp.full((B, S + 1), blank, dtype=lab.dtype)
+    ext = xp.concatenate([xp.reshape(xp.stack([blanks[:, :S], lab], axis=-1), (B, 2 * S)), blanks[:, S:]], axis=1)
+    s = xp.arange(L)
+    valid = s < 2 * target_lengths[:, None] + 1
+    before = xp.concatenate([xp.full((B, 2), -1, dtype=ext.dtype), ext], axis=1)[:, :L]  # ext two places back
+    skip = (s % 2 == 1) & (s >= 2) & (ext != before) & (ext != blank)
+    final = (s == 2 * target_lengths[:, None]) | (s == 2 * target_lengths[:, None] - 1)
+    lp = xp.take_along_axis(log_probs, xp.broadcast_to(ext, (T, B, L)), axis=2)
+    return xp.where(valid, lp, -xp.inf), skip, final, ext
+
+
+def _ctc_shift(a, k):
+    """``a`` moved k places along its last axis (right for k > 0, left for k < 0), -inf entering."""
+    pad = xp.full(a.shape[:-1] + (abs(k),), -xp.inf, dtype=a.dtype)
+    if k > 0:
+        return xp.concatenate([pad, a], axis=-1)[..., :a.shape[-1]]
+    return xp.concatenate([a, pad], axis=-1)[..., -k:]
+
+
+def _ctc_loglik(last, target_lengths):
+    """log p(target | log_probs) per sample from alpha at the last frame: the paths ending in the
+    last label or in the blank after it."""
+    end = xp.take_along_axis(last, 2 * target_lengths[:, None], axis=1)[:, 0]
+    before = xp.take_along_axis(last, xp.maximum(2 * target_lengths - 1, 0)[:, None], axis=1)[:, 0]
+    return xp.logaddexp(end, xp.where(target_lengths > 0, before, -xp.inf))
