@@ -19,6 +19,7 @@ import numpy as np
 import optax
 import pytest
 import sympy as sp
+from oracles import finite_differences
 
 import lossdsl
 
@@ -287,18 +288,6 @@ def _reference_grads(row_id):
     return dict(zip(names, (np.asarray(g) for g in grads)))
 
 
-def _finite_differences(loss, inputs, name, h=1e-6):
-    x = np.asarray(inputs[name], dtype=np.float64)
-    fd = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        up = float(loss(**{**inputs, name: x + e}))
-        down = float(loss(**{**inputs, name: x - e}))
-        fd[i] = (up - down) / (2 * h)
-    return fd
-
-
 # --- (a) value, (b) gradient vs jax.grad of the reference, (c) finite differences --------------
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -330,13 +319,13 @@ def test_gradient_against_jax_grad_of_reference(row, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
-def test_gradient_against_finite_differences(row, backend):
+def test_gradient_againstfinite_differences(row, backend):
     inputs = _inputs(row)
     names = _float_names(inputs)
     loss = lossdsl.compile(row.source, backend=backend)
     grads = loss.grad(names)(**inputs)
     for name in names:
-        fd = _finite_differences(loss, inputs, name)
+        fd = finite_differences(loss, inputs, name)
         np.testing.assert_allclose(np.asarray(grads[name]), fd, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
