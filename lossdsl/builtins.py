@@ -207,6 +207,31 @@ def _vjp_per_sample(g, op, out, ct):
     return (g.apply("per_sample_vjp", ct, w, like), None)
 
 
+def _vjp_constant(g, op, out, ct):
+    """Piecewise constant in its operands (a count, an indicator): zero derivative almost everywhere."""
+    return (None,) * len(op.operands)
+
+
+def _vjp_per_sample_vjp(g, op, out, ct):
+    _, w, like = op.operands
+    return (g.apply("per_sample", ct, like), None, None)
+
+
+def _vjp_matmul_vjp_a(g, op, out, ct):  # out = g_out @ b^T, linear in g_out and in b
+    g_out, a, b, product = op.operands
+    return (g.apply("matmul", ct, b), None, g.apply("matmul_vjp_b", g_out, ct, b, product), None)
+
+
+def _vjp_matmul_vjp_b(g, op, out, ct):  # out = a^T @ g_out, linear in a and in g_out
+    g_out, a, b, product = op.operands
+    return (g.apply("matmul", a, ct), g.apply("matmul_vjp_a", g_out, a, ct, product), None, None)
+
+
+def _vjp_take_vjp(g, op, out, ct):  # scatters g_out into the label positions: its adjoint gathers
+    g_out, labels, x = op.operands
+    return (g.apply("take", ct, labels, axis=op.param("axis"), label="the labels"), None, None)
+
+
 def _vjp_ctc(g, op, out, ct):
     log_probs, targets, input_lengths, target_lengths = op.operands
     params = dict(op.params)
@@ -231,7 +256,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})"}, _vjp_matmul),
     Primitive("take", {"numpy": "_take({0}, {1}, {axis}, {label})", "jax": "_take({0}, {1}, {axis}, {label})"}, _vjp_take),
     Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype}, {label})",
-                         "jax": "_one_hot({0}, {depth}, {dtype}, {label})"}),
+                         "jax": "_one_hot({0}, {depth}, {dtype}, {label})"}, _vjp_constant),
     Primitive("within", {"numpy": "_within({0}, {lower}, {upper}, {integer}, {label})",
                          "jax": "_within({0}, {lower}, {upper}, {integer}, {label})"}, _vjp_within,
               doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent),
@@ -239,14 +264,14 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               _vjp_per_sample, doc="per-sample values (leading axis) broadcast against operand 1",
               formula=_transparent),
     Primitive("per_sample_vjp", {"numpy": "_per_sample_vjp({0}, {shape1}, {shape2})",
-                                 "jax": "_per_sample_vjp({0}, {shape1}, {shape2})"},
+                                 "jax": "_per_sample_vjp({0}, {shape1}, {shape2})"}, _vjp_per_sample_vjp,
               formula=lambda g, w, like: _fn("sum")(g)),
     # internal ops that only gradients create
     Primitive("extremum_share", {"numpy": "_extremum_share({0}, {axis}, {kind})",
-                                 "jax": "_extremum_share({0}, {axis}, {kind})"},
+                                 "jax": "_extremum_share({0}, {axis}, {kind})"}, _vjp_constant,
               doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
               formula=lambda x: _fn("extremum_share")(x)),
-    Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}),
+    Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}, _vjp_constant),
     Primitive("expand_dims", {"numpy": "_expand_dims({0}, {shape1}, {axis})",
                               "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
               doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
@@ -260,15 +285,15 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1}, {shape2})", "jax": "_sum_to({0}, {shape1}, {shape2})"},
               _vjp_sum_to, doc="operand 0, broadcast against the shapes of operands 1 and 2, summed down "
               "to the shape of operand 1 (undoes broadcasting)",
-              formula=lambda x, like, full: x if full == 1 else _fn("sum")(x)),
+              formula=lambda x, like, full: x if full == 1 or isinstance(like, sp.Symbol) else _fn("sum")(x)),
     Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2}, {shape3})",
-                               "jax": "_matmul_vjp_a({0}, {1}, {2}, {shape3})"},
+                               "jax": "_matmul_vjp_a({0}, {1}, {2}, {shape3})"}, _vjp_matmul_vjp_a,
               formula=lambda g, a, b, out: _fn("matmul")(g, _fn("transpose")(b))),
     Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2}, {shape3})",
-                               "jax": "_matmul_vjp_b({0}, {1}, {2}, {shape3})"},
+                               "jax": "_matmul_vjp_b({0}, {1}, {2}, {shape3})"}, _vjp_matmul_vjp_b,
               formula=lambda g, a, b, out: _fn("matmul")(_fn("transpose")(a), g)),
     Primitive("take_vjp", {"numpy": "_take_vjp({0}, {1}, {shape2}, {axis})",
-                           "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"},
+                           "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"}, _vjp_take_vjp,
               formula=lambda g, labels, x: g * _fn("one_hot")(labels)),
     # connectionist temporal classification: a dynamic program with its own gradient rule
     Primitive("ctc", {"numpy": "_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")",

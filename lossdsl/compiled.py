@@ -14,6 +14,7 @@ import sympy as sp
 from .errors import InputError, LossDSLError
 from .formula import render
 from .gradient import gradients
+from .hessian import DIRECTION, hessian_rowsum, hessian_vector
 from .ir import Apply, Graph
 from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature, helpers_for
 
@@ -132,6 +133,14 @@ def loss(*, {args}):
                   f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
         sections = [head[0] + "\n\n" + head[1], "\n".join(consts)] if header else [head[1]]
         return "\n\n".join(sections) + "\n\n\n" + helpers + "\n\n\n" + code + "\n"
+
+    def derived_module(self, graph: Graph, expr: sp.Expr, like: str) -> str:
+        """A module whose one function ``derived`` computes ``expr`` (over ``graph``, an extension
+        of this loss's graph) shaped like the input ``like``."""
+        sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
+        fp = FunctionPrinter(graph, self.b)
+        lines, (code,) = fp.body(sig, [expr])
+        return self._assemble([fp.function("derived", sig, lines, f"_fit({code}, {like})")], header=False)
 
     def subset_module(self, wrt: Sequence[str]) -> str:
         return self._assemble([self.value_and_grad_function(wrt)], header=False)
@@ -280,6 +289,54 @@ class CompiledLoss:
         """A function of the inputs returning the gradient: an array for one name, else a dict."""
         vg = self.value_and_grad(wrt)
         return lambda **inputs: vg(**inputs)[1]
+
+    # --- second derivatives ---------------------------------------------------------------
+    def _derived(self, key: tuple[str, str], build: Callable[[], tuple[Graph, sp.Expr]]) -> Callable[..., Any]:
+        fn = self._subsets.get(key)
+        if fn is None:
+            graph, expr = build()
+            module = load_module(self._writer.derived_module(graph, expr, key[1]), f"{self.backend}:{key[0]}")
+            fn = self._subsets[key] = self._jit(module.derived)
+        return fn
+
+    def hvp(self, wrt: str) -> Callable[..., Any]:
+        """A function ``(direction, **inputs) -> H @ direction``: the Hessian with respect to
+        ``wrt`` times a direction shaped like ``wrt``, by symbolic reverse-over-reverse."""
+        (name,) = self._wrt(wrt)
+        fn = self._derived(("hvp", name), lambda: hessian_vector(self.graph, self.root, name))
+
+        def hvp(direction: Any, **inputs: Any) -> Any:
+            self._check(inputs)
+            return _reporting_input_errors(fn, {**inputs, DIRECTION: direction})
+        return hvp
+
+    def second_derivative(self, wrt: str) -> Callable[..., Any]:
+        """A function of the inputs giving ``H @ 1`` for ``wrt``: the per-element second
+        derivative of a loss that sums or averages one term per element (then ``H`` is diagonal)."""
+        (name,) = self._wrt(wrt)
+        fn = self._derived(("rowsum", name), lambda: hessian_rowsum(self.graph, self.root, name))
+
+        def second_derivative(**inputs: Any) -> Any:
+            self._check(inputs)
+            return _reporting_input_errors(fn, inputs)
+        return second_derivative
+
+    def hessian(self, wrt: str) -> Callable[..., Any]:
+        """A function of the inputs giving the full Hessian for ``wrt``, shaped ``x.shape * 2``:
+        one Hessian-vector product per element, so meant for small parameter vectors."""
+        hvp = self.hvp(wrt)
+
+        def hessian(**inputs: Any) -> Any:
+            x = np.asarray(inputs[wrt])
+            rows = [np.asarray(hvp(np.eye(1, x.size, k, dtype=x.dtype).reshape(x.shape), **inputs))
+                    for k in range(x.size)]
+            return np.stack(rows).reshape(x.shape + x.shape) if rows else np.zeros(x.shape * 2, x.dtype)
+        return hessian
+
+    def hessian_formula(self, wrt: str) -> sp.Expr:
+        """The per-element second derivative (``H @ 1``) with respect to ``wrt``, as SymPy."""
+        (name,) = self._wrt(wrt)
+        return render(*hessian_rowsum(self.graph, self.root, name))
 
     # --- formulas -------------------------------------------------------------------------
     def formula(self) -> sp.Expr:

@@ -15,7 +15,9 @@ import sympy as sp
 from sympy.core.parameters import distribute
 
 from .builtins import PRIMITIVES
+from .errors import LossTypeError
 from .ir import Apply, Graph
+from .rewrite import stabilize
 
 
 def is_scalar(graph: Graph, sym: sp.Symbol) -> bool:
@@ -52,6 +54,7 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
     def push(expr: sp.Expr, cotangent: sp.Expr) -> None:
         # The contribution to a leaf has the shape of ``expr`` broadcast with the cotangent; it
         # is summed down to the leaf's shape unless nothing in it is larger than the leaf.
+        expr = stabilize(expr)  # differentiate the stable form: softplus, not log(sigmoid)
         tensors = {s for s in graph.leaves(expr) + graph.leaves(cotangent) if not is_scalar(graph, s)}
         for leaf in graph.leaves(expr):
             if leaf not in need:
@@ -63,7 +66,7 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
             if tensors <= {leaf}:
                 ct[leaf] += contribution
                 continue
-            missing = sorted(tensors - contribution.free_symbols, key=lambda s: s.name)
+            missing = sorted(tensors - contribution.free_symbols - {leaf}, key=lambda s: s.name)
             ct[leaf] += graph.apply("sum_to", contribution, leaf, sp.Mul(*missing))
 
     with distribute(False):
@@ -73,7 +76,7 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
                 continue
             rule = PRIMITIVES[op.prim].vjp
             if rule is None:
-                continue
+                raise LossTypeError(f"'{op.prim}' has no derivative rule; this derivative is not available")
             for operand, cot in zip(op.operands, rule(graph, op, sym, ct[sym])):
                 if cot is not None:
                     push(operand, cot)

@@ -93,6 +93,13 @@ class Graph:
         self.inputs: list[str] = []
         self.index_inputs: set[str] = set()
 
+    def copy(self) -> Graph:
+        """An independent graph with the same ops, to extend without changing this one."""
+        other = Graph()
+        other._symbol_of, other.op_of = dict(self._symbol_of), dict(self.op_of)
+        other.inputs, other.index_inputs = list(self.inputs), set(self.index_inputs)
+        return other
+
     def leaf(self, op: Op) -> sp.Symbol:
         """The symbol standing for ``op``'s output, creating the op if it is new."""
         sym = self._symbol_of.get(op)

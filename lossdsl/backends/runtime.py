@@ -95,24 +95,26 @@ def _one_hot(labels, depth, dt, label):
     return (xp.expand_dims(labels, -1) == xp.arange(depth)).astype(dt)
 
 
-def _matmul_vjp(g, a, b, shape):
-    """Cotangents of ``a @ b`` (of ``shape``) for NumPy's matmul rules, 1-D operands included."""
+def _matmul_2d(g, a, b, shape):
+    """``a @ b``'s operands and its cotangent ``g`` (broadcast to ``shape``) with 1-D operands made 2-D."""
     g = xp.broadcast_to(g, shape)
     a2 = xp.expand_dims(a, 0) if xp.ndim(a) == 1 else a
     b2 = xp.expand_dims(b, -1) if xp.ndim(b) == 1 else b
     g2 = xp.expand_dims(g, -2) if xp.ndim(a) == 1 else g
     g2 = xp.expand_dims(g2, -1) if xp.ndim(b) == 1 else g2
-    ga = _sum_to(xp.matmul(g2, xp.swapaxes(b2, -1, -2)), xp.shape(a2))
-    gb = _sum_to(xp.matmul(xp.swapaxes(a2, -1, -2), g2), xp.shape(b2))
-    return xp.reshape(ga, xp.shape(a)), xp.reshape(gb, xp.shape(b))
+    return g2, a2, b2
 
 
 def _matmul_vjp_a(g, a, b, shape):
-    return _matmul_vjp(g, a, b, shape)[0]
+    """The cotangent of ``a`` in ``a @ b`` (of ``shape``), for NumPy's matmul rules."""
+    g2, a2, b2 = _matmul_2d(g, a, b, shape)
+    return xp.reshape(_sum_to(xp.matmul(g2, xp.swapaxes(b2, -1, -2)), xp.shape(a2)), xp.shape(a))
 
 
 def _matmul_vjp_b(g, a, b, shape):
-    return _matmul_vjp(g, a, b, shape)[1]
+    """The cotangent of ``b`` in ``a @ b`` (of ``shape``), for NumPy's matmul rules."""
+    g2, a2, b2 = _matmul_2d(g, a, b, shape)
+    return xp.reshape(_sum_to(xp.matmul(xp.swapaxes(a2, -1, -2), g2), xp.shape(b2)), xp.shape(b))
 
 
 def _ctc_tables(log_probs, targets, target_lengths, blank):
