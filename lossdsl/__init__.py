@@ -1,9 +1,11 @@
 """lossdsl: loss functions written as text, compiled with their symbolic gradients to NumPy or JAX."""
 
+from . import objectives
+from .analysis import analyze
 from .compiled import CompiledLoss
 from .errors import LossDSLError
 from .parser import parse
 from .pipeline import compile
 
-__all__ = ["CompiledLoss", "LossDSLError", "compile", "parse"]
+__all__ = ["CompiledLoss", "analyze", "LossDSLError", "compile", "objectives", "parse"]
 __version__ = "0.1.0"

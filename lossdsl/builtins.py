@@ -24,7 +24,7 @@ from .ir import Apply, Graph, Tensor
 if TYPE_CHECKING:
     from .resolve import Args
 
-BACKENDS = ("numpy", "jax")
+BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
 
 
@@ -48,6 +48,7 @@ def _function(name: str, nargs: int, derivative: Callable[..., tuple[sp.Expr, ..
 
     return type(name, (sp.Function,), {
         "nargs": nargs, "fdiff": fdiff, "eval": eval, "_latex": _latex,
+        "elementary": staticmethod(numeric),  # the same function in SymPy's own terms (for limits)
         "_eval_is_extended_real": lambda self: True, "_eval_is_finite": lambda self: True,
     })
 
@@ -73,9 +74,35 @@ minimum = _function("minimum", 2, lambda a, b: (_half_step(b - a), _half_step(a 
                     r"\min\left({0}, {1}\right)")
 
 
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the analysis (``analysis.py``) knows of a function, for composition rules.
+
+    ``curvature`` holds on the whole domain: "convex", "concave", "affine", "constant",
+    "multilinear" (affine in each operand while the others are constant, as a matrix product) or
+    "unknown". ``monotone`` per argument: "increasing", "decreasing" (non-strictly), "sign"
+    (decreasing for an argument <= 0, increasing for >= 0, as |x|), "static" (only its shape or
+    integer labels matter), or "" (neither). ``range`` bounds the value, or ``range_of`` derives it
+    from operand 0's: "operand" (within its range: a mean, a gather) or "sign" (its sign: a sum).
+    ``kink``: continuous but not differentiable where its argument is 0 (or its two arguments are
+    equal; for a reduction, at ties); ``jump``: discontinuous there.
+    """
+
+    curvature: str = "unknown"
+    monotone: tuple[str, ...] = ("",)
+    range: tuple[float, float] = (-INF, INF)
+    range_of: str = ""
+    kink: bool = False
+    jump: bool = False
+
+
 @dataclass(frozen=True)
 class Elementwise:
-    """An elementwise builtin: ``func`` builds its SymPy form; ``printed`` names it per backend."""
+    """An elementwise builtin: ``func`` builds its SymPy form; ``printed`` names it per backend;
+    ``shape`` declares its curvature, monotonicity, range and kinks."""
 
     name: str
     params: tuple[str, ...]
@@ -83,30 +110,43 @@ class Elementwise:
     printed: dict[str, str]
     sympy_class: type | None = None  # the class that appears in expressions, if not ``func``
     doc: str = ""
+    shape: Shape = Shape()
 
 
 ELEMENTWISE: tuple[Elementwise, ...] = (
-    Elementwise("exp", ("x",), sp.exp, {"numpy": "np.exp", "jax": "jnp.exp"}, doc="e^x"),
-    Elementwise("log", ("x",), sp.log, {"numpy": "np.log", "jax": "jnp.log"}, doc="natural logarithm"),
-    Elementwise("log1p", ("x",), log1p, {"numpy": "np.log1p", "jax": "jnp.log1p"}, doc="log(1 + x), exact near 0"),
-    Elementwise("expm1", ("x",), expm1, {"numpy": "np.expm1", "jax": "jnp.expm1"}, doc="e^x - 1, exact near 0"),
-    Elementwise("sqrt", ("x",), sp.sqrt, {"numpy": "np.sqrt", "jax": "jnp.sqrt"}, sympy_class=sp.Pow,
-                doc="square root (printed from x^(1/2))"),
-    Elementwise("abs", ("x",), abs_, {"numpy": "np.abs", "jax": "jnp.abs"}, doc="|x|; abs'(0) = 0"),
-    Elementwise("sign", ("x",), sign, {"numpy": "np.sign", "jax": "jnp.sign"}, doc="-1, 0 or 1; gradient 0"),
-    Elementwise("tanh", ("x",), sp.tanh, {"numpy": "np.tanh", "jax": "jnp.tanh"}, doc="hyperbolic tangent"),
-    Elementwise("cosh", ("x",), sp.cosh, {"numpy": "np.cosh", "jax": "jnp.cosh"}, doc="hyperbolic cosine"),
-    Elementwise("sinh", ("x",), sp.sinh, {"numpy": "np.sinh", "jax": "jnp.sinh"}, doc="hyperbolic sine"),
-    Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "jax.nn.sigmoid"},
-                doc="1 / (1 + e^-x), evaluated without overflow"),
-    Elementwise("softplus", ("x",), softplus, {"numpy": "_softplus", "jax": "jax.nn.softplus"},
-                doc="log(1 + e^x), evaluated without overflow"),
-    Elementwise("maximum", ("x", "y"), maximum, {"numpy": "np.maximum", "jax": "jnp.maximum"},
-                doc="elementwise maximum; at ties each side gets half the gradient"),
-    Elementwise("minimum", ("x", "y"), minimum, {"numpy": "np.minimum", "jax": "jnp.minimum"},
-                doc="elementwise minimum; at ties each side gets half the gradient"),
-    Elementwise("heaviside", ("x", "h0"), heaviside, {"numpy": "np.heaviside", "jax": "jnp.heaviside"},
-                doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0"),
+    Elementwise("exp", ("x",), sp.exp, {"numpy": "np.exp", "jax": "jnp.exp", "torch": "torch.exp"}, doc="e^x",
+                shape=Shape("convex", ("increasing",), (0, INF))),
+    Elementwise("log", ("x",), sp.log, {"numpy": "np.log", "jax": "jnp.log", "torch": "torch.log"}, doc="natural logarithm",
+                shape=Shape("concave", ("increasing",))),
+    Elementwise("log1p", ("x",), log1p, {"numpy": "np.log1p", "jax": "jnp.log1p", "torch": "torch.log1p"}, doc="log(1 + x), exact near 0",
+                shape=Shape("concave", ("increasing",))),
+    Elementwise("expm1", ("x",), expm1, {"numpy": "np.expm1", "jax": "jnp.expm1", "torch": "torch.expm1"}, doc="e^x - 1, exact near 0",
+                shape=Shape("convex", ("increasing",), (-1, INF))),
+    Elementwise("sqrt", ("x",), sp.sqrt, {"numpy": "np.sqrt", "jax": "jnp.sqrt", "torch": "torch.sqrt"}, sympy_class=sp.Pow,
+                doc="square root (printed from x^(1/2))", shape=Shape("concave", ("increasing",), (0, INF))),
+    Elementwise("abs", ("x",), abs_, {"numpy": "np.abs", "jax": "jnp.abs", "torch": "torch.abs"}, doc="|x|; abs'(0) = 0",
+                shape=Shape("convex", ("sign",), (0, INF), kink=True)),
+    Elementwise("sign", ("x",), sign, {"numpy": "np.sign", "jax": "jnp.sign", "torch": "torch.sign"}, doc="-1, 0 or 1; gradient 0",
+                shape=Shape("unknown", ("increasing",), (-1, 1), jump=True)),
+    Elementwise("tanh", ("x",), sp.tanh, {"numpy": "np.tanh", "jax": "jnp.tanh", "torch": "torch.tanh"}, doc="hyperbolic tangent",
+                shape=Shape("unknown", ("increasing",), (-1, 1))),
+    Elementwise("cosh", ("x",), sp.cosh, {"numpy": "np.cosh", "jax": "jnp.cosh", "torch": "torch.cosh"}, doc="hyperbolic cosine",
+                shape=Shape("convex", ("sign",), (1, INF))),
+    Elementwise("sinh", ("x",), sp.sinh, {"numpy": "np.sinh", "jax": "jnp.sinh", "torch": "torch.sinh"}, doc="hyperbolic sine",
+                shape=Shape("unknown", ("increasing",))),
+    Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "jax.nn.sigmoid", "torch": "torch.sigmoid"},
+                doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1))),
+    Elementwise("softplus", ("x",), softplus, {"numpy": "_softplus", "jax": "jax.nn.softplus", "torch": "_softplus"},
+                doc="log(1 + e^x), evaluated without overflow", shape=Shape("convex", ("increasing",), (0, INF))),
+    Elementwise("maximum", ("x", "y"), maximum, {"numpy": "np.maximum", "jax": "jnp.maximum", "torch": "_maximum"},
+                doc="elementwise maximum; at ties each side gets half the gradient",
+                shape=Shape("convex", ("increasing", "increasing"), kink=True)),
+    Elementwise("minimum", ("x", "y"), minimum, {"numpy": "np.minimum", "jax": "jnp.minimum", "torch": "_minimum"},
+                doc="elementwise minimum; at ties each side gets half the gradient",
+                shape=Shape("concave", ("increasing", "increasing"), kink=True)),
+    Elementwise("heaviside", ("x", "h0"), heaviside, {"numpy": "np.heaviside", "jax": "jnp.heaviside", "torch": "_heaviside"},
+                doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0",
+                shape=Shape("unknown", ("increasing", ""), (0, 1), jump=True)),
 )
 
 #: SymPy function class -> printed name per backend.
@@ -130,6 +170,7 @@ class Primitive:
     vjp: VJP | None = None
     doc: str = ""
     formula: Callable[..., sp.Expr] | None = None  # how it reads as math; default: name(operands)
+    shape: Shape = Shape()  # for the analysis; an op that only gradients create needs none
 
 
 def _fn(name: str) -> type[sp.Function]:
@@ -241,66 +282,83 @@ def _vjp_ctc(g, op, out, ct):
 _CTC_ARGS = "{blank}, {zero_infinity}, {labels}"
 
 
+def _everywhere(template: str) -> dict[str, str]:
+    """A printed form that is the same on every backend: a call of a runtime helper."""
+    return dict.fromkeys(BACKENDS, template)
+
+
 _REDUCE = "{0}, axis={axis}, keepdims={keepdims}"
+_TORCH_REDUCE = "{0}, dim={axis}, keepdim={keepdims}"
 
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
-    Primitive("sum", {"numpy": "np.sum(" + _REDUCE + ")", "jax": "jnp.sum(" + _REDUCE + ")"}, _vjp_sum),
-    Primitive("mean", {"numpy": "np.mean(" + _REDUCE + ")", "jax": "jnp.mean(" + _REDUCE + ")"}, _vjp_mean),
-    Primitive("max", {"numpy": "np.max(" + _REDUCE + ")", "jax": "jnp.max(" + _REDUCE + ")"}, _vjp_extremum),
-    Primitive("min", {"numpy": "np.min(" + _REDUCE + ")", "jax": "jnp.min(" + _REDUCE + ")"}, _vjp_extremum),
+    Primitive("sum", {"numpy": "np.sum(" + _REDUCE + ")", "jax": "jnp.sum(" + _REDUCE + ")",
+                       "torch": "torch.sum(" + _TORCH_REDUCE + ")"}, _vjp_sum,
+              shape=Shape("affine", ("increasing",), range_of="sign")),
+    Primitive("mean", {"numpy": "np.mean(" + _REDUCE + ")", "jax": "jnp.mean(" + _REDUCE + ")",
+                        "torch": "torch.mean(" + _TORCH_REDUCE + ")"}, _vjp_mean,
+              shape=Shape("affine", ("increasing",), range_of="operand")),
+    Primitive("max", {"numpy": "np.max(" + _REDUCE + ")", "jax": "jnp.max(" + _REDUCE + ")",
+                       "torch": "torch.amax(" + _TORCH_REDUCE + ")"}, _vjp_extremum,
+              shape=Shape("convex", ("increasing",), range_of="operand", kink=True)),
+    Primitive("min", {"numpy": "np.min(" + _REDUCE + ")", "jax": "jnp.min(" + _REDUCE + ")",
+                       "torch": "torch.amin(" + _TORCH_REDUCE + ")"}, _vjp_extremum,
+              shape=Shape("concave", ("increasing",), range_of="operand", kink=True)),
     Primitive("logsumexp", {"numpy": "_logsumexp(" + _REDUCE + ")",
-                            "jax": "jax.nn.logsumexp(" + _REDUCE + ")"}, _vjp_logsumexp),
+                            "jax": "jax.nn.logsumexp(" + _REDUCE + ")",
+                            "torch": "_logsumexp(" + _REDUCE + ")"}, _vjp_logsumexp,
+              shape=Shape("convex", ("increasing",))),
     Primitive("norm", {"numpy": "np.sqrt(np.sum(np.square({0}), axis={axis}, keepdims={keepdims}))",
-                       "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))"},
-              _vjp_norm),
-    Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})"}, _vjp_matmul),
-    Primitive("take", {"numpy": "_take({0}, {1}, {axis}, {label})", "jax": "_take({0}, {1}, {axis}, {label})"}, _vjp_take),
-    Primitive("one_hot", {"numpy": "_one_hot({0}, {depth}, {dtype}, {label})",
-                         "jax": "_one_hot({0}, {depth}, {dtype}, {label})"}, _vjp_constant),
-    Primitive("within", {"numpy": "_within({0}, {lower}, {upper}, {integer}, {label})",
-                         "jax": "_within({0}, {lower}, {upper}, {integer}, {label})"}, _vjp_within,
-              doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent),
-    Primitive("per_sample", {"numpy": "_per_sample({0}, {shape1})", "jax": "_per_sample({0}, {shape1})"},
+                       "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))",
+                       "torch": "torch.sqrt(torch.sum(torch.square({0}), dim={axis}, keepdim={keepdims}))"},
+              _vjp_norm, shape=Shape("convex", ("sign",), (0, INF))),
+    Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})",
+                         "torch": "_matmul({0}, {1})"}, _vjp_matmul,
+              shape=Shape("multilinear", ("", ""))),
+    Primitive("take", _everywhere("_take({0}, {1}, {axis}, {label})"), _vjp_take,
+              shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+    Primitive("one_hot", _everywhere("_one_hot({0}, {depth}, {dtype}, {label})"), _vjp_constant,
+              shape=Shape("constant", ("static",), (0, 1))),
+    Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {integer}, {label})"), _vjp_within,
+              doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent,
+              shape=Shape("affine", ("increasing",), range_of="operand")),
+    Primitive("per_sample", _everywhere("_per_sample({0}, {shape1})"),
               _vjp_per_sample, doc="per-sample values (leading axis) broadcast against operand 1",
-              formula=_transparent),
-    Primitive("per_sample_vjp", {"numpy": "_per_sample_vjp({0}, {shape1}, {shape2})",
-                                 "jax": "_per_sample_vjp({0}, {shape1}, {shape2})"}, _vjp_per_sample_vjp,
+              formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+    Primitive("per_sample_vjp", _everywhere("_per_sample_vjp({0}, {shape1}, {shape2})"), _vjp_per_sample_vjp,
               formula=lambda g, w, like: _fn("sum")(g)),
     # internal ops that only gradients create
-    Primitive("extremum_share", {"numpy": "_extremum_share({0}, {axis}, {kind})",
-                                 "jax": "_extremum_share({0}, {axis}, {kind})"}, _vjp_constant,
+    Primitive("extremum_share", _everywhere("_extremum_share({0}, {axis}, {kind})"), _vjp_constant,
               doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
               formula=lambda x: _fn("extremum_share")(x)),
-    Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})"}, _vjp_constant),
-    Primitive("expand_dims", {"numpy": "_expand_dims({0}, {shape1}, {axis})",
-                              "jax": "_expand_dims({0}, {shape1}, {axis})"}, _vjp_expand_dims,
+    Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})",
+                       "torch": "torch.tensor(_count({shape0}, {axis}), dtype={dtype})"}, _vjp_constant,
+              shape=Shape("constant", ("static",), (1, INF))),
+    Primitive("expand_dims", _everywhere("_expand_dims({0}, {shape1}, {axis})"), _vjp_expand_dims,
               doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
-              formula=_transparent),
-    Primitive("broadcast", {"numpy": "_broadcast({0}, {shape1})", "jax": "_broadcast({0}, {shape1})"},
+              formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+    Primitive("broadcast", _everywhere("_broadcast({0}, {shape1})"),
               _vjp_broadcast, doc="operand 0 broadcast against the shape of operand 1 (a shape that "
-              "symbolic simplification cancelled, as in x - x)", formula=_transparent),
+              "symbolic simplification cancelled, as in x - x)", formula=_transparent,
+              shape=Shape("affine", ("increasing", "static"), range_of="operand")),
     Primitive("transpose", {"numpy": "np.transpose(np.broadcast_to({0}, {shape1}))",
-                            "jax": "jnp.transpose(jnp.broadcast_to({0}, {shape1}))"}, _vjp_transpose,
-              doc="operand 0, broadcast to the shape of operand 1, with its axes reversed"),
-    Primitive("sum_to", {"numpy": "_sum_to({0}, {shape1}, {shape2})", "jax": "_sum_to({0}, {shape1}, {shape2})"},
+                            "jax": "jnp.transpose(jnp.broadcast_to({0}, {shape1}))",
+                            "torch": "_transpose({0}, {shape1})"}, _vjp_transpose,
+              doc="operand 0, broadcast to the shape of operand 1, with its axes reversed",
+              shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+    Primitive("sum_to", _everywhere("_sum_to({0}, {shape1}, {shape2})"),
               _vjp_sum_to, doc="operand 0, broadcast against the shapes of operands 1 and 2, summed down "
               "to the shape of operand 1 (undoes broadcasting)",
               formula=lambda x, like, full: x if full == 1 or isinstance(like, sp.Symbol) else _fn("sum")(x)),
-    Primitive("matmul_vjp_a", {"numpy": "_matmul_vjp_a({0}, {1}, {2}, {shape3})",
-                               "jax": "_matmul_vjp_a({0}, {1}, {2}, {shape3})"}, _vjp_matmul_vjp_a,
+    Primitive("matmul_vjp_a", _everywhere("_matmul_vjp_a({0}, {1}, {2}, {shape3})"), _vjp_matmul_vjp_a,
               formula=lambda g, a, b, out: _fn("matmul")(g, _fn("transpose")(b))),
-    Primitive("matmul_vjp_b", {"numpy": "_matmul_vjp_b({0}, {1}, {2}, {shape3})",
-                               "jax": "_matmul_vjp_b({0}, {1}, {2}, {shape3})"}, _vjp_matmul_vjp_b,
+    Primitive("matmul_vjp_b", _everywhere("_matmul_vjp_b({0}, {1}, {2}, {shape3})"), _vjp_matmul_vjp_b,
               formula=lambda g, a, b, out: _fn("matmul")(_fn("transpose")(a), g)),
-    Primitive("take_vjp", {"numpy": "_take_vjp({0}, {1}, {shape2}, {axis})",
-                           "jax": "_take_vjp({0}, {1}, {shape2}, {axis})"}, _vjp_take_vjp,
+    Primitive("take_vjp", _everywhere("_take_vjp({0}, {1}, {shape2}, {axis})"), _vjp_take_vjp,
               formula=lambda g, labels, x: g * _fn("one_hot")(labels)),
     # connectionist temporal classification: a dynamic program with its own gradient rule
-    Primitive("ctc", {"numpy": "_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")",
-                      "jax": "_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")"}, _vjp_ctc,
+    Primitive("ctc", _everywhere("_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")"), _vjp_ctc,
               doc="per-sample CTC negative log-likelihood of padded targets (B, S) under log_probs (T, B, C)"),
-    Primitive("ctc_vjp", {"numpy": "_ctc_grad({0}, {1}, {2}, {3}, {4}, " + _CTC_ARGS + ")",
-                          "jax": "_ctc_grad({0}, {1}, {2}, {3}, {4}, " + _CTC_ARGS + ")"},
+    Primitive("ctc_vjp", _everywhere("_ctc_grad({0}, {1}, {2}, {3}, {4}, " + _CTC_ARGS + ")"),
               doc="the per-sample cotangent (operand 0) times d ctc / d log_probs, by forward-backward",
               formula=lambda g, lp, targets, il, tl: g * _fn("ctc_grad")(lp, targets, il, tl)),
 )}

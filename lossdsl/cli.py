@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import sympy as sp
 
+from .analysis import analyze, selection_guide, table
 from .builtins import BUILTINS, REQUIRED
 from .errors import LossDSLError, did_you_mean
 from .library import definition_text, families, library, markdown, signature, summary
 from .pipeline import compile as compile_loss
+from .pipeline import read_source
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("compile", help="write the generated module for a loss")
     c.add_argument("source", help="a loss expression, or a path to a .loss file")
-    c.add_argument("--backend", choices=("numpy", "jax"), default="numpy")
+    c.add_argument("--backend", choices=("numpy", "jax", "torch"), default="numpy")
     c.add_argument("-o", "--output", help="file to write (default: standard output)")
     g = sub.add_parser("grad", help="print the gradient of a loss, element by element")
     g.add_argument("source", help="a loss expression, or a path to a .loss file")
@@ -40,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     d = sub.add_parser("docs", help="write docs/stdlib.md from the library's docstrings")
     d.add_argument("-o", "--output", help="file to write (default: standard output)")
+    d.add_argument("--guide", action="store_true", help="write docs/selection-guide.md (derived properties) instead")
+    e = sub.add_parser("explain", help="derived properties: convexity, smoothness, robustness, range, likelihood")
+    e.add_argument("source", help="a loss expression, or a path to a .loss file")
+    e.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    pl = sub.add_parser("plot", help="draw losses and their gradients (needs matplotlib: lossdsl[plot])")
+    pl.add_argument("sources", nargs="+", metavar="SOURCE", help="loss expressions or .loss files")
+    pl.add_argument("-o", "--output", required=True, help="image file to write (.png, .svg, .pdf)")
+    pl.add_argument("--x", choices=("residual", "probability", "logit"), help="the horizontal axis (default: "
+                    "probability if y_pred is checked to lie in [0, 1], logit if y_true is, else the residual)")
     return p
 
 
@@ -57,9 +69,8 @@ def _compile(args: argparse.Namespace) -> None:
 def _grad(args: argparse.Namespace) -> None:
     loss = compile_loss(args.source)
     names = args.wrt or list(loss.differentiable)
-    show = sp.latex if args.latex else sp.sstr
     for name in names:
-        formula = show(loss.gradient_formula(name))
+        formula = loss.gradient_latex(name) if args.latex else sp.sstr(loss.gradient_formula(name))
         print(formula if len(names) == 1 else f"d/d{name}: {formula}")
 
 
@@ -88,7 +99,7 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _docs(args: argparse.Namespace) -> None:
-    text = markdown()
+    text = selection_guide() if args.guide else markdown()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
@@ -96,10 +107,21 @@ def _docs(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _explain(args: argparse.Namespace) -> None:
+    result = analyze(read_source(args.source)[0])
+    print(json.dumps(result, indent=2) if args.json else table(result), end="\n" if args.json else "")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from .plot import plot
+    print(f"wrote {plot(args.sources, args.output, args.x)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"compile": _compile, "grad": _grad, "list": _list, "show": _show, "docs": _docs}[args.command](args)
+        {"compile": _compile, "grad": _grad, "list": _list, "show": _show, "docs": _docs, "explain": _explain,
+         "plot": _plot}[args.command](args)
     except LossDSLError as e:
         if args.debug:
             raise

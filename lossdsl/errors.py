@@ -38,10 +38,10 @@ class LossDSLError(Exception):
             return text
         s = self.span
         head = f"{s.file}:{s.line}:{s.column}: {text}"
-        lines = s.source.splitlines()
+        lines = s.source.split("\n")  # lines as the parser counts them: \r, \f or \u2028 end none
         if not 1 <= s.line <= len(lines):
             return head
-        code = lines[s.line - 1].expandtabs(1)
+        code = lines[s.line - 1].rstrip("\r").expandtabs(1)
         return f"{head}\n    {code}\n    {' ' * (s.column - 1)}^"
 
 

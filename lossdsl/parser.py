@@ -12,6 +12,14 @@ from lark.indenter import DedentError, Indenter
 from lark.visitors import Transformer_NonRecursive
 
 from . import syntax as A
+from .diagnose import (
+    EXPRESSION_STARTS,
+    character_hint,
+    expression_expected,
+    keyword_hint,
+    open_parenthesis,
+    tokens_before,
+)
 from .errors import LimitError, LossDSLError, ParseError, Span
 from .resources import data_dir
 
@@ -212,7 +220,7 @@ class _ToAST(Transformer_NonRecursive):
         try:
             value = parse_number(str(tok))
         except ValueError as e:
-            raise ParseError(f"{e}: {tok}", self._tok_span(tok)) from None
+            raise LimitError(f"{e}: {tok}", self._tok_span(tok)) from None
         return A.Number(self._tok_span(tok), value, str(tok))
 
     def string(self, meta, items):
@@ -249,28 +257,45 @@ def _next_code_line(source: str, after: int) -> int:
 
 def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
     line, column = max(getattr(e, "line", 1) or 1, 1), max(getattr(e, "column", 1) or 1, 1)
+    hint = None
     if isinstance(e, UnexpectedCharacters):
-        ch = source.splitlines()[line - 1][column - 1] if source else "?"
-        msg = f"unexpected character '{ch}'"
-    elif isinstance(e, UnexpectedToken):
-        tok = e.token
-        if tok.type == "$END" or tok.line is None:
+        text = source.split("\n")[line - 1] if line <= source.count("\n") + 1 else ""  # Lark counts only \n
+        ch = text[column - 1] if column <= len(text) else "?"
+        msg, hint = f"unexpected character '{ch}'", character_hint(ch)
+    elif isinstance(e, (UnexpectedToken, UnexpectedEOF)):
+        tok = getattr(e, "token", None)
+        at_end = tok is None or tok.type == "$END" or tok.line is None
+        if at_end:
             lines = source.rstrip("\n").splitlines() or [""]
             line, column = len(lines), len(lines[-1]) + 1
-        expected = sorted({_TOKEN_NAMES.get(t, repr(t.strip('"').lower())) for t in e.expected
+        before = tokens_before(_lark().lex, source, len(source) if at_end else tok.start_pos)
+        previous = before[-1] if before else None
+        expected_types = set(getattr(e, "expected", ()) or ())
+        expected = sorted({_TOKEN_NAMES.get(t, repr(t.strip('"').lower())) for t in expected_types
                            if not t.startswith("__")})
-        msg = f"unexpected {_describe(tok)}" if tok.type != "_INDENT" else "unexpected indentation"
-        if tok.type == "_INDENT":  # the token sits on the newline before the indented line
+        msg = f"unexpected {_describe(None if at_end else tok)}"
+        if tok is not None and tok.type == "_INDENT":  # the token sits on the newline before the indented line
+            msg = "unexpected indentation"
             line, column = _next_code_line(source, tok.line), len(tok.value) + 1
-        if 0 < len(expected) <= 6:
+        operand = expression_expected(previous, expected_types)
+        if operand:
+            msg = f"{operand}, found {_describe(None if at_end else tok)}"
+        elif 0 < len(expected) <= 6:
             msg += "; expected " + ", ".join(expected)
-    elif isinstance(e, UnexpectedEOF):
-        lines = source.rstrip("\n").splitlines() or [""]
-        line, column = len(lines), len(lines[-1]) + 1
-        msg = "unexpected end of input"
+        elif expected_types & EXPRESSION_STARTS and not previous:
+            msg += "; expected an expression"
+        elif {"ADD_OP", "MUL_OP"} <= expected_types:
+            msg += "; expected an operator" + (" or the end of the line" if "_NEWLINE" in expected_types else "")
+        unclosed = open_parenthesis(before)
+        if at_end and unclosed is not None:
+            msg += f"; the '(' at line {unclosed.line}, column {unclosed.column} is never closed"
+            hint = "add the missing ')'"
+        elif tok is not None and tok.type == "RPAR" and unclosed is None:
+            msg += "; there is no '(' for it to close"
+        hint = keyword_hint(previous, None if at_end else tok) or hint
     else:
         msg = "syntax error"
-    return ParseError(msg, Span(line, column, source, file))
+    return ParseError(msg, Span(line, column, source, file), hint)
 
 
 def _check_depth(tree) -> None:

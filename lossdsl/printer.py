@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,15 +34,23 @@ class Backend:
     imports: str
     runtime_module: str  # imported on first use, so that `import lossdsl` does not import jax
     guard: str | None = None  # a context manager wrapped around function bodies
+    renamed: tuple[tuple[str, str], ...] = ()  # NumPy names the array module lacks -> printed helper
 
     @property
     def runtime(self) -> ModuleType:
         return importlib.import_module(self.runtime_module)
 
+    def fn(self, name: str) -> str:
+        """How the array module's ``name`` (NumPy's name for it) prints on this backend."""
+        return dict(self.renamed).get(name, f"{self.alias}.{name}")
+
 
 NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")')
 JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
-BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX)}
+# torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
+TORCH = Backend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
+                (("shape", "_shape"), ("where", "_where")))
+BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 
 class ExprPrinter:
@@ -64,8 +73,12 @@ class ExprPrinter:
             return e.name, _ATOM
         if e is sp.true or e is sp.false:
             return str(bool(e)), _ATOM
+        if e is sp.zoo:  # SymPy's complex infinity (log(0) in a gradient): undefined in real arithmetic
+            return f"{self.b.alias}.nan", _ATOM
         if e.is_Number or isinstance(e, sp.NumberSymbol):
             return self._number(e)
+        if isinstance(e, sp.Expr) and e.is_number and e.is_extended_real and math.isfinite(float(e)):
+            return self._number(sp.Float(float(e)))  # log(2*pi) prints as one float, not a call on a number
         if isinstance(e, sp.Add):
             return self._add(e)
         if isinstance(e, sp.Mul):
@@ -87,7 +100,7 @@ class ExprPrinter:
         if isinstance(e, sp.Not):
             return f"{ns}.logical_not({self(e.args[0])})", _ATOM
         if isinstance(e, sp.logic.boolalg.ITE):  # SymPy folds some conditions into if-then-else
-            return f"{ns}.where({self(e.args[0])}, {self(e.args[1])}, {self(e.args[2])})", _ATOM
+            return f"{self.b.fn('where')}({self(e.args[0])}, {self(e.args[1])}, {self(e.args[2])})", _ATOM
         if isinstance(e, sp.Xor):
             codes = [self(a) for a in e.args]
             out = codes[0]
@@ -165,8 +178,9 @@ class ExprPrinter:
         return all(self.scalar(s) for s in e.free_symbols)
 
     def _denominator(self, den: list[sp.Expr]) -> str:
-        d = "*".join(self._wrap(f, _MUL) for f in den)
-        return d if len(den) == 1 and self._p(den[0])[1] > _MUL else f"({d})"
+        if len(den) == 1:
+            return self._wrap(den[0], _MUL)  # parenthesised once, where it needs to be
+        return "(" + "*".join(self._wrap(f, _MUL) for f in den) + ")"
 
     def _fraction(self, num: list[sp.Expr], den: list[sp.Expr]) -> tuple[str, int]:
         if len(num) == 1 and not den:
@@ -190,7 +204,7 @@ class ExprPrinter:
         (value, cond), rest = pieces[0], pieces[1:]
         if cond is sp.true or not rest:
             return self(value)
-        return f"{self.b.alias}.where({self(cond)}, {self(value)}, {self._piecewise(rest)})"
+        return f"{self.b.fn('where')}({self(cond)}, {self(value)}, {self._piecewise(rest)})"
 
 
 @dataclass(frozen=True)
@@ -214,13 +228,13 @@ class FunctionPrinter:
         self.expr = ExprPrinter(backend, lambda s: s in self.scalars or is_scalar(graph, s))
 
     def shape(self, e: sp.Expr) -> str:
-        ns = self.b.alias
+        shape = self.b.fn("shape")
         leaves = [s.name for s in sorted(e.free_symbols, key=lambda s: s.name)]
         if not leaves:
             return "()"
         if len(leaves) == 1:
-            return f"{ns}.shape({leaves[0]})"
-        return f"{ns}.broadcast_shapes({', '.join(f'{ns}.shape({n})' for n in leaves)})"
+            return f"{shape}({leaves[0]})"
+        return f"{self.b.fn('broadcast_shapes')}({', '.join(f'{shape}({n})' for n in leaves)})"
 
     def body(self, sig: Signature, outputs: Sequence[sp.Expr], extra_params: Sequence[str] = ()) -> tuple[
             list[str], list[str]]:

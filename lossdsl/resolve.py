@@ -11,6 +11,7 @@ from __future__ import annotations
 import keyword
 import math
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +20,24 @@ import sympy as sp
 
 from . import syntax as A
 from .builtins import BUILTINS, REQUIRED
+from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
+from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
+from .rewrite import fold_ops
 
 Value = Tensor | int | float | bool | str | None
 
 MAX_CALL_DEPTH = 64
-RESERVED = frozenset({"np", "jnp", "jax", "math"})
+# Names an input may not take: the generated module's own names (its array libraries, functions and
+# constants) and the Python builtins its functions call; tests/test_hostile.py checks this list
+# against the names every generated function reads.
+RESERVED = frozenset({
+    "np", "jnp", "jax", "torch", "math", "value_and_grad", "SOURCE", "INPUTS", "DIFFERENTIABLE",
+    "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "hasattr", "int", "isinstance",
+    "len", "list", "range", "str", "tuple", "zip",
+})
+INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # ASCII only: no look-alikes reach generated code
 IMPLICIT = ("y_true", "y_pred")
 
 
@@ -174,6 +186,8 @@ class Resolver:
         self.program = program
         self.globals: dict[str, Value] = {}
         self.frames: list[Frame] = []  # definitions being inlined, innermost last
+        self.meter = ExprMeter()
+        self.evaluations = self.depth = 0
 
     # --- entry point ----------------------------------------------------------------------
     def resolve(self) -> sp.Expr:
@@ -212,12 +226,32 @@ class Resolver:
         return Tensor(self._input(node.id, node.span))
 
     def _input(self, name: str, span: Span) -> sp.Symbol:
-        if name.startswith("_") or keyword.iskeyword(name) or name in RESERVED:
-            raise NameResolutionError(f"'{name}' cannot name an input (reserved, or starts with '_')", span)
+        if not INPUT_NAME.fullmatch(name) or keyword.iskeyword(name) or name in RESERVED:
+            why = "it starts with '_'" if name.startswith("_") else "the generated code uses that name"
+            raise NameResolutionError(f"'{name}' cannot name an input: {why}", span,
+                                      "rename it; input names are ASCII letters, digits and '_'")
         return self.graph.input(name)
 
     # --- expressions ----------------------------------------------------------------------
     def eval(self, node: A.Expr, scope: Scope) -> Value:
+        """Evaluate one node, within the limits on work, nesting and expression size."""
+        self.evaluations += 1
+        if self.evaluations > MAX_EVALUATIONS:
+            raise LimitError(f"the loss expands to more than {MAX_EVALUATIONS} expression nodes once "
+                             "definitions are inlined", node.span)
+        if self.depth >= MAX_EVAL_DEPTH:
+            raise LimitError(f"expression nested deeper than {MAX_EVAL_DEPTH} levels once definitions "
+                             "are inlined", node.span)
+        self.depth += 1
+        try:
+            value = self._eval(node, scope)
+        finally:
+            self.depth -= 1
+        if isinstance(value, Tensor):
+            self.meter.check(value.expr, node.span)
+        return value
+
+    def _eval(self, node: A.Expr, scope: Scope) -> Value:
         if isinstance(node, A.Number):
             return node.value
         if isinstance(node, A.String):
@@ -248,7 +282,9 @@ class Resolver:
             return v
         if isinstance(v, Tensor) and v.is_bool:
             return v.expr
-        raise LossTypeError(f"{what} needs a condition such as 'a > b', not {describe(v)}", span)
+        op = self.graph.op_of.get(v.expr) if isinstance(v, Tensor) else None
+        hint = did_you_mean(op.name, KEYWORDS).removeprefix(" — ") if isinstance(op, Input) else ""
+        raise LossTypeError(f"{what} needs a condition such as 'a > b', not {describe(v)}", span, hint or None)
 
     def _binop(self, node: A.BinOp, scope: Scope) -> Value:
         if node.op in ("and", "or"):
@@ -275,16 +311,20 @@ class Resolver:
         a = self._numeric(left, node.span, f"'{op}'")
         b = self._numeric(right, node.span, f"'{op}'")
         if op == "^":
+            check_power(a, b, self.meter, node.span)
             return Tensor(sp.Pow(a, b))
         return Tensor(_ARITH[op](a, b))
 
     def _fold(self, op: str, a: int | float, b: int | float, span: Span) -> int | float:
         try:
             if op == "^":
+                check_exponent(b, span)
                 result = float(a) ** float(b) if not (isinstance(a, int) and isinstance(b, int)
                                                       and 0 <= b <= 64 and abs(a) < 2**16) else a ** b
             else:
                 result = _ARITH[op](a, b)
+            if isinstance(result, int) and abs(result) >= 2**63:  # exact ints would grow without bound
+                result = float(result)
         except ZeroDivisionError:
             raise LossTypeError("division by zero in a constant expression", span) from None
         except (OverflowError, ValueError):
@@ -403,6 +443,8 @@ class Resolver:
         if isinstance(target, A.FuncDef):
             return self._inline(target, values, node.span, from_user=not scope.library_only)
         result = target.build(Args(self, node.func, node.span, values, spans, given))
+        if isinstance(result, Tensor):  # log(sum(exp(x))) -> logsumexp(x), as the IR is built
+            result = Tensor(fold_ops(self.graph, result.expr))
         return self._keep_shape(result, tuple(values.values()))
 
     def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span, from_user: bool) -> Value:

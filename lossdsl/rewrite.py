@@ -1,25 +1,69 @@
 """Phase 5, rewrite: unstable forms replaced by stable ones, in values and gradients alike.
 
-Each rule is declared once, as a pattern and its replacement over SymPy wildcards. Matching is
-structural: ``log(1 + a)`` matches ``log(x + 1)`` but not ``log(x)`` (SymPy's own matcher would
-happily read ``log(x)`` as ``log(1 + (x - 1))``). The printer applies ``stabilize`` to every
-expression it prints.
+Each rule is declared once, as a pattern and its replacement. There are two kinds:
+
+* ``RULES``: elementwise rules over SymPy wildcards. Matching is structural: ``log(1 + a)``
+  matches ``log(x + 1)`` but not ``log(x)`` (SymPy's own matcher would happily read ``log(x)``
+  as ``log(1 + (x - 1))``); a product pattern such as ``a*log(a)`` also matches two factors of a
+  longer product. The printer applies ``stabilize`` to every expression it prints (values and
+  gradients), and the gradient pass differentiates the stabilized form, so a gradient is derived
+  from ``softplus`` rather than from ``log(sigmoid)``.
+* ``OP_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` → ``logsumexp(a)``. In
+  the IR, ``sum(exp(a))`` is a leaf symbol standing for a ``sum`` op whose operand is ``exp(a)``, so
+  no SymPy pattern can see through it; the rule needs the graph and creates a new op. It must fire
+  before the gradient pass (which walks a fixed list of ops), so the resolver applies
+  ``fold_ops`` to the result of every builtin call, as the IR is built; the ``sum`` op it bypassed
+  is then dead and never printed.
+
+SymPy itself already turns ``log(exp(a))`` into ``a`` for real ``a``, which is how
+``log(softmax(z))`` becomes ``log_softmax(z)`` (softmax is ``exp(log_softmax(z))`` in the library);
+the rule is declared here all the same so that it holds whatever SymPy does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import combinations
+
 import sympy as sp
 
-from .builtins import expm1, log1p, sigmoid, softplus
+from .builtins import abs_, expm1, log1p, sigmoid, softplus
+from .ir import Apply, Graph
 
-_a = sp.Wild("a")
+_a, _b = sp.Wild("a"), sp.Wild("b")
+
+
+def _safe_log(a: sp.Expr) -> sp.Expr:
+    """log(a), reading 1 where a = 0: multiplied by a power of a, that is 0*log(0) = 0 (the xlogy
+    trick, so that neither the value nor the gradient meets 0*inf)."""
+    return sp.log(sp.Piecewise((sp.Integer(1), sp.Eq(a, 0)), (a, True)))
+
 
 RULES: tuple[tuple[sp.Expr, sp.Expr], ...] = (
     (sp.log(sigmoid(_a)), -softplus(-_a)),
     (sp.log(1 - sigmoid(_a)), -softplus(_a)),
     (sp.log(1 + sp.exp(_a)), softplus(_a)),
+    (sp.log(sp.exp(_a)), _a),
+    (sp.log(sp.cosh(_a)), abs_(_a) + softplus(-2 * abs_(_a)) - sp.log(2)),
     (sp.log(1 + _a), log1p(_a)),
     (sp.exp(_a) - 1, expm1(_a)),
+    (_a * sp.log(_a), _a * _safe_log(_a)),
+    (_a**_b * sp.log(_a), _a**_b * _safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
+)
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """``outer(prim(inner(a)))`` → ``replacement(a)``, the op's parameters (axis, keepdims) kept."""
+
+    outer: type[sp.Function]
+    prim: str
+    inner: type[sp.Function]
+    replacement: str
+
+
+OP_RULES: tuple[OpRule, ...] = (
+    OpRule(sp.log, "sum", sp.exp, "logsumexp"),
 )
 
 
@@ -27,7 +71,8 @@ def match(pattern: sp.Basic, expr: sp.Basic, bound: dict | None = None) -> dict 
     """Bindings of the wildcards that make ``pattern`` equal ``expr`` term for term, or None.
 
     In a sum or product, the pattern's constant must be one of the expression's terms and the
-    remaining terms match the pattern's one other term.
+    remaining terms match the pattern's one other term; in a pattern with no constant (``a*log(a)``)
+    one term matches one of the expression's terms and the other term the rest.
     """
     bound = {} if bound is None else bound
     if isinstance(pattern, sp.Wild):
@@ -39,12 +84,7 @@ def match(pattern: sp.Basic, expr: sp.Basic, bound: dict | None = None) -> dict 
     if type(pattern) is not type(expr):
         return None
     if isinstance(pattern, (sp.Add, sp.Mul)):
-        const, rest = pattern.as_independent(*pattern.atoms(sp.Wild), as_Add=isinstance(pattern, sp.Add))
-        if const not in expr.args or len(pattern.args) != 2:
-            return None
-        others = list(expr.args)
-        others.remove(const)
-        return match(rest, type(expr)(*others), bound)
+        return _match_terms(pattern, expr, bound)
     if len(pattern.args) != len(expr.args):
         return None
     for p, e in zip(pattern.args, expr.args):
@@ -54,11 +94,59 @@ def match(pattern: sp.Basic, expr: sp.Basic, bound: dict | None = None) -> dict 
     return bound
 
 
+def _match_terms(pattern: sp.Expr, expr: sp.Expr, bound: dict) -> dict | None:
+    if len(pattern.args) != 2:
+        return None
+    kind = type(expr)
+    const, rest = pattern.as_independent(*pattern.atoms(sp.Wild), as_Add=isinstance(pattern, sp.Add))
+    if const != kind.identity:
+        if const not in expr.args:
+            return None
+        others = list(expr.args)
+        others.remove(const)
+        return match(rest, kind(*others), bound)
+    for first, second in (pattern.args, pattern.args[::-1]):
+        for i, e in enumerate(expr.args):
+            b = match(first, e, bound)
+            if b is not None:
+                b = match(second, kind(*expr.args[:i], *expr.args[i + 1:]), b)
+                if b is not None:
+                    return b
+    return None
+
+
+def merge_powers(expr: sp.Basic) -> sp.Basic:
+    """The rule ``a**b * a**c`` → ``a**(b + c)`` for a symbolic exponent, which SymPy leaves apart
+    when ``a`` is a sum: its derivative of ``u**g`` is ``g*u**g/u``, 0/0 where ``u`` underflows
+    to 0, while ``g*u**(g - 1)`` is finite. (A wildcard pattern cannot state it: SymPy would merge
+    the pattern's own powers.)"""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    exps: dict[sp.Basic, list[sp.Expr]] = {}
+    for f in expr.args:
+        base, e = f.as_base_exp()
+        exps.setdefault(base, []).append(e)
+    merge = {b for b, es in exps.items() if len(es) > 1 and not all(e.is_Number for e in es)}
+    if not merge:
+        return expr
+    kept = [f for f in expr.args if f.as_base_exp()[0] not in merge]
+    return sp.Mul(*kept, *(sp.Pow(b, sp.Add(*exps[b])) for b in merge))
+
+
 def _rewrite_node(expr: sp.Basic) -> sp.Basic:
+    expr = merge_powers(expr)
     for pattern, replacement in RULES:
         bound = match(pattern, expr)
         if bound is not None:
             return replacement.xreplace(bound)
+        if isinstance(expr, sp.Mul) and isinstance(pattern, sp.Mul) and len(expr.args) > 2:
+            for pair in combinations(expr.args, 2):  # a*log(a) among other factors
+                bound = match(pattern, sp.Mul(*pair))
+                if bound is not None:
+                    others = list(expr.args)
+                    for f in pair:
+                        others.remove(f)
+                    return sp.Mul(replacement.xreplace(bound), *others)
     return expr
 
 
@@ -70,3 +158,16 @@ def stabilize(expr: sp.Basic) -> sp.Basic:
     if any(a is not b for a, b in zip(args, expr.args)):
         expr = expr.func(*args)
     return _rewrite_node(expr)
+
+
+def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:
+    """``expr`` with every ``OP_RULES`` pattern replaced by its op (created in ``graph``)."""
+    replacements = {}
+    for node in sp.preorder_traversal(expr):
+        for rule in OP_RULES:
+            if type(node) is not rule.outer or node.args[0] not in graph.op_of:
+                continue
+            op = graph.op_of[node.args[0]]
+            if isinstance(op, Apply) and op.prim == rule.prim and type(op.operands[0]) is rule.inner:
+                replacements[node] = graph.apply(rule.replacement, op.operands[0].args[0], **dict(op.params))
+    return expr.xreplace(replacements) if replacements else expr

@@ -242,7 +242,7 @@ def test_nonexistent_loss_file_in_a_subprocess():
     ["grad", MSE, "--wrt", "x"],  # not an input
     ["grad", "mean(x", "--wrt", "x"],  # syntax error
     ["compile", "x +* 3"],
-    ["compile", MSE, "--backend", "torch"],  # not a backend (argparse)
+    ["compile", MSE, "--backend", "tensorflow"],  # not a backend (argparse)
     ["frobnicate"],  # not a command (argparse)
 ])
 def test_other_user_errors_exit_2(argv, capsys):

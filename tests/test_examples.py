@@ -1,6 +1,7 @@
 """Every example runs: scripts exit cleanly, and every .loss program compiles and differentiates."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_script_runs(script, tmp_path):
-    assert ast.get_docstring(ast.parse(script.read_text())), f"{script.name} needs a title docstring"
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    text = script.read_text()
+    assert ast.get_docstring(ast.parse(text)), f"{script.name} needs a title docstring"
+    # figures go to the folder an example names under LOSSDSL_EXAMPLES_OUT, here a temporary one
+    env = {**os.environ, "LOSSDSL_EXAMPLES_OUT": str(tmp_path / "out")}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
+    if "savefig" in text:
+        figures = list((tmp_path / "out").glob("*/*.png"))
+        assert figures and all(f.read_bytes().startswith(b"\x89PNG") for f in figures), figures
 
 
 @pytest.mark.parametrize("program", sorted(EXAMPLES.glob("*.loss")), ids=lambda p: p.name)

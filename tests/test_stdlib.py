@@ -21,7 +21,7 @@ jax.config.update("jax_enable_x64", True)
 
 CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
          for case in importlib.import_module(f"stdlib_rows.{info.name}").CASES]
-BACKENDS = ["numpy", "jax"]
+BACKENDS = ["numpy", "jax"]  # torch has its own table against torch.nn.functional (test_torch_backend.py)
 
 
 def _inputs(case):

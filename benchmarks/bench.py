@@ -1,0 +1,266 @@
+"""Loss + gradient wrt the prediction: lossdsl (NumPy and JAX backends) side by side with optax +
+jax.value_and_grad under jit, PyTorch autograd (CPU, where importable), the reference document's
+NumPy functions, and a memory floor (``p - y``, jitted for JAX). Also compile times, the import
+time, and operation counts (jaxpr equations of our value_and_grad against jax.value_and_grad's).
+
+    python benchmarks/bench.py [--quick] [--repeat K] [--out docs/performance.md]
+
+Prints a Markdown table of median times and ratios and writes it to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_numpy import REFERENCE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_time(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up (and JIT)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _inputs(kind: str, n: int, rows: int, cols: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    f32 = np.float32
+    if kind == "regression":
+        y = rng.normal(size=n).astype(f32)
+        return {"y_true": y, "y_pred": (y + rng.normal(size=n)).astype(f32)}
+    if kind == "binary_logits":
+        return {"y_true": (rng.random(n) < 0.5).astype(f32), "y_pred": rng.normal(size=n).astype(f32) * 3}
+    if kind == "binary_prob":
+        return {"y_true": (rng.random(n) < 0.5).astype(f32), "y_pred": rng.uniform(0.01, 0.99, n).astype(f32)}
+    if kind == "sign":
+        return {"y_true": np.where(rng.random(n) < 0.5, -1, 1).astype(f32), "y_pred": rng.normal(size=n).astype(f32)}
+    labels = rng.integers(0, cols, rows)
+    onehot = np.eye(cols, dtype=f32)[labels]
+    logits = rng.normal(size=(rows, cols)).astype(f32) * 3
+    if kind == "categorical_logits":
+        return {"y_true": onehot, "y_pred": logits}
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return {"y_true": onehot, "y_pred": (p / p.sum(1, keepdims=True)).astype(f32)}
+
+
+# name -> (lossdsl call, input kind, jnp loss of (y_true, y_pred) for optax/jax, torch loss)
+def _losses():
+    import jax.numpy as jnp
+    import optax
+
+    def jfocal(y, x):
+        return optax.losses.sigmoid_focal_loss(x, y, alpha=0.25, gamma=2.0).mean()
+
+    return {
+        "mse": ("mse(y_true, y_pred)", "regression", lambda y, p: optax.losses.squared_error(p, y).mean(),
+                lambda F, y, p: F.mse_loss(p, y)),
+        "mae": ("mae(y_true, y_pred)", "regression", lambda y, p: jnp.mean(jnp.abs(p - y)),
+                lambda F, y, p: F.l1_loss(p, y)),
+        "huber": ("huber(y_true, y_pred)", "regression", lambda y, p: optax.losses.huber_loss(p, y).mean(),
+                  lambda F, y, p: F.huber_loss(p, y)),
+        "quantile": ("quantile(y_true, y_pred, tau=0.5)", "regression",
+                     lambda y, p: jnp.mean(jnp.maximum(0.5 * (y - p), -0.5 * (y - p))),
+                     lambda F, y, p: (__import__("torch").maximum(0.5 * (y - p), -0.5 * (y - p))).mean()),
+        "bce_logits": ("bce(y_true, y_pred, from_logits=true)", "binary_logits",
+                       lambda y, x: optax.losses.sigmoid_binary_cross_entropy(x, y).mean(),
+                       lambda F, y, x: F.binary_cross_entropy_with_logits(x, y)),
+        "cce_logits": ("cce(y_true, y_pred, from_logits=true)", "categorical_logits",
+                       lambda y, x: optax.losses.softmax_cross_entropy(x, y).mean(),
+                       lambda F, y, x: F.cross_entropy(x, y)),
+        "focal_logits": ("focal(y_true, y_pred, from_logits=true)", "binary_logits", jfocal, _torch_focal),
+        "bce_prob": ("bce(y_true, y_pred)", "binary_prob", None, None),
+        "cce_prob": ("cce(y_true, y_pred)", "categorical_prob", None, None),
+        "hinge": ("hinge(y_true, y_pred)", "sign", None, None),
+    }
+
+
+def _torch_focal(F, y, x):
+    # torchvision.ops.sigmoid_focal_loss, written out (torchvision may not be installed)
+    import torch
+    p = torch.sigmoid(x)
+    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    p_t = p * y + (1 - p) * (1 - y)
+    return ((0.25 * y + 0.75 * (1 - y)) * ce * (1 - p_t) ** 2).mean()
+
+
+def bench_row(name, spec, inputs, repeat, results):
+    import jax
+    import jax.numpy as jnp
+
+    import lossdsl
+
+    call, _, jref, tref = spec
+    row: dict[str, float] = {}
+    np_loss = lossdsl.compile(call, backend="numpy").value_and_grad("y_pred")
+    row["lossdsl numpy"] = _median_time(lambda: np_loss(**inputs), repeat)
+    jx = {k: jnp.asarray(v) for k, v in inputs.items()}
+    jax_loss = lossdsl.compile(call, backend="jax").value_and_grad("y_pred")
+    row["lossdsl jax"] = _median_time(lambda: jax.block_until_ready(jax_loss(**jx)), repeat)
+    if jref is not None:
+        vg = jax.jit(jax.value_and_grad(lambda p, y: jref(y, p)))
+        row["optax/jax"] = _median_time(lambda: jax.block_until_ready(vg(jx["y_pred"], jx["y_true"])), repeat)
+    if tref is not None:
+        try:
+            import torch
+            import torch.nn.functional as F
+        except ImportError:
+            torch = None
+        if torch is not None:
+            ty = torch.from_numpy(inputs["y_true"])
+
+            def run_torch():
+                p = torch.from_numpy(inputs["y_pred"]).requires_grad_(True)
+                v = tref(F, ty, p)
+                v.backward()
+                return v.item(), p.grad
+            row["torch"] = _median_time(run_torch, repeat)
+    if name in REFERENCE:
+        f, g = REFERENCE[name]
+        row["reference numpy"] = _median_time(lambda: (f(inputs["y_true"], inputs["y_pred"]),
+                                                       g(inputs["y_true"], inputs["y_pred"])), repeat)
+    floor = jax.jit(lambda p, y: p - y)
+    row["floor jax"] = _median_time(lambda: jax.block_until_ready(floor(jx["y_pred"], jx["y_true"])), repeat)
+    row["floor numpy"] = _median_time(lambda: inputs["y_pred"] - inputs["y_true"], repeat)
+    results[name] = row
+
+
+def op_counts(specs, inputs_of):
+    """jaxpr equations: lossdsl's generated JAX value_and_grad against jax.value_and_grad of the ref."""
+    import jax
+
+    import lossdsl
+    counts = {}
+    for name, (call, _, jref, _) in specs.items():
+        if jref is None:
+            continue
+        small = inputs_of(name)
+        module = lossdsl.compile(call, backend="jax")._writer.subset_module(("y_pred",))
+        from lossdsl.compiled import load_module
+        ours = load_module(module, "bench").value_and_grad
+        n_ours = len(jax.make_jaxpr(lambda y, p, ours=ours: ours(y_true=y, y_pred=p))(small["y_true"], small["y_pred"]).eqns)
+        n_ref = len(jax.make_jaxpr(jax.value_and_grad(lambda p, y, jref=jref: jref(y, p)))(small["y_pred"], small["y_true"]).eqns)
+        counts[name] = (n_ours, n_ref)
+    return counts
+
+
+def compile_times() -> tuple[dict[str, float], float, float]:
+    """Warm compile time per stdlib loss (parse..print, no JIT), whole library cold, import time."""
+    code = r"""
+import json, time, sys
+t = time.perf_counter()
+import lossdsl
+imported = time.perf_counter() - t
+assert "jax" not in sys.modules, "import lossdsl imported jax"
+from lossdsl.pipeline import _compile
+lib = lossdsl.library.library()
+calls = {}
+for name, d in lib.items():
+    if name in ("reduce", "clip", "softmax", "log_softmax"):
+        continue
+    req = [p.name for p in d.params if p.default is None]
+    calls[name] = f"{name}({', '.join('in_' + r for r in req)})"
+t = time.perf_counter()
+for c in calls.values():
+    lossdsl.compile(c).source
+cold = time.perf_counter() - t
+warm = {}
+for name, c in calls.items():
+    _compile.cache_clear()
+    t = time.perf_counter()
+    lossdsl.compile(c).source
+    warm[name] = time.perf_counter() - t
+print(json.dumps([warm, cold, imported]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    warm, cold, imported = json.loads(out.stdout.strip().splitlines()[-1])
+    return warm, cold, imported
+
+
+def _fmt(t: float) -> str:
+    return f"{t * 1e3:.2f}"
+
+
+def table(results, counts) -> str:
+    cols = ["lossdsl numpy", "reference numpy", "floor numpy", "lossdsl jax", "optax/jax", "torch", "floor jax"]
+    head = "| loss | " + " | ".join(f"{c} (ms)" for c in cols) + \
+        " | jax / best(optax, torch) | jax / floor | numpy / reference | jaxpr eqns ours / jax.grad |"
+    lines = [head, "|" + "---|" * (len(cols) + 5)]
+    speedups = []
+    for name, row in results.items():
+        cells = [(_fmt(row[c]) if c in row else "–") for c in cols]
+        best = min([row[c] for c in ("optax/jax", "torch") if c in row], default=None)
+        r1 = f"{row['lossdsl jax'] / best:.2f}" if best else "–"
+        r2 = f"{row['lossdsl jax'] / row['floor jax']:.2f}"
+        if "reference numpy" in row:
+            speedups.append(row["reference numpy"] / row["lossdsl numpy"])
+            r3 = f"{row['lossdsl numpy'] / row['reference numpy']:.2f}"
+        else:
+            r3 = "–"
+        ops = f"{counts[name][0]} / {counts[name][1]}" if name in counts else "–"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r1} | {r2} | {r3} | {ops} |")
+    if speedups:
+        gm = float(np.exp(np.mean(np.log(speedups))))
+        lines.append(f"\nNumPy backend vs reference NumPy, geometric-mean speed-up: {gm:.2f}×")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    ap.add_argument("--only", default="", help="comma-separated loss names")
+    args = ap.parse_args(argv)
+    n, rows, cols = (4096, 64, 10) if args.quick else (4_000_000, 4096, 1000)
+    repeat = args.repeat or (3 if args.quick else 15)
+    specs = _losses()
+    if args.only:
+        specs = {k: v for k, v in specs.items() if k in args.only.split(",")}
+    rng = np.random.default_rng(0)
+    results = {}
+    for name, spec in specs.items():
+        inputs = _inputs(spec[1], n, rows, cols, rng)
+        bench_row(name, spec, inputs, repeat, results)
+        print(f"{name}: " + ", ".join(f"{k} {_fmt(v)} ms" for k, v in results[name].items()), flush=True)
+    counts = op_counts(specs, lambda name: _inputs(specs[name][1], 64, 8, 5, np.random.default_rng(1)))
+    warm, cold, imported = compile_times()
+    worst = max(warm, key=warm.get)
+    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + \
+        (f" --repeat {args.repeat}" if args.repeat else "") + (f" --only {args.only}" if args.only else "")
+    report = "\n".join([
+        "# Performance", "",
+        f"Generated by `{command}` on {datetime.date.today()}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}. Median of {repeat} runs, loss + gradient wrt y_pred, float32, "
+        f"N = {n} ({rows} × {cols} for cce). Timings on a shared machine are noisy.", "",
+        table(results, counts), "",
+        f"Compile time (parse, resolve, gradient, rewrite, print; no JIT): slowest stdlib loss warm "
+        f"{worst} {warm[worst] * 1e3:.0f} ms, median {statistics.median(warm.values()) * 1e3:.0f} ms; "
+        f"whole library cold {cold:.2f} s; `import lossdsl` {imported:.2f} s (without jax).", ""])
+    print(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

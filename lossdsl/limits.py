@@ -1,0 +1,98 @@
+"""Bounds on what one compile may build, so that hostile text cannot hang it or exhaust memory.
+
+The parser bounds the text (``parser.MAX_SOURCE_CHARS``, ``parser.MAX_DEPTH``) and the graph bounds
+its ops (``ir.MAX_OPS``). What a short text can still blow up, once definitions are inlined and SymPy
+has folded its numbers, is bounded here, each with its own message: how many AST nodes are
+evaluated, how deep evaluation nests, and the size, depth and exact numbers of each expression
+(SymPy multiplies exact rationals, so ``a = sqrt(3)^1000 * x; b = a*a; c = b*b; ...`` squares a
+number's bit length at every step; and it walks expressions recursively, so their depth must stay
+well inside Python's recursion limit in every later phase).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .errors import LimitError, LossTypeError, Span
+
+MAX_EVALUATIONS = 20_000  # expression nodes evaluated, counting each inlined call anew
+MAX_EVAL_DEPTH = 250  # nesting of evaluation, across inlined definitions
+MAX_EXPR_NODES = 20_000  # one expression's size, counted as a tree (shared parts counted each time)
+MAX_EXPR_DEPTH = 80  # one expression's depth (SymPy and our printers recurse on it)
+MAX_EXPONENT = 1_000  # a constant exponent's magnitude
+MAX_NUMBER_BITS = 4_096  # an exact constant's numerator and denominator together
+
+
+class ExprMeter:
+    """Measures expressions once per distinct node (memoised on the shared DAG), so checking every
+    intermediate result costs time proportional to what was built, not to its tree size."""
+
+    def __init__(self) -> None:
+        self._seen: dict[sp.Basic, tuple[int, int, int]] = {}  # node -> (tree size, depth, bits)
+
+    def measure(self, expr: sp.Basic) -> tuple[int, int, int]:
+        """(tree size, depth, largest exact number's bits) of ``expr``, without recursion."""
+        seen = self._seen
+        if expr in seen:
+            return seen[expr]
+        stack = [(expr, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in seen:
+                continue
+            if not ready:
+                stack.append((node, True))
+                stack.extend((a, False) for a in node.args if a not in seen)
+                continue
+            size, depth, bits = 1, 1, _bits(node)
+            for a in node.args:
+                s, d, b = seen[a]
+                size, depth = size + s, max(depth, d + 1)
+                bits = -1 if -1 in (bits, b) else max(bits, b)
+            seen[node] = (min(size, 1 << 62), depth, bits)
+        return seen[expr]
+
+    def check(self, expr: sp.Basic, span: Span | None) -> None:
+        size, depth, bits = self.measure(expr)
+        if bits < 0:
+            raise LossTypeError("division by zero, or a constant with no value such as log(0), in this "
+                                "expression", span)
+        if bits > MAX_NUMBER_BITS:
+            raise LimitError(f"a constant in this expression needs more than {MAX_NUMBER_BITS} bits "
+                             "(an exact number grew too large)", span)
+        if depth > MAX_EXPR_DEPTH:
+            raise LimitError(f"expression nested deeper than {MAX_EXPR_DEPTH} levels once names and "
+                             "definitions are substituted", span)
+        if size > MAX_EXPR_NODES:
+            raise LimitError(f"expression larger than {MAX_EXPR_NODES} terms once names and definitions "
+                             "are substituted", span)
+
+
+def _bits(node: sp.Basic) -> int:
+    """An exact number's size; -1 marks SymPy's complex infinity (x/0, log(0)), and spreads upwards."""
+    if node is sp.zoo:
+        return -1
+    if isinstance(node, sp.Rational):
+        return node.p.bit_length() + node.q.bit_length()
+    return 0
+
+
+def check_exponent(exponent: sp.Basic | int | float, span: Span | None) -> None:
+    """Refuse a constant exponent beyond MAX_EXPONENT (SymPy would evaluate ``3^1000000000``)."""
+    if isinstance(exponent, sp.Basic):
+        if not exponent.is_Number or not exponent.is_finite:
+            return
+        exponent = float(exponent)
+    if abs(exponent) > MAX_EXPONENT:
+        raise LimitError(f"exponent {exponent:g} is larger than the limit of {MAX_EXPONENT}", span)
+
+
+def check_power(base: sp.Basic, exponent: sp.Basic, meter: ExprMeter, span: Span | None) -> None:
+    """Before SymPy evaluates ``base^exponent``: the exponent's limit, and the size of the exact
+    numbers the power would compute (``(c*x)^n`` is ``c^n * x^n``)."""
+    check_exponent(exponent, span)
+    if exponent.is_Number and exponent.is_finite:
+        bits = meter.measure(base)[2]
+        if bits * abs(float(exponent)) > MAX_NUMBER_BITS:
+            raise LimitError(f"a constant in this expression needs more than {MAX_NUMBER_BITS} bits "
+                             "(an exact number raised to a large power)", span)

@@ -1,0 +1,46 @@
+"""A compiled loss as a ``torch.nn.Module`` (imported on demand: ``import lossdsl`` does not import torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .compiled import CompiledLoss
+from .errors import InputError, LossDSLError
+
+
+class LossModule(torch.nn.Module):
+    """A loss written in the language, used where PyTorch expects a criterion.
+
+    ``LossModule("focal(gamma=2)")`` or ``lossdsl.compile(src, backend="torch").as_module()``;
+    call it with the loss's inputs by keyword, or positionally in the order of ``inputs``
+    (``y_true`` before ``y_pred``, as in Keras — not PyTorch's ``(input, target)``). Its
+    ``backward()`` is the symbolic gradient. The module has no parameters of its own.
+    """
+
+    def __init__(self, loss: CompiledLoss | str | Path):
+        super().__init__()
+        if not isinstance(loss, CompiledLoss):
+            from .pipeline import compile as compile_loss
+            loss = compile_loss(loss, backend="torch")
+        if loss.backend != "torch":
+            raise LossDSLError(f"LossModule needs a loss compiled for backend 'torch', not '{loss.backend}'")
+        self.loss = loss
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.loss.inputs
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if len(args) > len(self.inputs):
+            raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
+                               f"got {len(args)} positional arguments")
+        taken = [n for n in self.inputs[:len(args)] if n in kwargs]
+        if taken:
+            raise InputError(f"input '{taken[0]}' given both positionally and by keyword")
+        return self.loss(**dict(zip(self.inputs, args)), **kwargs)
+
+    def extra_repr(self) -> str:
+        return repr(self.loss.text)

@@ -1,0 +1,170 @@
+"""The torch backend against torch.nn.functional: value and gradient (by torch.autograd of PyTorch's own
+loss), float32 and float64, each reduction; backward() through the compiled loss runs our symbolic
+gradient (a torch.autograd.Function), checked against gradcheck's finite differences."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import lossdsl  # noqa: E402
+from lossdsl.torch import LossModule  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    call: str  # lossdsl source with {r} for the reduction
+    reference: Any  # (inputs, reduction) -> PyTorch's loss
+    inputs: Any  # torch.Generator -> dict of float64 tensors (integer labels as int64)
+    wrt: tuple[str, ...] = ("y_pred",)
+    reductions: tuple[str, ...] = ("mean", "sum", "none")
+
+
+def _n(*shape):
+    return lambda g: torch.randn(*shape, generator=g, dtype=torch.float64)
+
+
+def _u(*shape, low=0.05, high=0.95):
+    return lambda g: low + (high - low) * torch.rand(*shape, generator=g, dtype=torch.float64)
+
+
+def _inputs(**makers):
+    return lambda g: {k: m(g) for k, m in makers.items()}
+
+
+def _labels(n, c, ignored=0):
+    def make(g):
+        y = torch.randint(0, c, (n,), generator=g)
+        y[:ignored] = -100
+        return y
+    return make
+
+
+def _probs(n, c):
+    return lambda g: torch.softmax(torch.randn(n, c, generator=g, dtype=torch.float64), -1)
+
+
+def _ctc_inputs(g):
+    T, B, C, S = 12, 3, 5, 4
+    return {"logits": torch.randn(T, B, C, generator=g, dtype=torch.float64),
+            "targets": torch.randint(1, C, (B, S), generator=g), "input_lengths": torch.tensor([12, 10, 9]),
+            "target_lengths": torch.tensor([4, 2, 3])}
+
+
+ROWS = [
+    Row("mse", "mse(reduction={r})", lambda i, r: F.mse_loss(i["y_pred"], i["y_true"], reduction=r),
+        _inputs(y_true=_n(6, 3), y_pred=_n(6, 3)), ("y_pred", "y_true")),
+    Row("l1", "mae(reduction={r})", lambda i, r: F.l1_loss(i["y_pred"], i["y_true"], reduction=r),
+        _inputs(y_true=_n(6, 3), y_pred=_n(6, 3))),
+    Row("huber", "huber(delta=0.7, reduction={r})",
+        lambda i, r: F.huber_loss(i["y_pred"], i["y_true"], delta=0.7, reduction=r),
+        _inputs(y_true=_n(6, 3), y_pred=_n(6, 3)), ("y_pred", "y_true")),
+    Row("smooth_l1", "smooth_l1(beta=0.5, reduction={r})",
+        lambda i, r: F.smooth_l1_loss(i["y_pred"], i["y_true"], beta=0.5, reduction=r),
+        _inputs(y_true=_n(6, 3), y_pred=_n(6, 3))),
+    Row("bce", "bce(reduction={r})", lambda i, r: F.binary_cross_entropy(i["y_pred"], i["y_true"], reduction=r),
+        _inputs(y_true=_u(8), y_pred=_u(8))),
+    Row("bce_with_logits_pos_weight", "bce(from_logits=true, pos_weight=2.5, reduction={r})",
+        lambda i, r: F.binary_cross_entropy_with_logits(i["y_pred"], i["y_true"], reduction=r,
+                                                        pos_weight=torch.tensor(2.5, dtype=i["y_pred"].dtype)),
+        _inputs(y_true=_u(8, 2), y_pred=_n(8, 2))),
+    Row("cross_entropy_indices", "sparse_cce(from_logits=true, reduction={r})",
+        lambda i, r: F.cross_entropy(i["y_pred"], i["y_true"], reduction=r),
+        _inputs(y_true=_labels(7, 4), y_pred=_n(7, 4))),
+    Row("cross_entropy_ignore_smoothing", "sparse_cce(from_logits=true, label_smoothing=0.1, reduction={r})",
+        lambda i, r: F.cross_entropy(i["y_pred"], i["y_true"], reduction=r, ignore_index=-100, label_smoothing=0.1),
+        _inputs(y_true=_labels(7, 4, ignored=2), y_pred=_n(7, 4))),
+    Row("cross_entropy_probabilities", "cce(from_logits=true, label_smoothing=0.2, reduction={r})",
+        lambda i, r: F.cross_entropy(i["y_pred"], i["y_true"], reduction=r, label_smoothing=0.2),
+        _inputs(y_true=_probs(7, 4), y_pred=_n(7, 4))),
+    Row("nll", "nll(reduction={r})", lambda i, r: F.nll_loss(i["y_pred"], i["y_true"], reduction=r),
+        lambda g: {"y_true": _labels(7, 4, ignored=1)(g), "y_pred": torch.log_softmax(_n(7, 4)(g), -1)}),
+    Row("kl_div_batchmean", "kl_div(reduction={r})",
+        lambda i, r: F.kl_div(torch.log(i["y_pred"]), i["y_true"], reduction="batchmean"),
+        _inputs(y_true=_probs(5, 4), y_pred=_probs(5, 4)), reductions=("mean",)),
+    Row("gaussian_nll", "gaussian_nll(y_true, y_pred, var, full=true, reduction={r})",
+        lambda i, r: F.gaussian_nll_loss(i["y_pred"], i["y_true"], i["var"], full=True, reduction=r),
+        _inputs(y_true=_n(6, 3), y_pred=_n(6, 3), var=_u(6, 1, low=0.2, high=2.0)), ("y_pred", "var")),
+    Row("poisson_nll", "poisson_nll(log_input=true, reduction={r})",
+        lambda i, r: F.poisson_nll_loss(i["y_pred"], i["y_true"], log_input=True, reduction=r),
+        _inputs(y_true=lambda g: torch.randint(0, 5, (6, 3), generator=g).double(), y_pred=_n(6, 3))),
+    Row("triplet_margin", "triplet(a, p, q, margin=1.0, squared=false, reduction={r})",
+        lambda i, r: F.triplet_margin_loss(i["a"], i["p"], i["q"], margin=1.0, reduction=r),
+        _inputs(a=_n(6, 4), p=_n(6, 4), q=_n(6, 4)), ("a", "p", "q")),
+    # through log_softmax: PyTorch's ctc_loss backward assumes its input came from one (its gradient
+    # with respect to log_probs alone is not the true one)
+    Row("ctc", "ctc(log_softmax(logits), targets, input_lengths, target_lengths, reduction={r})",
+        lambda i, r: F.ctc_loss(F.log_softmax(i["logits"], -1), i["targets"], i["input_lengths"],
+                                i["target_lengths"], reduction=r),
+        _ctc_inputs, ("logits",)),
+]
+DTYPES = {torch.float64: dict(rtol=1e-9, atol=1e-11), torch.float32: dict(rtol=2e-5, atol=1e-6)}
+PARAMS = [pytest.param(row, r, dt, id=f"{row.id}-{r}-{str(dt)[6:]}") for row in ROWS for r in row.reductions
+          for dt in DTYPES]
+
+
+def _prepared(row, dtype):
+    raw = row.inputs(torch.Generator().manual_seed(sum(map(ord, row.id))))
+    return {k: (v.to(dtype).requires_grad_(k in row.wrt) if v.is_floating_point() else v) for k, v in raw.items()}
+
+
+def _close(got, want, dtype, what):
+    assert got.dtype == want.dtype == dtype, what
+    assert got.shape == want.shape, what
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), **DTYPES[dtype], err_msg=what)
+
+
+@pytest.mark.parametrize("row, reduction, dtype", PARAMS)
+def test_matches_torch_functional(row, reduction, dtype):
+    loss = lossdsl.compile(row.call.format(r=repr(reduction).replace("'", '"')), backend="torch")
+    ours, theirs = _prepared(row, dtype), _prepared(row, dtype)
+    value, want = loss(**ours), row.reference(theirs, reduction)
+    _close(value, want, dtype, "value")
+    ct = torch.linspace(0.5, 1.5, want.numel(), dtype=dtype).reshape(want.shape)  # a non-uniform cotangent
+    value.backward(ct)
+    want.backward(ct)
+    for name in row.wrt:
+        _close(ours[name].grad, theirs[name].grad, dtype, f"d/d{name} by backward()")
+    if reduction != "none":  # value_and_grad: the gradient of the sum, as backward() with ones
+        v, grads = loss.value_and_grad(list(row.wrt))(**ours)
+        _close(v, want, dtype, "value_and_grad value")
+        for name in row.wrt:
+            _close(grads[name] * ct, theirs[name].grad, dtype, f"d/d{name} by value_and_grad")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_backward_passes_gradcheck(row):
+    """torch.autograd.gradcheck: our backward against finite differences of our forward, float64."""
+    loss = lossdsl.compile(row.call.format(r='"none"' if "none" in row.reductions else '"mean"'), backend="torch")
+    inputs = _prepared(row, torch.float64)
+    names = list(inputs)
+
+    def f(*args):
+        return loss(**dict(zip(names, args)))
+    assert torch.autograd.gradcheck(f, tuple(inputs[n] for n in names), eps=1e-6, atol=1e-6)
+
+
+def test_module_wrapper_and_float32_training_step():
+    criterion = LossModule("mse()")
+    assert isinstance(criterion, torch.nn.Module) and "mse()" in repr(criterion)
+    model = torch.nn.Linear(3, 1)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    pred = model(x)
+    criterion(y, pred).backward()  # positional, in the order of loss.inputs: (y_true, y_pred)
+    want = torch.autograd.grad(F.mse_loss(model(x), y), model.weight)[0]
+    torch.testing.assert_close(model.weight.grad, want)
+    assert lossdsl.compile("mse()", backend="torch").as_module().inputs == ("y_true", "y_pred")
+    with pytest.raises(lossdsl.LossDSLError, match="backend 'torch'"):
+        LossModule(lossdsl.compile("mse()"))
+
+
+def test_import_lossdsl_does_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys, lossdsl; lossdsl.compile('mse()', backend='numpy'); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
