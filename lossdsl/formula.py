@@ -25,14 +25,14 @@ def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
         name = "n" if k == 0 else f"n_{k + 1}"
         while name in taken:
             name += "_"
-        counts.append(sp.Symbol(name))
+        counts.append(sp.Symbol(name, positive=True))
         return counts[-1]
 
     def leaf(sym: sp.Symbol) -> sp.Expr:
         if sym not in memo:
             op = graph.op_of[sym]
             if isinstance(op, Input):
-                memo[sym] = sp.Symbol(op.name)
+                memo[sym] = sp.Symbol(op.name, real=True)
             elif op.prim == "count":
                 memo[sym] = count_symbol()
             else:
@@ -44,4 +44,9 @@ def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
         leaves = [s for s in e.free_symbols if s in graph.op_of]
         return e.xreplace({s: leaf(s) for s in leaves})
 
-    return sub(expr)
+    # Work with real symbols, as the IR does, and rename them to plain ones at the end without
+    # re-evaluating: SymPy re-deriving assumptions of plain symbols through nested functions
+    # (tanh(tanh(...))) takes exponential time.
+    shown = sub(expr)
+    with sp.evaluate(False):
+        return shown.xreplace({s: sp.Symbol(s.name) for s in shown.free_symbols})
