@@ -133,6 +133,16 @@ def merge_powers(expr: sp.Basic) -> sp.Basic:
     return sp.Mul(*kept, *(sp.Pow(b, sp.Add(*exps[b])) for b in merge))
 
 
+def _candidate_pairs(pattern: sp.Mul, expr: sp.Mul) -> list[tuple[sp.Basic, sp.Basic]]:
+    """Pairs of ``expr``'s factors that could match a two-factor ``pattern``: one of them must be
+    an application of a function the pattern applies (such as log), which keeps long products
+    linear rather than quadratic in their length."""
+    heads = {type(f) for f in pattern.args if isinstance(f, sp.Function)}
+    if not heads:
+        return list(combinations(expr.args, 2))
+    return [(f, g) for f in expr.args if type(f) in heads for g in expr.args if g is not f]
+
+
 def _rewrite_node(expr: sp.Basic) -> sp.Basic:
     expr = merge_powers(expr)
     for pattern, replacement in RULES:
@@ -140,7 +150,7 @@ def _rewrite_node(expr: sp.Basic) -> sp.Basic:
         if bound is not None:
             return replacement.xreplace(bound)
         if isinstance(expr, sp.Mul) and isinstance(pattern, sp.Mul) and len(expr.args) > 2:
-            for pair in combinations(expr.args, 2):  # a*log(a) among other factors
+            for pair in _candidate_pairs(pattern, expr):  # a*log(a) among other factors
                 bound = match(pattern, sp.Mul(*pair))
                 if bound is not None:
                     others = list(expr.args)

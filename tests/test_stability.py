@@ -174,4 +174,6 @@ def test_stdlib_at_extremes(case, backend, dtype):
         if ok.any() and case.id not in NOISE:
             value_unit = (abs(want_value) + 1) / max(np.max(np.abs(inputs[name])), 1.0) if np.isfinite(want_value) else 0
             unit = max(np.max(np.abs(want[ok])), value_unit)
-            np.testing.assert_allclose(got[ok], want[ok], rtol=tol * 10, atol=tol * unit, err_msg=name)
+            # a gradient below the dtype's smallest normal number may flush to 0
+            atol = max(tol * unit, np.finfo(dtype).tiny)
+            np.testing.assert_allclose(got[ok], want[ok], rtol=tol * 10, atol=atol, err_msg=name)
