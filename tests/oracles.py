@@ -14,3 +14,17 @@ def finite_differences(loss, inputs, name, h=1e-6):
         down = float(loss(**{**inputs, name: x - e}))
         fd[i] = (up - down) / (2 * h)
     return fd
+
+
+def jax_grads(reference, inputs, names):
+    """jax.grad of ``reference(**inputs)`` (written in jax.numpy) with respect to each input in ``names``."""
+    import jax
+    import jax.numpy as jnp
+
+    args = {k: jnp.asarray(v) for k, v in inputs.items()}
+
+    def f(*values):
+        return reference(**{**args, **dict(zip(names, values))})
+
+    grads = jax.jit(jax.grad(f, argnums=tuple(range(len(names)))))(*(args[n] for n in names))
+    return dict(zip(names, (np.asarray(g) for g in grads)))

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from oracles import finite_differences
+from oracles import finite_differences, jax_grads
 
 import lossdsl
 from lossdsl.builtins import BUILTINS, ELEMENTWISE
@@ -323,14 +323,7 @@ def _reference_grads(name):
     """jax.grad of the row's jax.numpy reference at the row's inputs, per float input (computed once)."""
     row = ROWS[ROW_IDS.index(name)]
     inputs = _inputs(row)
-    names = _float_names(inputs)
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-
-    def f(*values):
-        return row.jnp_ref(**{**args, **dict(zip(names, values))})
-
-    grads = jax.jit(jax.grad(f, argnums=tuple(range(len(names)))))(*(args[n] for n in names))
-    return dict(zip(names, (np.asarray(g) for g in grads)))
+    return jax_grads(row.jnp_ref, inputs, _float_names(inputs))
 
 
 # --- value and gradient, both backends --------------------------------------------------------------

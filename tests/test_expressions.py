@@ -19,7 +19,7 @@ import numpy as np
 import optax
 import pytest
 import sympy as sp
-from oracles import finite_differences
+from oracles import finite_differences, jax_grads
 
 import lossdsl
 
@@ -278,14 +278,7 @@ def _reference_grads(row_id):
     """jax.grad of the row's jax.numpy reference at the row's inputs, per float input (computed once)."""
     row = ROWS[ROW_IDS.index(row_id)]
     inputs = _inputs(row)
-    names = _float_names(inputs)
-    args = _as_jnp(inputs)
-
-    def f(*values):
-        return row.jnp_ref(**{**args, **dict(zip(names, values))})
-
-    grads = jax.jit(jax.grad(f, argnums=tuple(range(len(names)))))(*(args[n] for n in names))
-    return dict(zip(names, (np.asarray(g) for g in grads)))
+    return jax_grads(row.jnp_ref, inputs, _float_names(inputs))
 
 
 # --- (a) value, (b) gradient vs jax.grad of the reference, (c) finite differences --------------
