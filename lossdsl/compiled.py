@@ -15,7 +15,7 @@ from .errors import InputError, LossDSLError
 from .formula import render
 from .gradient import gradients
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
-from .ir import Apply, Graph
+from .ir import Apply, Graph, Input
 from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature, helpers_for
 
 _SEED = sp.Symbol("_ct", real=True)
@@ -337,6 +337,28 @@ class CompiledLoss:
             stats = _reporting_input_errors(self._checks_fn, kwargs)
             if not _traced(stats):
                 _reporting_input_errors(lambda: check_ranges(self._writer.checked_ops(), stats), {})
+        if self.backend == "jax" and not _traced(kwargs):
+            _reporting_input_errors(lambda: self._check_ctc(kwargs), {})
+
+    def _check_ctc(self, kwargs: dict[str, Any]) -> None:
+        """CTC's targets and lengths, checked as the NumPy backend does, where they are inputs
+        (the JAX dynamic program runs under jit, where it can only return NaN)."""
+        from .backends.numpy_runtime import _ctc_lengths
+        needed = set(self.graph.dependencies([self.root]))
+        for sym, op in self.graph:
+            if sym not in needed or not isinstance(op, Apply) or op.prim != "ctc":
+                continue
+            names = [self._input_name(o) for o in op.operands[1:]]
+            sources = [self._input_name(s) for s in op.operands[0].free_symbols]
+            if None in names or None in sources:
+                continue  # computed operands: checked inside, where concrete
+            shape = np.broadcast_shapes(*(np.shape(kwargs[n]) for n in sources))
+            _ctc_lengths(np.broadcast_to(np.float32(0), shape), *(np.asarray(kwargs[n]) for n in names),
+                         op.param("blank"), op.param("labels"))
+
+    def _input_name(self, e: sp.Expr) -> str | None:
+        op = self.graph.op_of.get(e)
+        return op.name if isinstance(op, Input) else None
 
     def __call__(self, **inputs: Any) -> Any:
         self._check(inputs)
