@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from oracles import finite_differences, jax_grads
+from oracles import finite_differences, float_names, jax_grads
 
 import lossdsl
 from lossdsl.builtins import BUILTINS, ELEMENTWISE
@@ -314,16 +314,12 @@ def _inputs(row):
     return row.sample(np.random.default_rng(sum(map(ord, row.name))))
 
 
-def _float_names(inputs):
-    return [n for n, v in inputs.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
-
-
 @functools.cache
 def _reference_grads(name):
     """jax.grad of the row's jax.numpy reference at the row's inputs, per float input (computed once)."""
     row = ROWS[ROW_IDS.index(name)]
     inputs = _inputs(row)
-    return jax_grads(row.jnp_ref, inputs, _float_names(inputs))
+    return jax_grads(row.jnp_ref, inputs, float_names(inputs))
 
 
 # --- value and gradient, both backends --------------------------------------------------------------
@@ -341,7 +337,7 @@ def test_value_against_numpy_reference(row, backend):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_gradient_against_jax_grad_of_reference(row, backend):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     loss = lossdsl.compile(row.source, backend=backend)
     assert set(loss.differentiable) == set(names)
     grads = loss.grad(names)(**inputs)
@@ -356,7 +352,7 @@ def test_gradient_against_jax_grad_of_reference(row, backend):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_gradient_against_finite_differences(row, backend):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     loss = lossdsl.compile(row.source, backend=backend)
     grads = loss.grad(names)(**inputs)
     for name in names:

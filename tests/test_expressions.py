@@ -19,7 +19,7 @@ import numpy as np
 import optax
 import pytest
 import sympy as sp
-from oracles import finite_differences, jax_grads
+from oracles import finite_differences, float_names, jax_grads
 
 import lossdsl
 
@@ -265,10 +265,6 @@ def _inputs(row):
     return row.sample(np.random.default_rng(sum(map(ord, row.id))))
 
 
-def _float_names(inputs):
-    return [n for n, v in inputs.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
-
-
 def _as_jnp(inputs):
     return {k: jnp.asarray(v) for k, v in inputs.items()}
 
@@ -278,7 +274,7 @@ def _reference_grads(row_id):
     """jax.grad of the row's jax.numpy reference at the row's inputs, per float input (computed once)."""
     row = ROWS[ROW_IDS.index(row_id)]
     inputs = _inputs(row)
-    return jax_grads(row.jnp_ref, inputs, _float_names(inputs))
+    return jax_grads(row.jnp_ref, inputs, float_names(inputs))
 
 
 # --- (a) value, (b) gradient vs jax.grad of the reference, (c) finite differences --------------
@@ -297,7 +293,7 @@ def test_value_against_numpy_reference(row, backend):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_gradient_against_jax_grad_of_reference(row, backend):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     loss = lossdsl.compile(row.source, backend=backend)
     assert set(loss.differentiable) == set(names)
     value, grads = loss.value_and_grad(names)(**inputs)
@@ -314,7 +310,7 @@ def test_gradient_against_jax_grad_of_reference(row, backend):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_gradient_againstfinite_differences(row, backend):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     loss = lossdsl.compile(row.source, backend=backend)
     grads = loss.grad(names)(**inputs)
     for name in names:
@@ -327,7 +323,7 @@ def test_gradient_againstfinite_differences(row, backend):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_backends_agree(row):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     np_value, np_grads = lossdsl.compile(row.source).value_and_grad(names)(**inputs)
     jax_value, jax_grads = lossdsl.compile(row.source, backend="jax").value_and_grad(names)(**inputs)
     np.testing.assert_allclose(float(jax_value), float(np_value), rtol=1e-10, atol=1e-13)
@@ -339,7 +335,7 @@ def test_backends_agree(row):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_jax_grad_through_the_compiled_loss(row):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     loss = lossdsl.compile(row.source, backend="jax")
     symbolic = loss.grad(names)(**inputs)
 
@@ -355,7 +351,7 @@ def test_jax_grad_through_the_compiled_loss(row):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
 def test_jax_jit_and_vmap(row):
     inputs = _inputs(row)
-    names = _float_names(inputs)
+    names = float_names(inputs)
     loss = lossdsl.compile(row.source, backend="jax")
     jitted = jax.jit(lambda kw: loss(**kw))(_as_jnp(inputs))
     np.testing.assert_allclose(float(jitted), float(row.np_ref(**inputs)), rtol=1e-10)

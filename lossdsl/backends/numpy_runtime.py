@@ -29,7 +29,7 @@ def _out(x, dt):
 
 def _fit(g, x):
     """A gradient shaped and typed like its input ``x``: summed down, broadcast up, a fresh array."""
-    g = np.broadcast_to(_sum_to(g, x.shape), x.shape)
+    g = np.asarray(_sum_to(g, x.shape))  # exactly x's shape; may be a read-only broadcast view
     return g.astype(x.dtype, copy=False) if g.flags.writeable else np.array(g, dtype=x.dtype)
 
 
