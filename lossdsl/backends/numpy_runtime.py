@@ -29,7 +29,8 @@ def _out(x, dt):
 
 def _fit(g, x):
     """A gradient shaped and typed like its input ``x``: summed down, broadcast up, a fresh array."""
-    g = np.asarray(_sum_to(g, x.shape))  # exactly x's shape; may be a read-only broadcast view
+    # a read-only view (never the caller's own array, even when g is an input) that is copied below
+    g = np.broadcast_to(_sum_to(g, x.shape), x.shape)
     return g.astype(x.dtype, copy=False) if g.flags.writeable else np.array(g, dtype=x.dtype)
 
 
