@@ -68,9 +68,10 @@ softplus = _function("softplus", 1, lambda x: (sigmoid(x),), lambda x: sp.log(1 
 log1p = _function("log1p", 1, lambda x: (1 / (1 + x),), lambda x: sp.log(1 + x),
                   r"\log\left(1 + {0}\right)")
 expm1 = _function("expm1", 1, lambda x: (sp.exp(x),), lambda x: sp.exp(x) - 1, r"\left(e^{{{0}}} - 1\right)")
-maximum = _function("maximum", 2, lambda a, b: (_half_step(a - b), _half_step(b - a)), sp.Max,
+# one step function per max/min, shared by both sides' derivatives (H(b - a) = 1 - H(a - b))
+maximum = _function("maximum", 2, lambda a, b: (_half_step(a - b), 1 - _half_step(a - b)), sp.Max,
                     r"\max\left({0}, {1}\right)")
-minimum = _function("minimum", 2, lambda a, b: (_half_step(b - a), _half_step(a - b)), sp.Min,
+minimum = _function("minimum", 2, lambda a, b: (1 - _half_step(a - b), _half_step(a - b)), sp.Min,
                     r"\min\left({0}, {1}\right)")
 
 
@@ -144,7 +145,7 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("minimum", ("x", "y"), minimum, {"numpy": "np.minimum", "jax": "jnp.minimum", "torch": "_minimum"},
                 doc="elementwise minimum; at ties each side gets half the gradient",
                 shape=Shape("concave", ("increasing", "increasing"), kink=True)),
-    Elementwise("heaviside", ("x", "h0"), heaviside, {"numpy": "np.heaviside", "jax": "jnp.heaviside", "torch": "_heaviside"},
+    Elementwise("heaviside", ("x", "h0"), heaviside, dict.fromkeys(BACKENDS, "_heaviside"),
                 doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0",
                 shape=Shape("unknown", ("increasing", ""), (0, 1), jump=True)),
 )
@@ -171,6 +172,10 @@ class Primitive:
     doc: str = ""
     formula: Callable[..., sp.Expr] | None = None  # how it reads as math; default: name(operands)
     shape: Shape = Shape()  # for the analysis; an op that only gradients create needs none
+
+
+#: primitives that reduce over an ``axis`` (None: all of them) with ``keepdims``
+REDUCTIONS = frozenset({"sum", "mean", "max", "min", "logsumexp", "norm"})
 
 
 def _fn(name: str) -> type[sp.Function]:
@@ -333,10 +338,10 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})",
                        "torch": "torch.tensor(_count({shape0}, {axis}), dtype={dtype})"}, _vjp_constant,
               shape=Shape("constant", ("static",), (1, INF))),
-    Primitive("expand_dims", _everywhere("_expand_dims({0}, {shape1}, {axis})"), _vjp_expand_dims,
+    Primitive("expand_dims", _everywhere("_expand_dims({0}, {shape1}, {axis}, {dtype})"), _vjp_expand_dims,
               doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
               formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand")),
-    Primitive("broadcast", _everywhere("_broadcast({0}, {shape1})"),
+    Primitive("broadcast", _everywhere("_broadcast({0}, {shape1}, {dtype})"),
               _vjp_broadcast, doc="operand 0 broadcast against the shape of operand 1 (a shape that "
               "symbolic simplification cancelled, as in x - x)", formula=_transparent,
               shape=Shape("affine", ("increasing", "static"), range_of="operand")),
@@ -345,7 +350,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
                             "torch": "_transpose({0}, {shape1})"}, _vjp_transpose,
               doc="operand 0, broadcast to the shape of operand 1, with its axes reversed",
               shape=Shape("affine", ("increasing", "static"), range_of="operand")),
-    Primitive("sum_to", _everywhere("_sum_to({0}, {shape1}, {shape2})"),
+    Primitive("sum_to", _everywhere("_sum_to({0}, {shape1}, {shape2}, {dtype})"),
               _vjp_sum_to, doc="operand 0, broadcast against the shapes of operands 1 and 2, summed down "
               "to the shape of operand 1 (undoes broadcasting)",
               formula=lambda x, like, full: x if full == 1 or isinstance(like, sp.Symbol) else _fn("sum")(x)),

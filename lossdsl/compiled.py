@@ -38,11 +38,15 @@ class ModuleWriter:
     def differentiable(self) -> tuple[str, ...]:
         return self.sig.float_inputs
 
-    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str]) -> list[str]:
-        # NumPy arrays are mutable: a gradient that is an input itself is returned as a copy
-        alias = self.b.name == "numpy"
-        return [f"_fit(np.copy({c}), {w})" if alias and c in self.sig.inputs else f"_fit({c}, {w})"
-                for w, c in zip(wrt, codes)]
+    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], value: str = "") -> list[str]:
+        # NumPy arrays are mutable and _fit returns a fresh result as it is: one that is also the
+        # value or another gradient is copied
+        seen = {value}
+        out = []
+        for w, c in zip(wrt, codes):
+            out.append(f"_fit(np.copy({c}), {w})" if self.b.name == "numpy" and c in seen else f"_fit({c}, {w})")
+            seen.add(c)
+        return out
 
     def value_function(self, name: str = "loss") -> str:
         lines, (v,) = self.fp.body(self.sig, [self.root])
@@ -52,7 +56,7 @@ class ModuleWriter:
     def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad") -> str:
         grads = gradients(self.graph, self.root, wrt)
         lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt)])
-        gcodes = self._grad_codes(wrt, codes[1:])
+        gcodes = self._grad_codes(wrt, codes[1:], codes[0])
         returns = f"_out({codes[0]}, _dt), {{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, gcodes))}}}"
         return self.fp.function(name, self.sig, lines, returns,
                                 doc=f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}.")
@@ -337,21 +341,29 @@ class CompiledLoss:
             stats = _reporting_input_errors(self._checks_fn, kwargs)
             if not _traced(stats):
                 _reporting_input_errors(lambda: check_ranges(self._writer.checked_ops(), stats), {})
-        if self.backend == "jax" and not _traced(kwargs):
+        if self.backend == "jax" and self._ctc_inputs and not _traced(kwargs):
             _reporting_input_errors(lambda: self._check_ctc(kwargs), {})
 
-    def _check_ctc(self, kwargs: dict[str, Any]) -> None:
-        """CTC's targets and lengths, checked as the NumPy backend does, where they are inputs
-        (the JAX dynamic program runs under jit, where it can only return NaN)."""
-        from .backends.numpy_runtime import _ctc_lengths
+    @cached_property
+    def _ctc_inputs(self) -> list[tuple[Apply, list[str], list[str]]]:
+        """Each CTC op whose targets and lengths are inputs: the op, their input names, and the
+        inputs its log-probabilities are computed from."""
         needed = set(self.graph.dependencies([self.root]))
+        out = []
         for sym, op in self.graph:
             if sym not in needed or not isinstance(op, Apply) or op.prim != "ctc":
                 continue
             names = [self._input_name(o) for o in op.operands[1:]]
             sources = [self._input_name(s) for s in op.operands[0].free_symbols]
-            if None in names or None in sources:
-                continue  # computed operands: checked inside, where concrete
+            if None not in names and None not in sources:  # computed operands: checked inside, where concrete
+                out.append((op, names, sources))
+        return out
+
+    def _check_ctc(self, kwargs: dict[str, Any]) -> None:
+        """CTC's targets and lengths, checked as the NumPy backend does, where they are inputs
+        (the JAX dynamic program runs under jit, where it can only return NaN)."""
+        from .backends.numpy_runtime import _ctc_lengths
+        for op, names, sources in self._ctc_inputs:
             shape = np.broadcast_shapes(*(np.shape(kwargs[n]) for n in sources))
             _ctc_lengths(np.broadcast_to(np.float32(0), shape), *(np.asarray(kwargs[n]) for n in names),
                          op.param("blank"), op.param("labels"))

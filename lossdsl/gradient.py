@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sympy as sp
 from sympy.core.parameters import distribute
 
-from .builtins import PRIMITIVES
+from .builtins import PRIMITIVES, REDUCTIONS
 from .errors import LossTypeError
 from .ir import Apply, Graph
 from .rewrite import stabilize
@@ -28,7 +28,7 @@ def is_scalar(graph: Graph, sym: sp.Symbol) -> bool:
     if op.prim == "count":
         return True
     params = dict(op.params)
-    return op.prim in ("sum", "mean", "max", "min", "logsumexp", "norm") and params["axis"] is None \
+    return op.prim in REDUCTIONS and params["axis"] is None \
         and not params["keepdims"]
 
 

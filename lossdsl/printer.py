@@ -45,7 +45,8 @@ class Backend:
         return dict(self.renamed).get(name, f"{self.alias}.{name}")
 
 
-NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")')
+NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
+                (("where", "_where"),))  # np.where branches per element: a branch-free select
 JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = Backend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",

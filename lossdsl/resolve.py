@@ -19,9 +19,10 @@ from typing import Any
 import sympy as sp
 
 from . import syntax as A
-from .builtins import BUILTINS, REQUIRED
+from .builtins import BUILTINS, REDUCTIONS, REQUIRED
 from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
+from .gradient import is_scalar
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
 from .rewrite import fold_ops
@@ -393,11 +394,39 @@ class Resolver:
             return result
         before = set().union(*(v.expr.free_symbols for v in operands if isinstance(v, Tensor)))
         after = result.expr.free_symbols
-        lost = before - after
+        # a number kept broadcast earlier whose shape the rest of the result now carries
+        carried = {b: op.operands[0] for b in after if isinstance(op := self.graph.op_of.get(b), Apply)
+                   and op.prim == "broadcast" and op.operands[0].is_Number
+                   and all(s in after or self._shape_implied(s, after - {b}) for s in op.operands[1].free_symbols)}
+        if carried:
+            result = Tensor(result.expr.xreplace(carried))
+            after = result.expr.free_symbols
+        lost = {s for s in before - after - carried.keys() if not self._shape_implied(s, after)}
         if not lost or not after <= before:  # a new op (a reduction, a product) has its own shape
             return result
         carrier = sp.Add(*sorted(lost, key=lambda s: s.name))
         return Tensor(self.graph.apply("broadcast", result.expr, carrier))
+
+    def _shape_implied(self, lost: sp.Symbol, kept: set[sp.Symbol]) -> bool:
+        """Whether ``lost`` adds nothing to the shape broadcast from ``kept``: it is 0-d, or it
+        reduces over the same axis, counted from the end, as a kept reduction whose operand
+        broadcasts everything its own does (cce's ``mean(x, -1)`` beside ``sum(y*x, -1)`` when
+        label_smoothing is 0). Dropped, it is never computed."""
+        if is_scalar(self.graph, lost):
+            return True
+        op = self.graph.op_of.get(lost)
+        if not (isinstance(op, Apply) and op.prim in REDUCTIONS):
+            return False
+        axis, keepdims = op.param("axis"), op.param("keepdims")
+        if not (isinstance(axis, int) and axis < 0):
+            return False
+        leaves = op.operands[0].free_symbols
+        for k in kept:
+            other = self.graph.op_of.get(k)
+            if isinstance(other, Apply) and other.prim in REDUCTIONS and other.param("axis") == axis \
+                    and other.param("keepdims") == keepdims and leaves <= other.operands[0].free_symbols:
+                return True
+        return False
 
     # --- calls ----------------------------------------------------------------------------
     def _call(self, node: A.Call, scope: Scope) -> Value:

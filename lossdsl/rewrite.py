@@ -22,6 +22,7 @@ the rule is declared here all the same so that it holds whatever SymPy does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -50,6 +51,25 @@ RULES: tuple[tuple[sp.Expr, sp.Expr], ...] = (
     (_a * sp.log(_a), _a * _safe_log(_a)),
     (_a**_b * sp.log(_a), _a**_b * _safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
 )
+
+
+# f(-a) in terms of f(a): where an expression holds both, one evaluation serves both, as in
+# binary cross-entropy from logits, y*softplus(-x) + (1 - y)*softplus(x), and its gradient
+REFLECTIONS: dict[type[sp.Function], Callable[[sp.Expr], sp.Expr]] = {
+    softplus: lambda a: softplus(a) - a,
+    sigmoid: lambda a: 1 - sigmoid(a),
+}
+
+
+def share_reflections(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with ``f(-a)`` written through ``f(a)`` wherever both occur (see REFLECTIONS)."""
+    for f, reflect in REFLECTIONS.items():
+        args = {call.args[0] for call in expr.atoms(f)}
+        # keep the argument without a leading minus: softplus(x), not softplus(-x)
+        pairs = {f(-a): reflect(a) for a in args if -a in args and (-a).could_extract_minus_sign()}
+        if pairs:
+            expr = expr.xreplace(pairs)
+    return expr
 
 
 @dataclass(frozen=True)
@@ -161,10 +181,15 @@ def _rewrite_node(expr: sp.Basic) -> sp.Basic:
 
 
 def stabilize(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every rule applied wherever its pattern matches, innermost first."""
+    """``expr`` with every rule applied wherever its pattern matches, innermost first, and its
+    reflected pairs shared."""
+    return share_reflections(_stabilize(expr))
+
+
+def _stabilize(expr: sp.Basic) -> sp.Basic:
     if expr.is_Atom:
         return expr
-    args = [stabilize(a) for a in expr.args]
+    args = [_stabilize(a) for a in expr.args]
     if any(a is not b for a, b in zip(args, expr.args)):
         expr = expr.func(*args)
     return _rewrite_node(expr)

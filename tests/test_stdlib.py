@@ -24,10 +24,6 @@ CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
 BACKENDS = ["numpy", "jax"]  # torch has its own table against torch.nn.functional (test_torch_backend.py)
 
 
-def _inputs(case):
-    return case.inputs(np.random.default_rng(abs(hash(case.id)) % 2**32))
-
-
 def _reduce(xp, losses, reduction="mean", weights=None):
     if weights is not None:
         w = xp.broadcast_to(xp.reshape(weights, weights.shape + (1,) * (losses.ndim - weights.ndim)), losses.shape)
@@ -57,7 +53,7 @@ def test_every_row_names_a_library_loss():
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case, reduction", VALUE_PARAMS)
 def test_value(case, reduction, backend):
-    inputs = _inputs(case)
+    inputs = case.sample()
     opts = f', reduction="{reduction}"' if case.reducible else ""
     got = np.asarray(_compile(case, backend, opts)(**inputs))
     want = np.asarray(_expected(np, case, inputs, reduction))
@@ -69,7 +65,7 @@ def test_value(case, reduction, backend):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("case", [c for c in CASES if c.reducible], ids=lambda c: c.id)
 def test_weights(case, reduction, backend):
-    inputs = _inputs(case)
+    inputs = case.sample()
     samples = np.shape(case.reference(np, **inputs))[0]
     w = np.random.default_rng(1).uniform(0.5, 2.0, size=samples)
     loss = _compile(case, backend, f', reduction="{reduction}", weights=sample_w')
@@ -84,7 +80,7 @@ def test_weights(case, reduction, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_gradient_matches_jax_grad_of_reference(case, backend):
-    inputs = _inputs(case)
+    inputs = case.sample()
     loss = _compile(case, backend)
     value, grads = loss.value_and_grad(list(case.wrt))(**inputs)
     assert np.isfinite(value)
@@ -99,7 +95,7 @@ def test_gradient_matches_jax_grad_of_reference(case, backend):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.finite_differences], ids=lambda c: c.id)
 def test_gradient_matches_finite_differences(case):
-    inputs = _inputs(case)
+    inputs = case.sample()
     loss = _compile(case, "numpy")
     grads = loss.grad(list(case.wrt))(**inputs)
     for name in case.wrt:
@@ -109,6 +105,6 @@ def test_gradient_matches_finite_differences(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if "optax" in c.extra], ids=lambda c: c.id)
 def test_agrees_with_optax(case):
-    inputs = _inputs(case)
+    inputs = case.sample()
     got = float(_compile(case, "jax")(**inputs))
     np.testing.assert_allclose(got, float(case.extra["optax"](inputs)), rtol=1e-7)

@@ -9,9 +9,15 @@ alias (``np`` or ``jnp``), so a generated module imports nothing but its array l
 import numpy as xp
 
 
-def _sum_to(x, shape, full=()):
+def _typed(x, dtype):
+    """A Python number as an array of ``dtype``, the loss's float dtype (broadcast as it is,
+    NumPy would make it float64 and promote every float32 array it meets)."""
+    return x if dtype is None or hasattr(x, "dtype") else xp.asarray(x, dtype=dtype)
+
+
+def _sum_to(x, shape, full=(), dtype=None):
     """``x`` broadcast against ``shape`` and ``full``, then summed down to ``shape``."""
-    shape = tuple(shape)
+    x, shape = _typed(x, dtype), tuple(shape)
     target = xp.broadcast_shapes(xp.shape(x), shape, tuple(full))
     if xp.shape(x) == shape == target:
         return x
@@ -23,8 +29,17 @@ def _sum_to(x, shape, full=()):
     return xp.reshape(x, shape)
 
 
-def _broadcast(x, shape):
+def _broadcast(x, shape, dtype=None):
+    x = _typed(x, dtype)
     return xp.broadcast_to(x, xp.broadcast_shapes(xp.shape(x), tuple(shape)))
+
+
+def _heaviside(x, h0):
+    # the step in the gradients of abs, max and min (h0 = 1/2) as sign(x)/2 + 1/2, NaN kept:
+    # np.heaviside branches per element (22 ms for 4M float32) and jnp.heaviside nests two selects
+    if isinstance(h0, float) and h0 == 0.5:
+        return xp.sign(x) * 0.5 + 0.5
+    return xp.heaviside(x, h0)
 
 
 def _extremum_share(x, axis, kind):
@@ -44,9 +59,9 @@ def _count(shape, axis):
     return shape[axis]
 
 
-def _expand_dims(g, shape, axis):
+def _expand_dims(g, shape, axis, dtype=None):
     """A reduction's cotangent (broadcastable to its output ``shape``) with the axis put back."""
-    return xp.expand_dims(xp.broadcast_to(g, shape), axis)
+    return xp.expand_dims(xp.broadcast_to(_typed(g, dtype), shape), axis)
 
 
 def _within(x, lower, upper, integer, label):

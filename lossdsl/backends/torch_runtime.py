@@ -9,8 +9,8 @@ NumPy's Python scalars, do not promote a dimensioned float32 tensor.
 import torch
 
 
-def _t(x):
-    return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
+def _t(x, dtype=None):
+    return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=dtype or torch.float64)
 
 
 def _shape(x):
@@ -97,9 +97,9 @@ def _transpose(x, shape):
     return x.permute(*reversed(range(x.ndim)))
 
 
-def _sum_to(x, shape, full=()):
+def _sum_to(x, shape, full=(), dtype=None):
     """``x`` broadcast against ``shape`` and ``full``, then summed down to ``shape``."""
-    x, shape = _t(x), tuple(shape)
+    x, shape = _t(x, dtype), tuple(shape)
     target = torch.broadcast_shapes(tuple(x.shape), shape, tuple(full))
     if tuple(x.shape) == shape == target:
         return x
@@ -110,8 +110,8 @@ def _sum_to(x, shape, full=()):
     return torch.reshape(x, shape)
 
 
-def _broadcast(x, shape):
-    x = _t(x)
+def _broadcast(x, shape, dtype=None):
+    x = _t(x, dtype)
     return torch.broadcast_to(x, torch.broadcast_shapes(tuple(x.shape), tuple(shape)))
 
 
@@ -122,9 +122,9 @@ def _extremum_share(x, axis, kind):
     return hit / torch.sum(hit, dim=_dims(x, axis), keepdim=True)
 
 
-def _expand_dims(g, shape, axis):
+def _expand_dims(g, shape, axis, dtype=None):
     """A reduction's cotangent (broadcastable to its output ``shape``) with the axis put back."""
-    return torch.unsqueeze(torch.broadcast_to(_t(g), tuple(shape)), axis)
+    return torch.unsqueeze(torch.broadcast_to(_t(g, dtype), tuple(shape)), axis)
 
 
 def _within(x, lower, upper, integer, label):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,12 @@ class Case:
     rtol: float = 1e-7
     atol: float = 1e-9
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def sample(self) -> dict[str, Any]:
+        """The row's inputs, the same in every process: seeded by a CRC of the id, since ``hash`` of a
+        str is salted per process. ``LOSSDSL_TEST_SEED=k`` shifts every seed, to try other inputs."""
+        seed = zlib.crc32(self.id.encode()) + int(os.environ.get("LOSSDSL_TEST_SEED", "0"))
+        return self.inputs(np.random.default_rng(seed))
 
 
 def normal(*shape: int, scale: float = 1.0) -> Callable[[np.random.Generator], np.ndarray]:
