@@ -409,24 +409,26 @@ class Resolver:
 
     def _shape_implied(self, lost: sp.Symbol, kept: set[sp.Symbol]) -> bool:
         """Whether ``lost`` adds nothing to the shape broadcast from ``kept``: it is 0-d, or it
-        reduces over the same axis, counted from the end, as a kept reduction whose operand
+        drops the same axis, counted from the end, as a kept reduction or gather whose operand
         broadcasts everything its own does (cce's ``mean(x, -1)`` beside ``sum(y*x, -1)`` when
         label_smoothing is 0). Dropped, it is never computed."""
         if is_scalar(self.graph, lost):
             return True
-        op = self.graph.op_of.get(lost)
-        if not (isinstance(op, Apply) and op.prim in REDUCTIONS):
+        dropped = self._dropped_axis(lost)
+        if dropped is None or not (isinstance(dropped[0], int) and dropped[0] < 0):
             return False
-        axis, keepdims = op.param("axis"), op.param("keepdims")
-        if not (isinstance(axis, int) and axis < 0):
-            return False
-        leaves = op.operands[0].free_symbols
-        for k in kept:
-            other = self.graph.op_of.get(k)
-            if isinstance(other, Apply) and other.prim in REDUCTIONS and other.param("axis") == axis \
-                    and other.param("keepdims") == keepdims and leaves <= other.operands[0].free_symbols:
-                return True
-        return False
+        leaves = self.graph.op_of[lost].operands[0].free_symbols
+        return any(self._dropped_axis(k) == dropped and leaves <= self.graph.op_of[k].operands[0].free_symbols
+                   for k in kept)
+
+    def _dropped_axis(self, sym: sp.Symbol) -> tuple[Any, bool] | None:
+        """(axis, keepdims) of a reduction or a gather (``take``, which keeps no axis), else None."""
+        op = self.graph.op_of.get(sym)
+        if isinstance(op, Apply) and op.prim in REDUCTIONS:
+            return op.param("axis"), op.param("keepdims")
+        if isinstance(op, Apply) and op.prim == "take":
+            return op.param("axis"), False
+        return None
 
     # --- calls ----------------------------------------------------------------------------
     def _call(self, node: A.Call, scope: Scope) -> Value:

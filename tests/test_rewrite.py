@@ -23,10 +23,15 @@ REWRITTEN = [
     (x * sp.log(x), x * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
     (x**y * sp.log(x), x**y * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
     (y * x * sp.log(x), y * x * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
+    # reflections: f(-a) beside f(a) is written through f(a), one evaluation for both
+    (y * softplus(-x) + (1 - y) * softplus(x), y * (softplus(x) - x) + (1 - y) * softplus(x)),
+    (sigmoid(x) * sigmoid(y - x), sigmoid(x) * sigmoid(y - x)),  # not a reflection: y - x is not -x
+    ((1 - y) * sigmoid(x) - y * sigmoid(-x), (1 - y) * sigmoid(x) - y * (1 - sigmoid(x))),
+    (softplus(x - y) * softplus(y - x), softplus(x - y) * (softplus(x - y) - x + y)),
 ]
 
 UNTOUCHED = [sp.log(x), sp.log(x + 2), sp.log(2 * x), sp.exp(x) + 1, sp.log(x * y), sp.exp(x) - 2,
-             x * sp.log(y), sp.log(2 * sp.cosh(x))]
+             x * sp.log(y), sp.log(2 * sp.cosh(x)), softplus(-x), sigmoid(-x) + sigmoid(y)]
 
 
 def test_rules_are_idempotent():
@@ -40,6 +45,19 @@ def test_log_sum_exp_becomes_one_op():
     """log(sum(exp(z))) crosses an op, so it is folded as the IR is built, before the gradient."""
     loss = lossdsl.compile("mean(log(sum(exp(z), axis=1)))")
     assert "_logsumexp(z, axis=1" in loss.source and "np.exp(z)" not in loss.source.split("def loss")[1]
+
+
+@pytest.mark.parametrize("call, once", [("bce(from_logits=true)", ("softplus(", "sigmoid(")),
+                                        ("cce(from_logits=true)", ("logsumexp(",)),
+                                        ("sparse_cce(from_logits=true)", ("logsumexp(",))])
+def test_lean_value_and_gradient(call, once):
+    """Each transcendental is evaluated once for the value and gradient together: softplus(-x) shares
+    softplus(x); cce without label smoothing computes no mean of log-probabilities just for its shape."""
+    body = lossdsl.compile(call, backend="jax")._writer.subset_module(("y_pred",)).split("def value_and_grad")[1]
+    body = body.split("\ndef ")[0]
+    for name in once:
+        assert body.count(name) == 1, (name, body)
+    assert "_broadcast(" not in body  # no term kept for its shape alone
 
 
 @pytest.mark.parametrize("before, after", REWRITTEN, ids=str)

@@ -48,8 +48,7 @@ def _where(condition, x, y):
     bits = np.dtype(f"i{dt.itemsize}")
     x, y = np.asarray(x, dt).view(bits), np.asarray(y, dt).view(bits)
     mask = np.negative(np.asarray(condition).astype(bits))  # all ones where the condition holds
-    out = np.bitwise_xor(x, y)
-    out &= mask
+    out = np.bitwise_and(np.bitwise_xor(x, y), mask)  # the broadcast shape of all three
     out ^= y
     return out.view(dt)
 

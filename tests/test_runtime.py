@@ -1,0 +1,68 @@
+"""The fast NumPy runtime helpers against the NumPy functions they stand in for, bit for bit where
+they select, at ordinary and extreme values (signed zeros, infinities, NaN), in every float dtype."""
+
+import numpy as np
+import pytest
+
+from lossdsl.backends.numpy_runtime import _sigmoid, _softplus, _where
+from lossdsl.backends.runtime import _heaviside
+
+DTYPES = [np.float16, np.float32, np.float64]
+SPECIAL = [0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 30.0, -30.0, 1e3, -1e3, np.inf, -np.inf, np.nan]
+
+
+def _values(dtype):
+    rng = np.random.default_rng(7)
+    return np.concatenate([np.array(SPECIAL), rng.normal(size=200) * 10]).astype(dtype)
+
+
+def _same(a, b):
+    """Equal, NaN where NaN, and the same sign of zero."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(np.signbit(a[~np.isnan(a)]), np.signbit(b[~np.isnan(b)]))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_where_selects_bits(dtype):
+    x = _values(dtype)
+    y = -x[::-1]
+    c = np.random.default_rng(1).random(x.shape) < 0.5
+    _same(_where(c, x, y), np.where(c, x, y))
+    _same(_where(c, x, 0.5), np.where(c, x, 0.5))  # a Python number is weak: the array's dtype
+    _same(_where(c[:5, None], x, y[:5, None]), np.where(c[:5, None], x, y[:5, None]))  # broadcasting
+    wide = np.random.default_rng(2).random((3, x.size)) < 0.5  # the condition alone has the full shape
+    _same(_where(wide, x, y), np.where(wide, x, y))
+    _same(_where(True, x, y), np.where(True, x, y))
+
+
+def test_where_of_integers_and_mixed_dtypes_is_numpys():
+    c = np.array([True, False, True])
+    _same(_where(c, np.array([1, 2, 3]), 0), np.where(c, np.array([1, 2, 3]), 0))
+    _same(_where(c, np.float32(2), np.array([1.0, 2.0, 3.0])), np.where(c, np.float32(2), np.array([1.0, 2.0, 3.0])))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_half_step_is_heaviside(dtype):
+    x = _values(dtype)
+    np.testing.assert_array_equal(_heaviside(x, 0.5), np.heaviside(x, dtype(0.5)))
+    assert _heaviside(x, 0.5).dtype == dtype
+    np.testing.assert_array_equal(_heaviside(x, 0.0), np.heaviside(x, 0.0))
+    h0 = np.linspace(0, 1, x.size).astype(dtype)
+    np.testing.assert_array_equal(_heaviside(x, h0), np.heaviside(x, h0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_sigmoid_and_softplus_match_float64_references(dtype):
+    x = _values(dtype)
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sigmoid = np.where(x64 >= 0, 1 / (1 + np.exp(-x64)), np.exp(x64) / (1 + np.exp(x64)))
+        softplus = np.logaddexp(0, x64)
+    tol = {np.float16: 2e-3, np.float32: 1e-6, np.float64: 1e-15}[dtype]
+    tiny = np.finfo(dtype).tiny
+    for got, want in ((_sigmoid(x), sigmoid), (_softplus(x), softplus)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol * 4, atol=tiny)
