@@ -30,9 +30,9 @@ from reference_numpy import REFERENCE  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _median_times(contenders: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median time of each contender, timed in turns (one run of each per round), so that a burst
-    of load on a shared machine hits them all alike rather than whichever ran during it."""
+def _timed_in_turns(contenders: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Times of each contender, one run of each per round, so that a burst of load on a shared
+    machine hits the contenders of a round alike; ratios are then taken round by round."""
     for fn in contenders.values():
         fn()  # warm-up (and JIT)
     times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -41,7 +41,15 @@ def _median_times(contenders: dict[str, Callable[[], object]], repeat: int) -> d
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def _median_ratio(row: dict[str, list[float]], ours: str, *others: str) -> float | None:
+    """The median over rounds of ours / the fastest of ``others`` in the same round."""
+    others = tuple(o for o in others if o in row)
+    if not others:
+        return None
+    return statistics.median(t / min(row[o][i] for o in others) for i, t in enumerate(row[ours]))
 
 
 def _inputs(kind: str, n: int, rows: int, cols: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -141,7 +149,17 @@ def bench_row(name, spec, inputs, repeat, results):
     floor = jax.jit(lambda p, y: p - y)
     run["floor jax"] = lambda: jax.block_until_ready(floor(jx["y_pred"], jx["y_true"]))
     run["floor numpy"] = lambda: inputs["y_pred"] - inputs["y_true"]
-    results[name] = _median_times(run, repeat)
+    results[name] = _timed_in_turns(run, repeat)
+
+
+def _equations(jaxpr) -> int:
+    """Equations of a jaxpr, those of nested jaxprs (jit, custom_jvp) counted instead of the call."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    total = 0
+    for eqn in jaxpr.eqns:
+        inner = [v for v in eqn.params.values() if hasattr(v, "eqns") or hasattr(getattr(v, "jaxpr", None), "eqns")]
+        total += sum(_equations(v) for v in inner) if inner else 1
+    return total
 
 
 def op_counts(specs, inputs_of):
@@ -157,8 +175,8 @@ def op_counts(specs, inputs_of):
         module = lossdsl.compile(call, backend="jax")._writer.subset_module(("y_pred",))
         from lossdsl.compiled import load_module
         ours = load_module(module, "bench").value_and_grad
-        n_ours = len(jax.make_jaxpr(lambda y, p, ours=ours: ours(y_true=y, y_pred=p))(small["y_true"], small["y_pred"]).eqns)
-        n_ref = len(jax.make_jaxpr(jax.value_and_grad(lambda p, y, jref=jref: jref(y, p)))(small["y_pred"], small["y_true"]).eqns)
+        n_ours = _equations(jax.make_jaxpr(lambda y, p, ours=ours: ours(y_true=y, y_pred=p))(small["y_true"], small["y_pred"]))
+        n_ref = _equations(jax.make_jaxpr(jax.value_and_grad(lambda p, y, jref=jref: jref(y, p)))(small["y_pred"], small["y_true"]))
         counts[name] = (n_ours, n_ref)
     return counts
 
@@ -209,17 +227,14 @@ def table(results, counts) -> str:
     lines = [head, "|" + "---|" * (len(cols) + 5)]
     speedups = []
     for name, row in results.items():
-        cells = [(_fmt(row[c]) if c in row else "–") for c in cols]
-        best = min([row[c] for c in ("optax/jax", "torch") if c in row], default=None)
-        r1 = f"{row['lossdsl jax'] / best:.2f}" if best else "–"
-        r2 = f"{row['lossdsl jax'] / row['floor jax']:.2f}"
-        if "reference numpy" in row:
-            speedups.append(row["reference numpy"] / row["lossdsl numpy"])
-            r3 = f"{row['lossdsl numpy'] / row['reference numpy']:.2f}"
-        else:
-            r3 = "–"
+        cells = [(_fmt(statistics.median(row[c])) if c in row else "–") for c in cols]
+        ratios = [_median_ratio(row, "lossdsl jax", "optax/jax", "torch"), _median_ratio(row, "lossdsl jax", "floor jax"),
+                  _median_ratio(row, "lossdsl numpy", "reference numpy")]
+        if ratios[2] is not None:
+            speedups.append(1 / ratios[2])
         ops = f"{counts[name][0]} / {counts[name][1]}" if name in counts else "–"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r1} | {r2} | {r3} | {ops} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " | " +
+                     " | ".join("–" if r is None else f"{r:.2f}" for r in ratios) + f" | {ops} |")
     if speedups:
         gm = float(np.exp(np.mean(np.log(speedups))))
         lines.append(f"\nNumPy backend vs reference NumPy, geometric-mean speed-up: {gm:.2f}×")
@@ -243,7 +258,8 @@ def main(argv=None) -> int:
     for name, spec in specs.items():
         inputs = _inputs(spec[1], n, rows, cols, rng)
         bench_row(name, spec, inputs, repeat, results)
-        print(f"{name}: " + ", ".join(f"{k} {_fmt(v)} ms" for k, v in results[name].items()), flush=True)
+        print(f"{name}: " + ", ".join(f"{k} {_fmt(statistics.median(v))} ms" for k, v in results[name].items()),
+              flush=True)
     counts = op_counts(specs, lambda name: _inputs(specs[name][1], 64, 8, 5, np.random.default_rng(1)))
     warm, cold, imported = compile_times()
     worst = max(warm, key=warm.get)
@@ -253,7 +269,7 @@ def main(argv=None) -> int:
         "# Performance", "",
         f"Generated by `{command}` on {datetime.date.today()}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"NumPy {np.__version__}. Median of {repeat} runs, timed in turns, loss + gradient wrt y_pred, float32, "
+        f"NumPy {np.__version__}. Times: medians of {repeat} rounds, each contender run once per round; ratios: medians over rounds of the ratio within a round; loss + gradient wrt y_pred, float32, "
         f"N = {n} ({rows} × {cols} for cce). Timings on a shared machine are noisy.", "",
         table(results, counts), "",
         f"Compile time (parse, resolve, gradient, rewrite, print; no JIT): slowest stdlib loss warm "

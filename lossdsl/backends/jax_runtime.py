@@ -30,7 +30,7 @@ def _as_index(x, name):
 
 
 def _check_labels(labels, n, label):
-    if not jnp.size(labels) or isinstance(jnp.min(labels), jax.core.Tracer):
+    if not jnp.size(labels) or isinstance(labels, jax.core.Tracer):
         return  # under jit the values are unknown; CompiledLoss checks them beforehand
     if jnp.min(labels) < 0 or jnp.max(labels) >= n:
         raise ValueError(f"{label} must hold class indices in [0, {n}); got values from {jnp.min(labels)} "
@@ -41,11 +41,9 @@ def _within(x, lower, upper, integer, label):
     """``x`` itself, checked where its values are concrete (not under jit)."""
     if integer and not jnp.issubdtype(jnp.result_type(x), jnp.integer):
         raise TypeError(f"{label} must hold integers; got dtype {jnp.result_type(x)}")
-    if not jnp.size(x):
-        return x
-    lo, hi = jnp.min(x), jnp.max(x)
-    if isinstance(lo, jax.core.Tracer):
+    if not jnp.size(x) or isinstance(x, jax.core.Tracer):
         return x  # under jit the values are unknown; CompiledLoss checks them beforehand
+    lo, hi = jnp.min(x), jnp.max(x)
     if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
         raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {lo} to {hi}")
     return x

@@ -42,6 +42,15 @@ def _heaviside(x, h0):
     return xp.heaviside(x, h0)
 
 
+def _logsumexp(x, axis, keepdims):
+    # shifted by the max (0 where it is infinite, so that a row of -inf gives -inf, not NaN); no
+    # sign output or gradient rule, which jax.nn.logsumexp carries and the symbolic gradient needs not
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
 def _extremum_share(x, axis, kind):
     """1/k where ``x`` attains its max (``kind="max"``) or min over ``axis`` k times, else 0."""
     best = (xp.max if kind == "max" else xp.min)(x, axis=axis, keepdims=True)
