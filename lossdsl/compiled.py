@@ -53,11 +53,17 @@ class ModuleWriter:
         return self.fp.function(name, self.sig, lines, f"_out({v}, _dt)",
                                 doc="The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype.")
 
-    def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad") -> str:
+    def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
+        """``value_and_grad``; ``checked``: it also returns the value ranges of ``_checks``, computed in
+        the same jit (one dispatch, and XLA may share the passes over the inputs)."""
         grads = gradients(self.graph, self.root, wrt)
-        lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt)])
-        gcodes = self._grad_codes(wrt, codes[1:], codes[0])
+        ops = self.checked_ops() if checked else []
+        lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt), *self._checked_operands(ops)])
+        k = 1 + len(wrt)
+        gcodes = self._grad_codes(wrt, codes[1:k], codes[0])
         returns = f"_out({codes[0]}, _dt), {{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, gcodes))}}}"
+        if checked:
+            returns += ", " + self._ranges(ops, codes[k:])
         return self.fp.function(name, self.sig, lines, returns,
                                 doc=f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}.")
 
@@ -75,17 +81,25 @@ class ModuleWriter:
         needed = set(self.graph.dependencies([self.root]))
         return [op for sym, op in self.graph if sym in needed and isinstance(op, Apply) and op.prim in _CHECKED]
 
-    def checks_function(self) -> str:
-        """``_checks``: the (min, max) of each checked operand, and for labels the class count,
-        computed under jit where the values are otherwise unknown (XLA drops everything else)."""
-        ops = self.checked_ops()
+    @staticmethod
+    def _checked_operands(ops: Sequence[Apply]) -> list[sp.Expr]:
         # a gather's operand 0 is needed for its class count, a static shape
-        lines, codes = self.fp.body(self.sig, [o for op in ops for o in (op.operands[_CHECKED[op.prim]], op.operands[0])])
+        return [o for op in ops for o in (op.operands[_CHECKED[op.prim]], op.operands[0])]
+
+    @staticmethod
+    def _ranges(ops: Sequence[Apply], codes: Sequence[str]) -> str:
         stats = []
         for op, code, whole in zip(ops, codes[::2], codes[1::2]):
             count = f"jnp.shape({whole})[{op.param('axis')}]" if op.prim == "take" else "0"
             stats.append(f"_value_range({code}) + ({count},)")
-        return self.fp.function("_checks", self.sig, lines, "(" + "".join(c + ", " for c in stats) + ")",
+        return "(" + "".join(c + ", " for c in stats) + ")"
+
+    def checks_function(self) -> str:
+        """``_checks``: the (min, max) of each checked operand, and for labels the class count,
+        computed under jit where the values are otherwise unknown (XLA drops everything else)."""
+        ops = self.checked_ops()
+        lines, codes = self.fp.body(self.sig, self._checked_operands(ops))
+        return self.fp.function("_checks", self.sig, lines, self._ranges(ops, codes),
                                 doc="Value ranges that call-time checks need (see CompiledLoss).")
 
     def _jax_wiring(self) -> str:
@@ -186,8 +200,8 @@ def loss(*, {args}):
         lines, (code,) = fp.body(sig, [expr])
         return self._assemble([fp.function("derived", sig, lines, f"_fit({code}, {like})")], header=False)
 
-    def subset_module(self, wrt: Sequence[str]) -> str:
-        return self._assemble([self.value_and_grad_function(wrt)], header=False)
+    def subset_module(self, wrt: Sequence[str], checked: bool = False) -> str:
+        return self._assemble([self.value_and_grad_function(wrt, checked=checked)], header=False)
 
 
 def _indented(text: str) -> list[str]:
@@ -330,19 +344,28 @@ class CompiledLoss:
         module = load_module(self._writer._assemble([self._writer.checks_function()], header=False), "jax:checks")
         return self._jit(module._checks)
 
-    def _check(self, kwargs: dict[str, Any]) -> None:
+    @cached_property
+    def _fused_checks(self) -> bool:
+        """Whether value_and_grad computes the value ranges its checks need in its own jit (JAX)."""
+        return self.backend == "jax" and bool(self._writer.checked_ops())
+
+    def _check(self, kwargs: dict[str, Any], fused: bool = False) -> None:
+        """Input names; JAX: value ranges from ``_checks`` (unless the function about to run returns
+        them itself: ``fused``) and CTC's targets and lengths."""
         missing = [n for n in self.inputs if n not in kwargs]
         extra = [n for n in kwargs if n not in self.inputs]
         if missing or extra:
             parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
                 [f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
             raise InputError(f"this loss takes inputs {', '.join(self.inputs)}: {'; '.join(parts)}")
-        if self._checks_fn is not None:
-            stats = _reporting_input_errors(self._checks_fn, kwargs)
-            if not _traced(stats):
-                _reporting_input_errors(lambda: check_ranges(self._writer.checked_ops(), stats), {})
+        if self._checks_fn is not None and not fused:
+            self._check_ranges(_reporting_input_errors(self._checks_fn, kwargs))
         if self.backend == "jax" and self._ctc_inputs and not _traced(kwargs):
             _reporting_input_errors(lambda: self._check_ctc(kwargs), {})
+
+    def _check_ranges(self, stats: Any) -> None:
+        if not _traced(stats):  # under someone's jit the values are unknown
+            _reporting_input_errors(lambda: check_ranges(self._writer.checked_ops(), stats), {})
 
     @cached_property
     def _ctc_inputs(self) -> list[tuple[Apply, list[str], list[str]]]:
@@ -373,7 +396,9 @@ class CompiledLoss:
         return op.name if isinstance(op, Input) else None
 
     def __call__(self, **inputs: Any) -> Any:
-        self._check(inputs)
+        if self._fused_checks and not _traced(inputs):
+            return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
+        self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
         return _reporting_input_errors(self._value_fn, inputs)
 
     def _wrt(self, wrt: str | Sequence[str]) -> tuple[str, ...]:
@@ -389,7 +414,7 @@ class CompiledLoss:
     def _subset(self, names: tuple[str, ...]) -> Callable[..., Any]:
         fn = self._subsets.get(names)
         if fn is None:
-            module = load_module(self._writer.subset_module(names), f"{self.backend}:grad")
+            module = load_module(self._writer.subset_module(names, checked=self._fused_checks), f"{self.backend}:grad")
             fn = self._subsets[names] = self._jit(module.value_and_grad)
         return fn
 
@@ -399,8 +424,10 @@ class CompiledLoss:
         fn = self._subset(names)
 
         def value_and_grad(**inputs: Any) -> Any:
-            self._check(inputs)
-            value, grads = _reporting_input_errors(fn, inputs)
+            self._check(inputs, fused=self._fused_checks)
+            value, grads, *ranges = _reporting_input_errors(fn, inputs)
+            if ranges:
+                self._check_ranges(ranges[0])
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
         return value_and_grad
 

@@ -18,3 +18,4 @@ def test_quick_benchmark_writes_table(tmp_path):
         assert row in text
     assert "jaxpr eqns ours / jax.grad" in text and "geometric-mean speed-up" in text
     assert "whole library cold" in text and "`import lossdsl`" in text
+    assert "## Targets in this run" in text and "met by" in text
