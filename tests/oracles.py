@@ -33,3 +33,23 @@ def jax_grads(reference, inputs, names):
 
     grads = jax.jit(jax.grad(f, argnums=tuple(range(len(names)))))(*(args[n] for n in names))
     return dict(zip(names, (np.asarray(g) for g in grads)))
+
+
+def assert_gradients(loss, inputs, want, rtol, atol=1e-10):
+    """``loss``'s gradient with respect to each float input: the input's shape, float64, and ``want[name]``."""
+    names = float_names(inputs)
+    assert set(loss.differentiable) == set(names)
+    grads = loss.grad(names)(**inputs)
+    for name in names:
+        got = np.asarray(grads[name])
+        assert got.shape == np.shape(inputs[name]) and got.dtype == np.float64, name
+        np.testing.assert_allclose(got, want[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+def assert_finite_differences(loss, inputs, rtol=1e-5, atol=1e-6):
+    """``loss``'s gradient with respect to each float input against central finite differences."""
+    names = float_names(inputs)
+    grads = loss.grad(names)(**inputs)
+    for name in names:
+        np.testing.assert_allclose(np.asarray(grads[name]), finite_differences(loss, inputs, name),
+                                   rtol=rtol, atol=atol, err_msg=name)
