@@ -253,19 +253,25 @@ def _reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any]) -> A
         raise
     except (ValueError, TypeError, IndexError) as e:
         raise InputError(_explain(str(e), inputs)) from e
+    except RuntimeError as e:  # PyTorch's error for shapes (and for much else: only shapes are ours)
+        conflict = _shape_conflict(str(e), _shapes(inputs))
+        if conflict is None:
+            raise
+        raise InputError(conflict) from e
 
 
-def _explain(message: str, inputs: dict[str, Any]) -> str:
-    """A message that names the inputs: ours already do; an array library's error about shapes,
-    raised deep inside the generated code, is prefixed with the inputs' shapes."""
-    if "input '" in message:
-        return message
+def _shapes(inputs: dict[str, Any]) -> dict[str, tuple[int, ...] | None]:
     shapes = {}
     for name, value in inputs.items():
         try:
             shapes[name] = tuple(np.shape(value))
         except Exception:  # noqa: BLE001 - a value NumPy cannot even size: say so
             shapes[name] = None
+    return shapes
+
+
+def _shape_conflict(message: str, shapes: dict[str, tuple[int, ...] | None]) -> str | None:
+    """The first two inputs whose shapes do not broadcast together, as a message, or None."""
     names = [n for n in shapes if shapes[n] is not None]
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -274,6 +280,18 @@ def _explain(message: str, inputs: dict[str, Any]) -> str:
             except ValueError:
                 return (f"inputs '{a}' (shape {shapes[a]}) and '{b}' (shape {shapes[b]}) do not broadcast "
                         f"together ({message})")
+    return None
+
+
+def _explain(message: str, inputs: dict[str, Any]) -> str:
+    """A message that names the inputs: ours already do; an array library's error about shapes,
+    raised deep inside the generated code, is prefixed with the inputs' shapes."""
+    if "input '" in message:
+        return message
+    shapes = _shapes(inputs)
+    conflict = _shape_conflict(message, shapes)
+    if conflict is not None:
+        return conflict
     listed = ", ".join(f"'{n}' {'(not an array)' if s is None else f'(shape {s})'}" for n, s in shapes.items())
     return f"the inputs do not fit this loss: {listed} ({message})"
 

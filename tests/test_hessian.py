@@ -1,5 +1,7 @@
 """Second derivatives by symbolic reverse-over-reverse, against jax.hessian of jax.numpy references
-written here from each loss's formula, in both backends."""
+written here from each loss's formula, in every backend (torch where installed)."""
+
+import importlib.util
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,7 @@ import lossdsl
 
 jax.config.update("jax_enable_x64", True)
 
-BACKENDS = ("numpy", "jax")
+BACKENDS = ("numpy", "jax") + (("torch",) if importlib.util.find_spec("torch") else ())
 RNG = np.random.default_rng(7)
 Y, P = RNG.normal(size=6), RNG.normal(size=6)
 X, W = RNG.normal(size=(6, 3)), RNG.normal(size=3)

@@ -168,3 +168,23 @@ def test_import_lossdsl_does_not_import_torch():
     import sys
     code = "import sys, lossdsl; lossdsl.compile('mse()', backend='numpy'); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("call", ["value", "grad", "module"])
+def test_shape_mismatch_is_an_input_error_naming_the_inputs(call):
+    """PyTorch reports mismatched shapes as a RuntimeError from inside the generated code; the
+    compiled loss reports it as an InputError naming the two inputs, as the NumPy backend does."""
+    loss = lossdsl.compile("mse()", backend="torch")
+    y, p = torch.ones(3), torch.ones(4, requires_grad=True)
+    run = {"value": lambda: loss(y_true=y, y_pred=p), "grad": lambda: loss.grad("y_pred")(y_true=y, y_pred=p),
+           "module": lambda: loss.as_module()(y, p)}[call]
+    with pytest.raises(lossdsl.InputError, match=r"'y_true' \(shape \(3,\)\) and 'y_pred' \(shape \(4,\)\)"):
+        run()
+
+
+def test_other_runtime_errors_are_not_disguised():
+    """A RuntimeError that is not about the inputs' shapes propagates as it is."""
+    loss = lossdsl.compile("mean(y_true @ y_pred)", backend="torch")
+    with pytest.raises(RuntimeError) as info:
+        loss(y_true=torch.ones(2, 3), y_pred=torch.ones(2, 3))
+    assert not isinstance(info.value, lossdsl.LossDSLError)
