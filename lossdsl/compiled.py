@@ -403,7 +403,7 @@ class CompiledLoss:
     def _check_ctc(self, kwargs: dict[str, Any]) -> None:
         """CTC's targets and lengths, checked as the NumPy backend does, where they are inputs
         (the JAX dynamic program runs under jit, where it can only return NaN)."""
-        from .backends.numpy_runtime import _ctc_lengths
+        from .backends.runtime import _ctc_lengths
         for op, names, sources in self._ctc_inputs:
             shape = np.broadcast_shapes(*(np.shape(kwargs[n]) for n in sources))
             _ctc_lengths(np.broadcast_to(np.float32(0), shape), *(np.asarray(kwargs[n]) for n in names),

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from .runtime import _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
+from .runtime import _ctc_lengths, _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
 
 
 def _float_dtype(*xs):
@@ -75,38 +75,9 @@ def _cotangent(g, x):
 # shapes and length masks throughout, so that it traces once under jit
 
 
-def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
-    """Check the shapes (static, so also under jit) and, where the values are concrete, the labels and
-    lengths; the lengths as (B,), and whether each sample's inputs are valid (for traced values)."""
-    if jnp.ndim(log_probs) != 3:
-        raise ValueError(f"{labels[0]} must hold log-probabilities shaped (T, B, C); got shape {jnp.shape(log_probs)}")
-    T, B, C = jnp.shape(log_probs)
-    if jnp.ndim(targets) != 2 or jnp.shape(targets)[0] != B:
-        raise ValueError(f"{labels[1]} must hold padded targets shaped (B, S) with B = {B} (log_probs is "
-                         f"(T, B, C) = {jnp.shape(log_probs)}); got shape {jnp.shape(targets)}")
-    if not 0 <= blank < C:
-        raise ValueError(f"blank={blank} is not a class of {labels[0]}, which has C = {C} classes")
-    S = jnp.shape(targets)[1]
-    concrete = not any(isinstance(x, jax.core.Tracer) for x in (targets, input_lengths, target_lengths))
-    out, ok = [], jnp.ones((B,), dtype=bool)
-    for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
-                                (target_lengths, S, labels[3], "S, the columns of targets")):
-        if jnp.ndim(x) > 1 or jnp.size(x) not in (1, B):
-            raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {jnp.shape(x)}")
-        x = jnp.broadcast_to(x, (B,))
-        bad = (x < 0) | (x > top)
-        if concrete and jnp.any(bad):
-            b = int(jnp.argmax(bad))
-            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {x[b]} for sample {b}")
-        out.append(x)
-        ok = ok & ~bad
-    used = jnp.arange(S) < out[1][:, None]
-    bad = used & ((targets < 0) | (targets >= C) | (targets == blank))
-    if concrete and jnp.any(bad):
-        b, s = divmod(int(jnp.argmax(bad)), S)
-        raise ValueError(f"{labels[1]} must hold class labels in [0, {C}) other than blank={blank} in the first "
-                         f"target_lengths[b] entries of each row b; got {targets[b, s]} at sample {b}, position {s}")
-    return out[0], out[1], ok & ~jnp.any(bad, axis=1)
+def _traced(x):
+    """Whether ``x`` is a JAX tracer: its values are unknown (under jit)."""
+    return isinstance(x, jax.core.Tracer)
 
 
 def _ctc_alpha(lp, skip, input_lengths):

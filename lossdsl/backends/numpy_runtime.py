@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .runtime import _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
+from .runtime import _ctc_lengths, _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
 
 
 def _float_dtype(*xs):
@@ -66,37 +66,6 @@ def _softplus(x):
 # --- CTC (connectionist temporal classification): forward-backward over time, vectorised over the batch
 
 
-def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
-    """Check the shapes (and, the values being concrete, the labels and lengths); the lengths as (B,)."""
-    if np.ndim(log_probs) != 3:
-        raise ValueError(f"{labels[0]} must hold log-probabilities shaped (T, B, C); got shape {np.shape(log_probs)}")
-    T, B, C = np.shape(log_probs)
-    if np.ndim(targets) != 2 or np.shape(targets)[0] != B:
-        raise ValueError(f"{labels[1]} must hold padded targets shaped (B, S) with B = {B} (log_probs is "
-                         f"(T, B, C) = {np.shape(log_probs)}); got shape {np.shape(targets)}")
-    if not 0 <= blank < C:
-        raise ValueError(f"blank={blank} is not a class of {labels[0]}, which has C = {C} classes")
-    S = np.shape(targets)[1]
-    out = []
-    for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
-                                (target_lengths, S, labels[3], "S, the columns of targets")):
-        if np.ndim(x) > 1 or np.size(x) not in (1, B):
-            raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {np.shape(x)}")
-        x = np.broadcast_to(x, (B,))
-        bad = (x < 0) | (x > top)
-        if np.any(bad):
-            b = int(np.argmax(bad))
-            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {x[b]} for sample {b}")
-        out.append(x)
-    used = np.arange(S) < out[1][:, None]
-    bad = used & ((targets < 0) | (targets >= C) | (targets == blank))
-    if np.any(bad):
-        b, s = np.unravel_index(int(np.argmax(bad)), bad.shape)
-        raise ValueError(f"{labels[1]} must hold class labels in [0, {C}) other than blank={blank} in the first "
-                         f"target_lengths[b] entries of each row b; got {targets[b, s]} at sample {b}, position {s}")
-    return out
-
-
 def _ctc_alpha(lp, skip, input_lengths):
     """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
     last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
@@ -128,7 +97,7 @@ def _ctc_beta(lp, skip, final, input_lengths):
 
 def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
     """Per-sample CTC negative log-likelihood (B,); +inf where no alignment fits (0 with zero_infinity)."""
-    input_lengths, target_lengths = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
+    input_lengths, target_lengths, _ = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
     lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
     nll = 0.0 - _ctc_loglik(_ctc_alpha(lp, skip, input_lengths)[1], target_lengths)
     return np.where(np.isposinf(nll), 0.0, nll) if zero_infinity else nll
@@ -138,7 +107,7 @@ def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero
     """ct[b] * d nll[b] / d log_probs[t, b, c] = -ct[b] * (the posterior probability that frame t of
     sample b emits class c), by forward-backward. 0 from t = input_length on; for an infinite loss NaN,
     or 0 with zero_infinity."""
-    input_lengths, target_lengths = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
+    input_lengths, target_lengths, _ = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
     T, B, C = np.shape(log_probs)
     lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
     alphas, last = _ctc_alpha(lp, skip, input_lengths)

@@ -141,6 +141,45 @@ def _matmul_vjp_b(g, a, b, shape):
     return xp.reshape(_sum_to(xp.matmul(xp.swapaxes(a2, -1, -2), g2), xp.shape(b2)), xp.shape(b))
 
 
+def _traced(x):
+    """Whether ``x``'s values are unknown (a JAX tracer under jit; the JAX runtime says which)."""
+    return False
+
+
+def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
+    """Check the shapes (static, so also under jit) and, where the values are concrete, the labels and
+    lengths; the lengths as (B,), and whether each sample's inputs are valid (for traced values)."""
+    if xp.ndim(log_probs) != 3:
+        raise ValueError(f"{labels[0]} must hold log-probabilities shaped (T, B, C); got shape {xp.shape(log_probs)}")
+    T, B, C = xp.shape(log_probs)
+    if xp.ndim(targets) != 2 or xp.shape(targets)[0] != B:
+        raise ValueError(f"{labels[1]} must hold padded targets shaped (B, S) with B = {B} (log_probs is "
+                         f"(T, B, C) = {xp.shape(log_probs)}); got shape {xp.shape(targets)}")
+    if not 0 <= blank < C:
+        raise ValueError(f"blank={blank} is not a class of {labels[0]}, which has C = {C} classes")
+    S = xp.shape(targets)[1]
+    concrete = not any(_traced(x) for x in (targets, input_lengths, target_lengths))
+    out, ok = [], xp.ones((B,), dtype=bool)
+    for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
+                                (target_lengths, S, labels[3], "S, the columns of targets")):
+        if xp.ndim(x) > 1 or xp.size(x) not in (1, B):
+            raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {xp.shape(x)}")
+        x = xp.broadcast_to(x, (B,))
+        bad = (x < 0) | (x > top)
+        if concrete and xp.any(bad):
+            b = int(xp.argmax(bad))
+            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {x[b]} for sample {b}")
+        out.append(x)
+        ok = ok & ~bad
+    used = xp.arange(S) < out[1][:, None]
+    bad = used & ((targets < 0) | (targets >= C) | (targets == blank))
+    if concrete and xp.any(bad):
+        b, s = divmod(int(xp.argmax(bad)), S)
+        raise ValueError(f"{labels[1]} must hold class labels in [0, {C}) other than blank={blank} in the first "
+                         f"target_lengths[b] entries of each row b; got {targets[b, s]} at sample {b}, position {s}")
+    return out[0], out[1], ok & ~xp.any(bad, axis=1)
+
+
 def _ctc_tables(log_probs, targets, target_lengths, blank):
     """The extended labels (blank, l1, blank, l2, ..., blank) of each sample: their log-probabilities
     (T, B, L), -inf beyond 2*target_length + 1; where a label may be reached by skipping the blank
