@@ -35,6 +35,9 @@ class Backend:
     runtime_module: str  # imported on first use, so that `import lossdsl` does not import jax
     guard: str | None = None  # a context manager wrapped around function bodies
     renamed: tuple[tuple[str, str], ...] = ()  # NumPy names the array module lacks -> printed helper
+    # arrays are mutable and evaluated eagerly: a function of a temporary may write over it
+    # (_into, _where's scratch), saving a fresh full-size array
+    scratch: bool = False
 
     @property
     def runtime(self) -> ModuleType:
@@ -46,7 +49,7 @@ class Backend:
 
 
 NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
-                (("where", "_where"),))  # np.where branches per element: a branch-free select
+                (("where", "_where"),), scratch=True)  # np.where branches per element: a branch-free select
 JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = Backend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
@@ -110,8 +113,18 @@ class ExprPrinter:
             return out, _ATOM
         printed = FUNCTION_NAMES.get(type(e))
         if printed is not None:
-            return f"{printed[self.b.name]}({', '.join(self(a) for a in e.args)})", _ATOM
+            return self._call(printed[self.b.name], e.args), _ATOM
         raise NotImplementedError(f"no {self.b.name} form for {type(e).__name__}: {e}")
+
+    def _call(self, name: str, args: Sequence[sp.Basic]) -> str:
+        """``name(args)``; on a backend with scratch arrays, an array-module function whose first
+        argument (or, for the symmetric maximum and minimum, second) is a temporary writes over it."""
+        if self.b.scratch and name.startswith(self.b.alias + "."):
+            if name in _SYMMETRIC and len(args) == 2 and not _temporary(args[0]) and _temporary(args[1]):
+                args = args[::-1]
+            if _temporary(args[0]):
+                return f"_into({name}, {', '.join(self(a) for a in args)})"
+        return f"{name}({', '.join(self(a) for a in args)})"
 
     def _number(self, e: sp.Basic) -> tuple[str, int]:
         if e is sp.oo or e is -sp.oo:
@@ -193,9 +206,9 @@ class ExprPrinter:
         base, exp = e.base, e.exp
         ns = self.b.alias
         if exp == sp.Rational(1, 2):
-            return f"{ns}.sqrt({self(base)})", _ATOM
+            return self._call(f"{ns}.sqrt", (base,)), _ATOM
         if exp == sp.Rational(-1, 2):
-            return f"1/{ns}.sqrt({self(base)})", _MUL
+            return f"1/{self._call(f'{ns}.sqrt', (base,))}", _MUL
         if exp.is_Number and exp < 0:
             inner = self._wrap(base, _POW) if exp == -1 else f"{self._wrap(base, _POW)}**{self._wrap(-exp, _POW)}"
             return f"1/{inner}", _MUL
@@ -205,7 +218,20 @@ class ExprPrinter:
         (value, cond), rest = pieces[0], pieces[1:]
         if cond is sp.true or not rest:
             return self(value)
-        return f"{self.b.fn('where')}({self(cond)}, {self(value)}, {self._piecewise(rest)})"
+        # the otherwise-side is a temporary when it is an expression or itself a select
+        other_temporary = _temporary(rest[0][0]) or (rest[0][1] is not sp.true and len(rest) > 1)
+        scratch = ""
+        if self.b.scratch and (_temporary(value) or other_temporary):
+            scratch = ', "x"' if _temporary(value) else ', "y"'  # the array written over
+        return f"{self.b.fn('where')}({self(cond)}, {self(value)}, {self._piecewise(rest)}{scratch})"
+
+
+_SYMMETRIC = frozenset({"np.maximum", "np.minimum"})
+
+
+def _temporary(e: sp.Basic) -> bool:
+    """Whether ``e`` evaluates to a fresh array of its own: an expression, not a name or a number."""
+    return not (e.is_Atom or isinstance(e, sp.NumberSymbol))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ they select, at ordinary and extreme values (signed zeros, infinities, NaN), in 
 import numpy as np
 import pytest
 
-from lossdsl.backends.numpy_runtime import _sigmoid, _softplus, _where
+from lossdsl.backends.numpy_runtime import _into, _sigmoid, _softplus, _where
 from lossdsl.backends.runtime import _heaviside
 
 DTYPES = [np.float16, np.float32, np.float64]
@@ -35,6 +35,47 @@ def test_where_selects_bits(dtype):
     wide = np.random.default_rng(2).random((3, x.size)) < 0.5  # the condition alone has the full shape
     _same(_where(wide, x, y), np.where(wide, x, y))
     _same(_where(True, x, y), np.where(True, x, y))
+
+
+@pytest.mark.parametrize("scratch", ["x", "y"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_where_writing_over_a_temporary_selects_the_same_bits(dtype, scratch):
+    x = _values(dtype)
+    y = -x[::-1]
+    c = np.random.default_rng(3).random(x.shape) < 0.5
+    want = np.where(c, x, y)
+    _same(_where(c, x.copy(), y.copy(), scratch), want)
+    # a temporary that cannot hold the result (too small, or read-only) is left alone
+    small, wide = x[:1].copy(), np.random.default_rng(4).random((2, x.size)) < 0.5
+    args = (small, y) if scratch == "x" else (y, small)
+    _same(_where(wide, *args, scratch), np.where(wide, *args))
+    assert small[0] == x[0] or np.isnan(x[0])
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    _same(_where(c, *((frozen, y) if scratch == "x" else (y, frozen)), scratch),
+          np.where(c, *((frozen, y) if scratch == "x" else (y, frozen))))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_into_writes_over_its_first_argument_only_when_it_fits(dtype):
+    x = _values(dtype)
+    with np.errstate(all="ignore"):
+        t = x.copy()
+        out = _into(np.exp, t)
+        assert out is t and np.array_equal(out, np.exp(x), equal_nan=True)
+        t = x.copy()
+        assert _into(np.maximum, t, 0.5) is t  # a weak scalar keeps the dtype
+        wide = np.zeros((2, x.size), dtype)
+        t = x.copy()
+        out = _into(np.maximum, t, wide)  # the result is larger than t: a fresh array
+        assert out is not t and out.shape == (2, x.size) and np.array_equal(t, x, equal_nan=True)
+        if dtype != np.float64:
+            t = x.copy()
+            out = _into(np.maximum, t, x.astype(np.float64))  # promotes: a fresh float64 array
+            assert out is not t and out.dtype == np.float64
+    ints = np.arange(4)
+    assert _into(np.abs, -ints) is not None and _into(np.exp, ints).dtype == np.float64  # ints: never in place
+    assert _into(np.exp, 0.5) == np.exp(0.5)
 
 
 def test_where_of_integers_and_mixed_dtypes_is_numpys():
