@@ -38,15 +38,9 @@ class ModuleWriter:
     def differentiable(self) -> tuple[str, ...]:
         return self.sig.float_inputs
 
-    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], value: str = "") -> list[str]:
-        # NumPy arrays are mutable and _fit returns a fresh result as it is: one that is also the
-        # value or another gradient is copied
-        seen = {value}
-        out = []
-        for w, c in zip(wrt, codes):
-            out.append(f"_fit(np.copy({c}), {w})" if self.b.name == "numpy" and c in seen else f"_fit({c}, {w})")
-            seen.add(c)
-        return out
+    @staticmethod
+    def _grad_codes(wrt: Sequence[str], codes: Sequence[str]) -> list[str]:
+        return [f"_fit({c}, {w})" for w, c in zip(wrt, codes)]
 
     def value_function(self, name: str = "loss") -> str:
         lines, (v,) = self.fp.body(self.sig, [self.root])
@@ -60,8 +54,13 @@ class ModuleWriter:
         ops = self.checked_ops() if checked else []
         lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt), *self._checked_operands(ops)])
         k = 1 + len(wrt)
-        gcodes = self._grad_codes(wrt, codes[1:k], codes[0])
-        returns = f"_out({codes[0]}, _dt), {{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, gcodes))}}}"
+        grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, self._grad_codes(wrt, codes[1:k])))}}}"
+        if self.b.name == "numpy":
+            # mutable arrays, and _fit returns a fresh result as it is: no two outputs may share memory
+            lines = [*lines, f"_value = _out({codes[0]}, _dt)"]
+            returns = f"_value, _own(_value, {grad_dict})"
+        else:
+            returns = f"_out({codes[0]}, _dt), {grad_dict}"
         if checked:
             returns += ", " + self._ranges(ops, codes[k:])
         return self.fp.function(name, self.sig, lines, returns,

@@ -4,6 +4,7 @@ they select, at ordinary and extreme values (signed zeros, infinities, NaN), in 
 import numpy as np
 import pytest
 
+import lossdsl
 from lossdsl.backends.numpy_runtime import _into, _sigmoid, _softplus, _where
 from lossdsl.backends.runtime import _heaviside
 
@@ -107,3 +108,18 @@ def test_sigmoid_and_softplus_match_float64_references(dtype):
         assert got.dtype == dtype
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol * 4, atol=tiny)
+
+
+@pytest.mark.parametrize("source", ["exp(x)", "x", "x*y", "x + y", "sum(x*y)", "mean(x) + 0*y", "sum(exp(x) + exp(x))",
+                                    "mse(x, y)", "where(x > 0, y, x)"])
+def test_numpy_outputs_own_their_memory(source):
+    """NumPy arrays are mutable: no gradient shares memory with an input, the value or another
+    gradient (a fresh temporary is returned without a copy, so this is checked at run time)."""
+    x, y = np.array([1.0, -2.0, 3.0]), np.array([0.5, 4.0, -1.0])
+    loss = lossdsl.compile(source)
+    inputs = {n: {"x": x, "y": y}[n] for n in loss.inputs}
+    value, grads = loss.value_and_grad(list(loss.inputs))(**inputs)
+    outputs = [np.asarray(value), *grads.values()]
+    for i, g in enumerate(grads.values()):
+        assert g.flags.writeable and not any(np.shares_memory(g, a) for a in inputs.values())
+        assert not any(np.shares_memory(g, o) for o in outputs[:i + 1]), source

@@ -38,6 +38,17 @@ def _fit(g, x):
     return np.array(np.broadcast_to(g, x.shape), dtype=x.dtype)
 
 
+def _own(value, grads):
+    """The gradients, each an array of its own: one that shares memory with the value or with an
+    earlier gradient (one temporary returned twice, as for exp(x) unreduced) is copied."""
+    seen = [value]
+    for name, g in grads.items():
+        if any(np.may_share_memory(g, s) for s in seen):
+            grads[name] = g = g.copy()
+        seen.append(g)
+    return grads
+
+
 def _into(ufunc, x, *rest):
     """``ufunc(x, *rest)`` written over ``x``, which the printer passes only when ``x`` is a
     temporary of the expression being evaluated. A fresh full-size array costs the page faults of
