@@ -43,8 +43,10 @@ def _own(value, grads):
     earlier gradient (one temporary returned twice, as for exp(x) unreduced) is copied."""
     seen = [value]
     for name, g in grads.items():
-        if any(np.may_share_memory(g, s) for s in seen):
-            grads[name] = g = g.copy()
+        for other in seen:
+            if np.may_share_memory(g, other):
+                grads[name] = g = g.copy()
+                break
         seen.append(g)
     return grads
 
