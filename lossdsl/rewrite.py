@@ -2,7 +2,7 @@
 
 Each rule is declared once, as a pattern and its replacement. There are two kinds:
 
-* ``RULES``: elementwise rules over SymPy wildcards. Matching is structural: ``log(1 + a)``
+* ``rules()``: elementwise rules over SymPy wildcards. Matching is structural: ``log(1 + a)``
   matches ``log(x + 1)`` but not ``log(x)`` (SymPy's own matcher would happily read ``log(x)``
   as ``log(1 + (x - 1))``); a product pattern such as ``a*log(a)`` also matches two factors of a
   longer product. The printer applies ``stabilize`` to every expression it prints (values and
@@ -22,6 +22,7 @@ the rule is declared here all the same so that it holds whatever SymPy does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -40,17 +41,21 @@ def _safe_log(a: sp.Expr) -> sp.Expr:
     return sp.log(sp.Piecewise((sp.Integer(1), sp.Eq(a, 0)), (a, True)))
 
 
-RULES: tuple[tuple[sp.Expr, sp.Expr], ...] = (
-    (sp.log(sigmoid(_a)), -softplus(-_a)),
-    (sp.log(1 - sigmoid(_a)), -softplus(_a)),
-    (sp.log(1 + sp.exp(_a)), softplus(_a)),
-    (sp.log(sp.exp(_a)), _a),
-    (sp.log(sp.cosh(_a)), abs_(_a) + softplus(-2 * abs_(_a)) - sp.log(2)),
-    (sp.log(1 + _a), log1p(_a)),
-    (sp.exp(_a) - 1, expm1(_a)),
-    (_a * sp.log(_a), _a * _safe_log(_a)),
-    (_a**_b * sp.log(_a), _a**_b * _safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
-)
+@functools.cache
+def rules() -> tuple[tuple[sp.Expr, sp.Expr], ...]:
+    """The elementwise rules, (pattern, replacement); built on first use, not at import (SymPy
+    takes a while to build them)."""
+    return (
+        (sp.log(sigmoid(_a)), -softplus(-_a)),
+        (sp.log(1 - sigmoid(_a)), -softplus(_a)),
+        (sp.log(1 + sp.exp(_a)), softplus(_a)),
+        (sp.log(sp.exp(_a)), _a),
+        (sp.log(sp.cosh(_a)), abs_(_a) + softplus(-2 * abs_(_a)) - sp.log(2)),
+        (sp.log(1 + _a), log1p(_a)),
+        (sp.exp(_a) - 1, expm1(_a)),
+        (_a * sp.log(_a), _a * _safe_log(_a)),
+        (_a**_b * sp.log(_a), _a**_b * _safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
+    )
 
 
 # f(-a) in terms of f(a): where an expression holds both, one evaluation serves both, as in
@@ -165,7 +170,7 @@ def _candidate_pairs(pattern: sp.Mul, expr: sp.Mul) -> list[tuple[sp.Basic, sp.B
 
 def _rewrite_node(expr: sp.Basic) -> sp.Basic:
     expr = merge_powers(expr)
-    for pattern, replacement in RULES:
+    for pattern, replacement in rules():
         bound = match(pattern, expr)
         if bound is not None:
             return replacement.xreplace(bound)
