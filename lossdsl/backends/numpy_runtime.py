@@ -29,13 +29,17 @@ def _out(x, dt):
     return np.asarray(x, dtype=dt)
 
 
+def _writable(x, shape, dtype):
+    """Whether ``x`` is an array of our own that holds a result of ``shape`` and ``dtype``: inputs
+    and views of them are read-only (see _as_float), and so are broadcasts."""
+    return isinstance(x, np.ndarray) and x.flags.writeable and x.shape == tuple(shape) and x.dtype == dtype
+
+
 def _fit(g, x):
     """A gradient shaped and typed like its input ``x``, an array of its own: a fresh result as it
-    is; an input or a view of one (read-only, see _as_float), or a broadcast, copied."""
+    is; an input or a view of one, or a broadcast, copied."""
     g = _sum_to(g, x.shape)
-    if isinstance(g, np.ndarray) and g.flags.writeable and g.shape == x.shape and g.dtype == x.dtype:
-        return g
-    return np.array(np.broadcast_to(g, x.shape), dtype=x.dtype)
+    return g if _writable(g, x.shape, x.dtype) else np.array(np.broadcast_to(g, x.shape), dtype=x.dtype)
 
 
 def _own(value, grads):
@@ -56,8 +60,8 @@ def _into(ufunc, x, *rest):
     temporary of the expression being evaluated. A fresh full-size array costs the page faults of
     memory the kernel must zero, often more than the arithmetic; NumPy reuses temporaries of
     operators (``a*b + c``) but not of function calls."""
-    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.flags.writeable \
-            and np.result_type(x, *rest) == x.dtype and np.broadcast_shapes(x.shape, *(np.shape(r) for r in rest)) == x.shape:
+    dtype = np.result_type(x, *rest)
+    if dtype.kind == "f" and _writable(x, np.broadcast_shapes(*(np.shape(a) for a in (x, *rest))), dtype):
         return ufunc(x, *rest, out=x)
     return ufunc(x, *rest)
 
@@ -78,7 +82,7 @@ def _where(condition, x, y, scratch=""):
         np.invert(mask, out=mask)
         x, y = y, x
     keep = y.view(bits)
-    if scratch and x.shape == shape and x.flags.writeable:
+    if scratch and _writable(x, shape, dt):
         out = x.view(bits)
         out ^= keep
     else:
