@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .blocking import RowBlocks, row_blocks
 from .errors import InputError, LossDSLError
 from .formula import render
 from .gradient import gradients
@@ -19,6 +20,9 @@ from .ir import Apply, Graph, Input
 from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature, helpers_for
 
 _SEED = sp.Symbol("_ct", real=True)
+# a block of 1 MB of float32: its dozen temporaries stay in the caches, and the Python per block
+# (about 50 us) is a small part of its time
+ROW_BLOCK = 1 << 18
 _CHECKED = {"within": 0, "take": 1, "one_hot": 0}  # op -> the operand whose values are checked
 
 
@@ -38,33 +42,60 @@ class ModuleWriter:
     def differentiable(self) -> tuple[str, ...]:
         return self.sig.float_inputs
 
+    @cached_property
+    def blocks(self) -> RowBlocks | None:
+        """How the loss splits over blocks of rows, where the backend evaluates by blocks."""
+        return row_blocks(self.graph, self.root) if self.b.row_blocks else None
+
+    def _by_rows(self, name: str, doc: str, function: Callable[[str], str]) -> str:
+        """``name`` computed by ``function(name)``, or, for a loss that splits over blocks of rows,
+        by ``function("_" + name + "_rows")`` called on blocks of rows (see blocking.py)."""
+        if self.blocks is None:
+            return function(name)
+        names = self.sig.inputs
+        inputs = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
+        labels = tuple(n for n in names if n in self.sig.index_inputs)
+        b = self.blocks
+        return f'''{function(f"_{name}_rows")}
+
+
+def {name}(*, {", ".join(names)}):
+    """{doc}"""
+    return _by_rows(_{name}_rows, {inputs}, {labels!r}, {b.min_rank}, {b.reduction!r}, ROW_BLOCK)'''
+
     @staticmethod
     def _grad_codes(wrt: Sequence[str], codes: Sequence[str]) -> list[str]:
         return [f"_fit({c}, {w})" for w, c in zip(wrt, codes)]
 
     def value_function(self, name: str = "loss") -> str:
-        lines, (v,) = self.fp.body(self.sig, [self.root])
-        return self.fp.function(name, self.sig, lines, f"_out({v}, _dt)",
-                                doc="The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype.")
+        doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
+
+        def function(name: str) -> str:
+            lines, (v,) = self.fp.body(self.sig, [self.root])
+            return self.fp.function(name, self.sig, lines, f"_out({v}, _dt)", doc=doc)
+        return self._by_rows(name, doc, function)
 
     def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
         """``value_and_grad``; ``checked``: it also returns the value ranges of ``_checks``, computed in
         the same jit (one dispatch, and XLA may share the passes over the inputs)."""
         grads = gradients(self.graph, self.root, wrt)
         ops = self.checked_ops() if checked else []
-        lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt), *self._checked_operands(ops)])
-        k = 1 + len(wrt)
-        grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, self._grad_codes(wrt, codes[1:k])))}}}"
-        if self.b.name == "numpy":
-            # mutable arrays, and _fit returns a fresh result as it is: no two outputs may share memory
-            lines = [*lines, f"_value = _out({codes[0]}, _dt)"]
-            returns = f"_value, _own(_value, {grad_dict})"
-        else:
-            returns = f"_out({codes[0]}, _dt), {grad_dict}"
-        if checked:
-            returns += ", " + self._ranges(ops, codes[k:])
-        return self.fp.function(name, self.sig, lines, returns,
-                                doc=f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}.")
+        doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
+
+        def function(name: str) -> str:
+            lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt), *self._checked_operands(ops)])
+            k = 1 + len(wrt)
+            grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, self._grad_codes(wrt, codes[1:k])))}}}"
+            if self.b.name == "numpy":
+                # mutable arrays, and _fit returns a fresh result as it is: no two outputs may share memory
+                lines = [*lines, f"_value = _out({codes[0]}, _dt)"]
+                returns = f"_value, _own(_value, {grad_dict})"
+            else:
+                returns = f"_out({codes[0]}, _dt), {grad_dict}"
+            if checked:
+                returns += ", " + self._ranges(ops, codes[k:])
+            return self.fp.function(name, self.sig, lines, returns, doc=doc)
+        return self._by_rows(name, doc, function)
 
     def vjp_function(self) -> str:
         wrt = self.differentiable
@@ -189,6 +220,8 @@ def loss(*, {args}):
         consts = [f"SOURCE = {self.text!r}", f"INPUTS = {tuple(self.sig.inputs)!r}",
                   f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
         sections = [self.header() + "\n\n" + self.b.imports, "\n".join(consts)] if header else [self.b.imports]
+        if "ROW_BLOCK)" in code:
+            sections.append(f"ROW_BLOCK = {ROW_BLOCK}  # elements in a block of rows (see _by_rows)")
         return "\n\n".join(sections) + "\n\n\n" + helpers + "\n\n\n" + code + "\n"
 
     def derived_module(self, graph: Graph, expr: sp.Expr, like: str) -> str:

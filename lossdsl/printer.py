@@ -38,6 +38,9 @@ class Backend:
     # arrays are mutable and evaluated eagerly: a function of a temporary may write over it
     # (_into, _where's scratch), saving a fresh full-size array
     scratch: bool = False
+    # evaluated eagerly, one op over whole arrays at a time: a loss that is a mean over rows runs
+    # a block of rows at a time (blocking.py)
+    row_blocks: bool = False
 
     @property
     def runtime(self) -> ModuleType:
@@ -49,7 +52,7 @@ class Backend:
 
 
 NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
-                (("where", "_where"),), scratch=True)  # np.where branches per element: a branch-free select
+                (("where", "_where"),), scratch=True, row_blocks=True)  # np.where branches per element: a branch-free select
 JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = Backend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",

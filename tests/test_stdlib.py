@@ -16,6 +16,7 @@ import stdlib_rows
 from oracles import finite_differences
 
 import lossdsl
+from lossdsl.blocking import row_blocks
 
 jax.config.update("jax_enable_x64", True)
 
@@ -91,6 +92,32 @@ def test_gradient_matches_jax_grad_of_reference(case, backend):
         got = np.asarray(grads[name])
         assert got.shape == np.shape(inputs[name]) and np.all(np.isfinite(got)), name
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=case.atol, err_msg=name)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_numpy_by_row_blocks(case):
+    """NumPy evaluates a mean over rows a block of rows at a time (lossdsl/blocking.py), here blocks
+    of 2 elements: the value and every gradient still match the reference."""
+    inputs = case.sample()
+    loss = _compile(case, "numpy")
+    blocks = row_blocks(loss.graph, loss.root)
+    module = loss.module
+    module.ROW_BLOCK = 2
+    calls = []
+    if blocks is not None:
+        whole = module._value_and_grad_rows
+        module._value_and_grad_rows = lambda **kw: calls.append(1) or whole(**kw)
+    value, grads = module.value_and_grad(**inputs)
+    np.testing.assert_allclose(value, _expected(np, case, inputs), rtol=case.rtol, atol=case.atol)
+    for name in case.wrt:
+        want = jax.grad(lambda v, name=name: _expected(jnp, case, {**inputs, name: v}))(
+            jnp.asarray(inputs[name], dtype=jnp.float64))
+        np.testing.assert_allclose(grads[name], want, rtol=1e-6, atol=case.atol, err_msg=name)
+    if blocks is not None:
+        arrays = {k: np.asarray(v) for k, v in inputs.items()}
+        splits = module._rows_per_block(arrays, tuple(loss.graph.index_inputs), blocks.min_rank, 2)
+        assert (len(calls) > 1) == (splits is not None)
+        np.testing.assert_allclose(module.loss(**inputs), value, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.finite_differences], ids=lambda c: c.id)

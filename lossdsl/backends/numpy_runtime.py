@@ -95,6 +95,48 @@ def _where(condition, x, y, scratch=""):
     return out.view(dt)
 
 
+def _by_rows(fn, inputs, labels, min_rank, reduction, block):
+    """``fn(**inputs)`` (a value, or a value and a dict of gradients), a block of about ``block``
+    elements' rows at a time, for a loss that is the mean (or the sum) over rows of terms each
+    computed from its own row (lossdsl/blocking.py): a block's temporaries stay in cache and reuse
+    memory, where each whole-array temporary costs fresh pages. The inputs must share their rows
+    (leading axis) and, the float ones, a rank of at least ``min_rank``; if not, or if they are
+    small, the whole arrays are used."""
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    rows = _rows_per_block(arrays, labels, min_rank, block)
+    if rows is None:
+        return fn(**inputs)
+    n = next(iter(arrays.values())).shape[0]
+    total, grads = 0.0, {}
+    try:
+        for start in range(0, n, rows):
+            part = fn(**{k: a[start:start + rows] for k, a in arrays.items()})
+            value, block_grads = part if isinstance(part, tuple) else (part, {})
+            share = (min(n, start + rows) - start) / n if reduction == "mean" else 1
+            total += float(value) * share
+            for k, g in block_grads.items():
+                if k not in grads:
+                    grads[k] = np.empty((n,) + g.shape[1:], g.dtype)
+                np.multiply(g, share, out=grads[k][start:start + rows])
+    except (ValueError, TypeError, IndexError):
+        return fn(**inputs)  # the error as the whole arrays raise it (their range, not a block's)
+    value = np.asarray(total, dtype=value.dtype)
+    return (value, grads) if isinstance(part, tuple) else value
+
+
+def _rows_per_block(arrays, labels, min_rank, block):
+    floats = [a for k, a in arrays.items() if k not in labels]
+    if not floats or floats[0].ndim < min_rank:
+        return None
+    n, ndim = floats[0].shape[0], floats[0].ndim
+    if any(a.ndim != ndim for a in floats) or any(a.ndim < 1 or a.shape[0] != n for a in arrays.values()):
+        return None
+    size = max(a.size for a in arrays.values())
+    if size < 2 * block or n < 2:
+        return None
+    return max(1, block * n // size)
+
+
 def _sigmoid(x):
     # e^min(x, 0) / (1 + e^-|x|): no overflow, no branch (np.where mispredicts, see _where);
     # evaluated in place, two fresh arrays rather than four
