@@ -54,7 +54,10 @@ def _function(name: str, nargs: int, derivative: Callable[..., tuple[sp.Expr, ..
 
 
 def _half_step(x: sp.Expr) -> sp.Expr:
-    return heaviside(x, sp.Rational(1, 2))
+    """The step in the derivatives of maximum, minimum and clip: 1/2 at 0 (each side of a tie gets
+    half), NaN for NaN. Written (1 + sign(x))/2, not as an opaque heaviside, so that SymPy simplifies
+    it with what surrounds it: the quantile loss's gradient tau - step(r) is -sign(r)/2 at tau = 1/2."""
+    return (1 + sign(x)) / 2
 
 
 heaviside = _function("heaviside", 2, lambda x, h: (sp.Integer(0), sp.Integer(0)),
@@ -73,6 +76,14 @@ maximum = _function("maximum", 2, lambda a, b: (_half_step(a - b), 1 - _half_ste
                     r"\max\left({0}, {1}\right)")
 minimum = _function("minimum", 2, lambda a, b: (1 - _half_step(a - b), _half_step(a - b)), sp.Min,
                     r"\min\left({0}, {1}\right)")
+# clip(x, lo, hi) is minimum(maximum(x, lo), hi) for numbers lo < hi, which the rewrite pass writes
+# so (rewrite.py): one pass, where NumPy's maximum and minimum with a number take two slow ones, and
+# one in-range mask as its derivative, rather than a product of two half-steps
+inside = _function("inside", 3, lambda x, lo, hi: (sp.Integer(0),) * 3,
+                   lambda x, lo, hi: _half_step(x - lo) * (1 - _half_step(x - hi)),
+                   r"\mathbf{{1}}_{{[{1}, {2}]}}\left({0}\right)")
+clip = _function("clip", 3, lambda x, lo, hi: (inside(x, lo, hi), 1 - _half_step(x - lo), _half_step(x - hi)),
+                 lambda x, lo, hi: sp.Min(sp.Max(x, lo), hi), r"\operatorname{{clip}}\left({0}, {1}, {2}\right)")
 
 
 INF = float("inf")
@@ -150,9 +161,12 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
                 shape=Shape("unknown", ("increasing", ""), (0, 1), jump=True)),
 )
 
-#: SymPy function class -> printed name per backend.
+#: SymPy function class -> printed name per backend: the builtins, and the functions only the
+#: rewrite pass writes (the library's clip is written in the language, as minimum(maximum(...))).
 FUNCTION_NAMES: dict[type, dict[str, str]] = {
-    (e.sympy_class or e.func): e.printed for e in ELEMENTWISE if e.sympy_class is not sp.Pow
+    **{(e.sympy_class or e.func): e.printed for e in ELEMENTWISE if e.sympy_class is not sp.Pow},
+    clip: {"numpy": "np.clip", "jax": "jnp.clip", "torch": "torch.clamp"},
+    inside: dict.fromkeys(BACKENDS, "_inside"),
 }
 
 

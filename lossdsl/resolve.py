@@ -35,7 +35,7 @@ MAX_CALL_DEPTH = 64
 # against the names every generated function reads.
 RESERVED = frozenset({
     "np", "jnp", "jax", "torch", "math", "value_and_grad", "SOURCE", "INPUTS", "DIFFERENTIABLE",
-    "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "hasattr", "int", "isinstance",
+    "ROW_BLOCK", "IndexError", "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "hasattr", "int", "isinstance",
     "len", "list", "range", "str", "tuple", "zip",
 })
 INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # ASCII only: no look-alikes reach generated code

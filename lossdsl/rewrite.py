@@ -29,10 +29,11 @@ from itertools import combinations
 
 import sympy as sp
 
-from .builtins import abs_, expm1, log1p, sigmoid, softplus
+from .builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
 from .ir import Apply, Graph
 
 _a, _b = sp.Wild("a"), sp.Wild("b")
+_lo, _hi = sp.Wild("lo"), sp.Wild("hi")
 
 
 def _safe_log(a: sp.Expr) -> sp.Expr:
@@ -56,6 +57,34 @@ def rules() -> tuple[tuple[sp.Expr, sp.Expr], ...]:
         (_a * sp.log(_a), _a * _safe_log(_a)),
         (_a**_b * sp.log(_a), _a**_b * _safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
     )
+
+
+def _finite_number(e: sp.Basic) -> bool:
+    return e.is_Number and e.is_finite
+
+
+# for finite numbers lo < hi (see clip in builtins.py)
+CLIP = (minimum(maximum(_a, _lo), _hi), clip(_a, _lo, _hi))
+
+
+def as_clip(expr: sp.Basic) -> sp.Basic | None:
+    """``expr`` as a ``clip``, or None. Two patterns: CLIP, for finite numbers lo < hi; and
+    ``where(|a| <= d, a, d*sign(a))`` → ``clip(a, -d, d)`` for a finite number d > 0 (``<`` alike:
+    at |a| = d both sides are a), the gradient of Huber's loss: one pass rather than four."""
+    bound = match(CLIP[0], expr)
+    if bound is not None:
+        lo, hi = bound[_lo], bound[_hi]
+        return CLIP[1].xreplace(bound) if _finite_number(lo) and _finite_number(hi) and lo < hi else None
+    if not (isinstance(expr, sp.Piecewise) and len(expr.args) == 2 and expr.args[1].cond is sp.true):
+        return None
+    (a, within), other = expr.args[0], expr.args[1].expr
+    if not isinstance(within, (sp.LessThan, sp.StrictLessThan, sp.GreaterThan, sp.StrictGreaterThan)):
+        return None
+    small, d = (within.lhs, within.rhs) if isinstance(within, (sp.LessThan, sp.StrictLessThan)) else (
+        within.rhs, within.lhs)
+    if small == abs_(a) and _finite_number(d) and d > 0 and other == d * sign(a):
+        return clip(a, -d, d)
+    return None
 
 
 # f(-a) in terms of f(a): where an expression holds both, one evaluation serves both, as in
@@ -170,6 +199,9 @@ def _candidate_pairs(pattern: sp.Mul, expr: sp.Mul) -> list[tuple[sp.Basic, sp.B
 
 def _rewrite_node(expr: sp.Basic) -> sp.Basic:
     expr = merge_powers(expr)
+    clipped = as_clip(expr)
+    if clipped is not None:
+        return clipped
     for pattern, replacement in rules():
         bound = match(pattern, expr)
         if bound is not None:

@@ -255,7 +255,7 @@ def _check_module_shape(loss) -> None:
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign):
             targets = {t.id for t in stmt.targets if isinstance(t, ast.Name)}
-            assert targets <= {"SOURCE", "INPUTS", "DIFFERENTIABLE", "_loss"}, ast.dump(stmt)
+            assert targets <= {"SOURCE", "INPUTS", "DIFFERENTIABLE", "ROW_BLOCK", "_loss"}, ast.dump(stmt)
             if targets & {"SOURCE", "INPUTS", "DIFFERENTIABLE"}:
                 assert isinstance(stmt.value, (ast.Constant, ast.Tuple)), ast.dump(stmt)
                 assert all(isinstance(n, (ast.Constant, ast.Tuple, ast.Load)) for n in ast.walk(stmt.value))

@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 import lossdsl
-from lossdsl.builtins import abs_, expm1, log1p, sigmoid, softplus
+from lossdsl.builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, softplus
 from lossdsl.rewrite import stabilize
 
 x, y = sp.symbols("x y", real=True)
@@ -28,10 +28,15 @@ REWRITTEN = [
     (sigmoid(x) * sigmoid(y - x), sigmoid(x) * sigmoid(y - x)),  # not a reflection: y - x is not -x
     ((1 - y) * sigmoid(x) - y * sigmoid(-x), (1 - y) * sigmoid(x) - y * (1 - sigmoid(x))),
     (softplus(x - y) * softplus(y - x), softplus(x - y) * (softplus(x - y) - x + y)),
+    # clip: one pass, and one mask as its derivative
+    (minimum(maximum(x, sp.Rational(1, 10)), sp.Rational(9, 10)), clip(x, sp.Rational(1, 10), sp.Rational(9, 10))),
+    (sp.log(minimum(maximum(x * y, -1), 3)), sp.log(clip(x * y, -1, 3))),
 ]
 
 UNTOUCHED = [sp.log(x), sp.log(x + 2), sp.log(2 * x), sp.exp(x) + 1, sp.log(x * y), sp.exp(x) - 2,
-             x * sp.log(y), sp.log(2 * sp.cosh(x)), softplus(-x), sigmoid(-x) + sigmoid(y)]
+             x * sp.log(y), sp.log(2 * sp.cosh(x)), softplus(-x), sigmoid(-x) + sigmoid(y),
+             minimum(maximum(x, 1), 1), minimum(maximum(x, 2), 1), minimum(maximum(x, y), 1),
+             maximum(minimum(x, 1), 0), minimum(maximum(x, 0), y)]
 
 
 def test_rules_are_idempotent():
@@ -45,6 +50,14 @@ def test_log_sum_exp_becomes_one_op():
     """log(sum(exp(z))) crosses an op, so it is folded as the IR is built, before the gradient."""
     loss = lossdsl.compile("mean(log(sum(exp(z), axis=1)))")
     assert "_logsumexp(z, axis=1" in loss.source and "np.exp(z)" not in loss.source.split("def loss")[1]
+
+
+def test_clip_has_one_mask_as_its_derivative():
+    """bce from probabilities clips them: its gradient holds one in-range mask, not two half-steps."""
+    loss = lossdsl.compile("bce(y_true, y_pred)", backend="numpy")
+    body = loss._writer.subset_module(("y_pred",)).split("def _value_and_grad_rows")[1]
+    assert body.count("np.clip(") == 1 and body.count("_inside(") == 1 and "_heaviside(" not in body
+    assert "inside(y_pred" in str(loss.gradient_formula("y_pred"))
 
 
 @pytest.mark.parametrize("call, once", [("bce(from_logits=true)", ("softplus(", "sigmoid(")),

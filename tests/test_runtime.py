@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import lossdsl
-from lossdsl.backends.numpy_runtime import _into, _sigmoid, _softplus, _where
+from lossdsl.backends import runtime
+from lossdsl.backends.numpy_runtime import _inside, _into, _sigmoid, _softplus, _where
 from lossdsl.backends.runtime import _heaviside
 
 DTYPES = [np.float16, np.float32, np.float64]
@@ -36,6 +37,20 @@ def test_where_selects_bits(dtype):
     wide = np.random.default_rng(2).random((3, x.size)) < 0.5  # the condition alone has the full shape
     _same(_where(wide, x, y), np.where(wide, x, y))
     _same(_where(True, x, y), np.where(True, x, y))
+
+
+@pytest.mark.parametrize("bounds", [(-0.5, 0.5), (0.0, 30.0), (1e-30, 1e3), (-1e3, -30.0)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_inside_is_the_product_of_two_half_steps(dtype, bounds):
+    """clip's derivative, one mask, against the product of the half-steps of maximum and minimum
+    that d/dx minimum(maximum(x, lo), hi) is: 1/2 at either bound, NaN for NaN; NumPy's helper
+    and the shared one (JAX, PyTorch) alike."""
+    x = np.concatenate([_values(dtype), np.array(bounds, dtype)])
+    lo, hi = bounds
+    want = (np.heaviside(x - dtype(lo), dtype(0.5)) * (1 - np.heaviside(np.maximum(x, dtype(lo)) - dtype(hi),
+                                                                         dtype(0.5)))).astype(dtype)
+    _same(_inside(x, lo, hi), want)
+    _same(runtime._inside(x, lo, hi), want)
 
 
 @pytest.mark.parametrize("scratch", ["x", "y"])

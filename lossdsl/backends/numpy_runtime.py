@@ -103,21 +103,21 @@ def _by_rows(fn, inputs, labels, min_rank, reduction, block):
     (leading axis) and, the float ones, a rank of at least ``min_rank``; if not, or if they are
     small, the whole arrays are used."""
     arrays = {k: np.asarray(v) for k, v in inputs.items()}
-    rows = _rows_per_block(arrays, labels, min_rank, block)
-    if rows is None:
+    n, rows = _rows_per_block(arrays, labels, min_rank, block)
+    if not rows:
         return fn(**inputs)
-    n = next(iter(arrays.values())).shape[0]
     total, grads = 0.0, {}
     try:
         for start in range(0, n, rows):
             part = fn(**{k: a[start:start + rows] for k, a in arrays.items()})
             value, block_grads = part if isinstance(part, tuple) else (part, {})
-            share = (min(n, start + rows) - start) / n if reduction == "mean" else 1
+            stop = start + rows if start + rows < n else n
+            share = (stop - start) / n if reduction == "mean" else 1
             total += float(value) * share
             for k, g in block_grads.items():
                 if k not in grads:
                     grads[k] = np.empty((n,) + g.shape[1:], g.dtype)
-                np.multiply(g, share, out=grads[k][start:start + rows])
+                np.multiply(g, share, out=grads[k][start:stop])
     except (ValueError, TypeError, IndexError):
         return fn(**inputs)  # the error as the whole arrays raise it (their range, not a block's)
     value = np.asarray(total, dtype=value.dtype)
@@ -125,16 +125,35 @@ def _by_rows(fn, inputs, labels, min_rank, reduction, block):
 
 
 def _rows_per_block(arrays, labels, min_rank, block):
+    """(the row count, the rows in a block), or (0, 0) where the inputs do not split."""
     floats = [a for k, a in arrays.items() if k not in labels]
     if not floats or floats[0].ndim < min_rank:
-        return None
-    n, ndim = floats[0].shape[0], floats[0].ndim
-    if any(a.ndim != ndim for a in floats) or any(a.ndim < 1 or a.shape[0] != n for a in arrays.values()):
-        return None
-    size = max(a.size for a in arrays.values())
+        return 0, 0
+    n, ndim, size = floats[0].shape[0], floats[0].ndim, 0
+    for k, a in arrays.items():
+        if a.ndim < 1 or a.shape[0] != n or (k not in labels and a.ndim != ndim):
+            return 0, 0
+        size = size if size > a.size else a.size
     if size < 2 * block or n < 2:
-        return None
-    return max(1, block * n // size)
+        return 0, 0
+    return n, (block * n // size) or 1
+
+
+def _inside(x, lo, hi):
+    """The derivative of clip(x, lo, hi) (see runtime._inside) as one mask: the strict inside, then
+    the bounds and NaNs, which are rare, set only where they occur."""
+    x = np.asarray(x)
+    mask = np.greater(x, lo)
+    mask &= np.less(x, hi)
+    out = mask.astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    tie = np.equal(x, lo)
+    tie |= np.equal(x, hi)
+    if tie.any():
+        np.copyto(out, 0.5, where=tie)
+    nan = np.isnan(x)
+    if nan.any():
+        np.copyto(out, np.nan, where=nan)
+    return out
 
 
 def _sigmoid(x):

@@ -58,6 +58,13 @@ def _extremum_share(x, axis, kind):
     return hit / xp.sum(hit, axis=axis, keepdims=True)
 
 
+def _inside(x, lo, hi):
+    """The derivative of clip(x, lo, hi): 1 inside, 1/2 at either bound (each side of a tie gets
+    half, as for maximum and minimum), 0 outside, NaN for NaN."""
+    one = xp.ones_like(x)
+    return xp.where((x > lo) & (x < hi), one, xp.where((x == lo) | (x == hi), one / 2, xp.where(x == x, 0 * one, x)))
+
+
 def _count(shape, axis):
     """How many elements a reduction over ``axis`` (or all of them) combines."""
     if axis is None:
