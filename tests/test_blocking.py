@@ -5,6 +5,9 @@ edges against a plain NumPy reference."""
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from test_properties import ELEMENTWISE, to_text, used_names
 
 import lossdsl
 from lossdsl.blocking import RowBlocks, row_blocks
@@ -100,3 +103,34 @@ def test_wrapper_reports_errors_of_the_whole_arrays():
     y_pred[[3, 40]] = -0.25, 1.5
     with pytest.raises(ValueError, match=r"from -0.25 to 1.5"):
         module.value_and_grad(y_true=np.zeros(64), y_pred=y_pred)
+
+
+# --- random losses: by blocks of rows or on whole arrays, the same value and gradients ----------
+
+OUTER = [  # how a random elementwise body is reduced; some split over rows, some must not
+    "mean({0})", "sum({0})", "2.5*mean({0})", "mean(sum({0}, axis=-1))", "sum(logsumexp({0}, axis=-1))",
+    "mean({0} - mean({0}, axis=-1, keepdims=true))", "mean(norm({0}, axis=-1)^2)", "mean(sum({0}, axis=0))",
+    "max({0})", "mean({0})*mean(x)", "mean({0}/sum(abs({0}) + 1))",
+]
+SHAPES = [(8,), (6, 3), (4, 2, 3)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ELEMENTWISE, st.sampled_from(OUTER), st.sampled_from(SHAPES), st.integers(0, 2**32 - 1))
+def test_random_losses_by_row_blocks(tree, outer, shape, seed):
+    """Whatever the analysis decides, blocks of two rows give the whole arrays' value and gradients."""
+    text = outer.format(to_text(tree))
+    names = sorted(used_names(tree) | ({"x"} if "mean(x)" in outer else set()))
+    assume(names)
+    rng = np.random.default_rng(seed)
+    inputs = {n: rng.normal(scale=1.5, size=shape) for n in names}
+    module = lossdsl.compile(text, backend="numpy").module
+    whole_value, whole_grads = module.value_and_grad(**inputs)
+    assume(np.isfinite(whole_value) and all(np.all(np.isfinite(g)) for g in whole_grads.values()))
+    module.ROW_BLOCK = 2
+    value, grads = module.value_and_grad(**inputs)
+    scale = max(1.0, abs(float(whole_value)))
+    np.testing.assert_allclose(value, whole_value, rtol=1e-9, atol=1e-9 * scale, err_msg=text)
+    for n in names:
+        gscale = max(1.0, float(np.max(np.abs(whole_grads[n]))))
+        np.testing.assert_allclose(grads[n], whole_grads[n], rtol=1e-9, atol=1e-9 * gscale, err_msg=f"d/d{n} {text}")
