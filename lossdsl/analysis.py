@@ -463,9 +463,14 @@ def _term(an: Analysis, e: sp.Expr) -> sp.Expr | None:
         op = an.graph.op_of[leaf]
         if an.dep(scale) or not isinstance(op, Apply) or op.prim not in ("sum", "mean"):
             return None
-        if an.bounds(scale)[0] <= 0:
+        lo, hi = an.bounds(scale)
+        if hi < 0:  # -mean(l): a reduction takes a minus sign out of its operand (builtins._reduction)
+            scale, operand = -scale, -op.operands[0]
+        elif lo > 0:
+            operand = op.operands[0]
+        else:
             return None
-        inner.append((op.prim, scale, op.operands[0]))
+        inner.append((op.prim, scale, operand))
     if not inner or len({kind for kind, _, _ in inner}) != 1:
         return None
     body = sp.Add(*(s * o if len(inner) > 1 else o for _, s, o in inner))

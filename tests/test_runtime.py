@@ -51,6 +51,8 @@ def test_inside_is_the_product_of_two_half_steps(dtype, bounds):
                                                                          dtype(0.5)))).astype(dtype)
     _same(_inside(x, lo, hi), want)
     _same(runtime._inside(x, lo, hi), want)
+    inner = x[(x > lo) & (x < hi)]  # nothing clipped: a 0-d 1 of the dtype, which broadcasts
+    _same(np.broadcast_to(_inside(inner, lo, hi), inner.shape), np.ones_like(inner))
 
 
 @pytest.mark.parametrize("scratch", ["x", "y"])

@@ -141,11 +141,15 @@ def _rows_per_block(arrays, labels, min_rank, block):
 
 def _inside(x, lo, hi):
     """The derivative of clip(x, lo, hi) (see runtime._inside) as one mask: the strict inside, then
-    the bounds and NaNs, which are rare, set only where they occur."""
+    the bounds and NaNs, which are rare, set only where they occur. Where nothing is clipped, as is
+    usual (a probability clipped to [1e-7, 1 - 1e-7]), a 0-d 1, found by the min and the max."""
     x = np.asarray(x)
+    dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    if x.size and lo < x.min() and x.max() < hi:  # False for NaN
+        return np.ones((), dt)
     mask = np.greater(x, lo)
     mask &= np.less(x, hi)
-    out = mask.astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    out = mask.astype(dt)
     tie = np.equal(x, lo)
     tie |= np.equal(x, hi)
     if tie.any():
