@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _timed_in_turns(contenders: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
     """Times of each contender, one run of each per round, so that a burst of load on a shared
     machine hits the contenders of a round alike; ratios are then taken round by round. The order
-    within a round is shuffled: a contender run just after one that sweeps memory runs slower."""
+    within a round is shuffled: a contender run just after one that sweeps memory runs slower.
+    Each timed call follows an untimed one of the same contender, as in a training loop: it reuses
+    the memory its predecessor freed, where after another contender's call it may get fresh pages,
+    whose faults (NumPy asks for huge pages, XLA does not) swing a JAX time by 2x here."""
     for fn in contenders.values():
         fn()  # warm-up (and JIT)
     times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -44,6 +47,7 @@ def _timed_in_turns(contenders: dict[str, Callable[[], object]], repeat: int) ->
         rng.shuffle(order)
         for name in order:
             fn = contenders[name]
+            fn()
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)

@@ -14,6 +14,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import sympy as sp
@@ -322,6 +323,10 @@ class Resolver:
                 check_exponent(b, span)
                 result = float(a) ** float(b) if not (isinstance(a, int) and isinstance(b, int)
                                                       and 0 <= b <= 64 and abs(a) < 2**16) else a ** b
+            elif isinstance(a, float) or isinstance(b, float) or op == "/":
+                # exact in the decimals as written, rounded once: 0.9 - 1 is -0.1, which SymPy then
+                # reads as -1/10, not -0.09999999999999998 (see ir.to_sympy)
+                result = float(_ARITH[op](Fraction(repr(a)), Fraction(repr(b))))
             else:
                 result = _ARITH[op](a, b)
             if isinstance(result, int) and abs(result) >= 2**63:  # exact ints would grow without bound

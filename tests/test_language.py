@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import lossdsl
 from lossdsl import syntax as A
@@ -30,6 +31,17 @@ def test_parse_gives_a_program_with_spans():
 ])
 def test_constants_fold(text, expected):
     assert value(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, exact", [
+    ("mean(x*(0.9 - 1))", sp.Rational(-1, 10)), ("mean(x*(0.1 + 0.2))", sp.Rational(3, 10)),
+    ("mean(x*(1 - 1e-7))", sp.Rational(9999999, 10**7)), ("mean(x*(0.7/0.1))", sp.Integer(7)),
+])
+def test_constants_fold_exactly_in_the_decimals_written(text, exact):
+    """Decimal constants combine as the decimals they are, then round once: 0.9 - 1 is -1/10 in the
+    formula, not -0.09999999999999998 (as floats would give, and every pass over the array would carry)."""
+    loss = lossdsl.compile(text)
+    assert loss.formula() == exact * sp.Function("mean")(sp.Symbol("x"))
 
 
 def test_inputs_in_order_of_first_appearance():
