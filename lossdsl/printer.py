@@ -22,7 +22,7 @@ from .backends import runtime
 from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
 from .gradient import is_scalar
 from .ir import Apply, Graph
-from .rewrite import stabilize
+from .rewrite import share_logistic, stabilize
 
 _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
 
@@ -44,6 +44,9 @@ class Backend:
     # maximum and minimum with a number print as a one-sided clip: NumPy has no SIMD loop for
     # np.maximum(x, 0) with a number, and np.clip(x, 0, np.inf) is three times faster
     one_sided_clip: bool = False
+    # softplus(a) and sigmoid(a) together print through one exp(-|a|) (rewrite.share_logistic):
+    # each helper call evaluates its own exponential
+    shared_logistic: bool = False
 
     @property
     def runtime(self) -> ModuleType:
@@ -56,7 +59,7 @@ class Backend:
 
 NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
                 (("where", "_where"),),  # np.where branches per element: a branch-free select
-                scratch=True, row_blocks=True, one_sided_clip=True)
+                scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True)
 JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = Backend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
@@ -285,6 +288,8 @@ class FunctionPrinter:
         # operands a template reads only through {shapeK} are never computed
         original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]
         compound = [stabilize(e) for e in original + list(outputs)]
+        if self.b.shared_logistic:
+            compound = share_logistic(compound)
         replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
         reduced_of = list(reduced)
         for sym, value in replacements:

@@ -106,6 +106,23 @@ def share_reflections(expr: sp.Basic) -> sp.Basic:
     return expr
 
 
+def share_logistic(exprs: list[sp.Basic]) -> list[sp.Basic]:
+    """``exprs`` with ``softplus(a)`` and ``sigmoid(a)``, where both occur among them (the value and
+    the gradient of BCE from logits), written through one ``e = exp(-|a|)``: ``max(a, 0) + log1p(e)``
+    and ``where(a >= 0, 1, e)/(1 + e)``, each as stable as the helper it replaces, for a backend
+    that evaluates each helper on its own (NumPy): one exponential where there were two."""
+    calls = [c for e in exprs for c in e.atoms(softplus, sigmoid)]
+    both = {c.args[0] for c in calls if isinstance(c, softplus)} & {c.args[0] for c in calls if isinstance(c, sigmoid)}
+    if not both:
+        return exprs
+    forms: dict[sp.Basic, sp.Basic] = {}
+    for a in both:
+        e = sp.exp(-abs_(a))
+        forms[softplus(a)] = maximum(a, 0) + log1p(e)
+        forms[sigmoid(a)] = sp.Piecewise((sp.Integer(1), a >= 0), (e, True)) / (1 + e)
+    return [x.xreplace(forms) for x in exprs]
+
+
 @dataclass(frozen=True)
 class OpRule:
     """``outer(prim(inner(a)))`` → ``replacement(a)``, the op's parameters (axis, keepdims) kept."""

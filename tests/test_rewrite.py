@@ -6,7 +6,7 @@ import sympy as sp
 
 import lossdsl
 from lossdsl.builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, softplus
-from lossdsl.rewrite import stabilize
+from lossdsl.rewrite import share_logistic, stabilize
 
 x, y = sp.symbols("x y", real=True)
 
@@ -50,6 +50,22 @@ def test_log_sum_exp_becomes_one_op():
     """log(sum(exp(z))) crosses an op, so it is folded as the IR is built, before the gradient."""
     loss = lossdsl.compile("mean(log(sum(exp(z), axis=1)))")
     assert "_logsumexp(z, axis=1" in loss.source and "np.exp(z)" not in loss.source.split("def loss")[1]
+
+
+@pytest.mark.parametrize("call", ["bce(from_logits=true)", "focal(from_logits=true)"])
+def test_numpy_softplus_and_sigmoid_share_one_exponential(call):
+    """NumPy evaluates each helper on its own: softplus(x) in the value and sigmoid(x) in the gradient
+    print through one exp(-|x|) (rewrite.share_logistic); JAX keeps jax.nn's, which XLA fuses."""
+    body = lossdsl.compile(call, backend="numpy")._writer.subset_module(("y_pred",))
+    body = body.split("def _value_and_grad_rows")[1].split("\ndef ")[0]
+    assert body.count("np.exp") == 1 and "_softplus(" not in body and "_sigmoid(" not in body, body
+
+
+def test_share_logistic_keeps_each_form_where_it_is_alone():
+    exprs = [softplus(x) + sigmoid(y), sigmoid(x * y)]
+    assert share_logistic(exprs) == exprs
+    (both,) = share_logistic([softplus(x) * sigmoid(x)])
+    assert len(both.atoms(sp.exp)) == 1 and not both.atoms(softplus, sigmoid)
 
 
 def test_clip_has_one_mask_as_its_derivative():
