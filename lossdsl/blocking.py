@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .builtins import REDUCTIONS
 from .ir import Apply, Graph, Input
-
-_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "logsumexp", "norm"})
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class _Ranks:
             return 0
         if op.prim == "within":
             return self._operand(op.operands[0])
-        if op.prim in _REDUCTIONS:
+        if op.prim in REDUCTIONS:
             d = self._operand(op.operands[0])
             axes = op.param("axis")
             axes = (axes,) if isinstance(axes, int) else axes

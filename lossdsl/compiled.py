@@ -21,7 +21,7 @@ from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature, helpe
 
 _SEED = sp.Symbol("_ct", real=True)
 # a block of 1 MB of float32: its dozen temporaries stay in the caches, and the Python per block
-# (about 50 us) is a small part of its time
+# (tens of microseconds) is a small part of its time
 ROW_BLOCK = 1 << 18
 _CHECKED = {"within": 0, "take": 1, "one_hot": 0}  # op -> the operand whose values are checked
 
