@@ -162,10 +162,11 @@ def _inside(x, lo, hi):
 
 def _sigmoid(x):
     # e^min(x, 0) / (1 + e^-|x|): no overflow, no branch (np.where mispredicts, see _where);
-    # evaluated in place, two fresh arrays rather than four
+    # evaluated in place, two fresh arrays rather than four; min and max with a number as a
+    # one-sided np.clip, as the printer writes them (np.minimum has no fast loop for a number)
     e = _into(np.exp, -np.abs(x))
     e += 1
-    s = _into(np.exp, np.minimum(x, 0))
+    s = _into(np.exp, np.clip(x, -np.inf, 0))
     s /= e
     return s
 
@@ -173,7 +174,7 @@ def _sigmoid(x):
 def _softplus(x):
     # max(x, 0) + log1p(e^-|x|): no overflow; ten times faster than np.logaddexp(0, x); in place
     t = _into(np.log1p, _into(np.exp, -np.abs(x)))
-    t += np.maximum(x, 0)
+    t += np.clip(x, 0, np.inf)
     return t
 
 
