@@ -148,7 +148,7 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
                 shape=Shape("unknown", ("increasing",))),
     Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "jax.nn.sigmoid", "torch": "torch.sigmoid"},
                 doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1))),
-    Elementwise("softplus", ("x",), softplus, {"numpy": "_softplus", "jax": "jax.nn.softplus", "torch": "_softplus"},
+    Elementwise("softplus", ("x",), softplus, dict.fromkeys(BACKENDS, "_softplus"),
                 doc="log(1 + e^x), evaluated without overflow", shape=Shape("convex", ("increasing",), (0, INF))),
     Elementwise("maximum", ("x", "y"), maximum, {"numpy": "np.maximum", "jax": "jnp.maximum", "torch": "_maximum"},
                 doc="elementwise maximum; at ties each side gets half the gradient",

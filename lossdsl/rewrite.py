@@ -234,10 +234,49 @@ def _rewrite_node(expr: sp.Basic) -> sp.Basic:
     return expr
 
 
+def _spread(term: sp.Basic) -> list[sp.Basic] | None:
+    """The terms of ``c*(a + b + ...)`` with exactly one sum among its factors, ``[c*a, c*b, ...]``;
+    None for another term."""
+    if not isinstance(term, sp.Mul):
+        return None
+    sums = [f for f in term.args if isinstance(f, sp.Add)]
+    if len(sums) != 1:
+        return None
+    rest = [f for f in term.args if f is not sums[0]]
+    return [sp.Mul(*rest, s) for s in sums[0].args]
+
+
+def cancel_terms(expr: sp.Basic) -> sp.Basic:
+    """A sum with its products by a sum distributed, where terms then cancel: fewer operations.
+    ``1/2 - (1 + sign(r))/2`` is ``-sign(r)/2`` (the quantile loss's gradient); the reflected BCE
+    ``y*(softplus(x) - x) + (1 - y)*softplus(x)`` is ``softplus(x) - x*y``, and its gradient
+    ``y*(sigmoid(x) - 1) + (1 - y)*sigmoid(x)`` is ``sigmoid(x) - y``. Only a product with one
+    sum among its factors is distributed: that is neutral numerically (c*(a + b) and c*a + c*b
+    lose the same where a + b cancels), while (x - a)*(x + a) → x² - a² would not be. The
+    gradient pass builds under ``distribute(False)``, so SymPy leaves these apart on its own."""
+    if not isinstance(expr, sp.Add):
+        return expr
+    spread = [(t, _spread(t)) for t in expr.args]
+    if not any(terms for _, terms in spread):
+        return expr
+    candidate = sp.Add(*(x for t, terms in spread for x in (terms or [t])))
+    return candidate if sp.count_ops(candidate) < sp.count_ops(expr) else expr
+
+
+def _cancel(expr: sp.Basic) -> sp.Basic:
+    """``cancel_terms`` applied innermost first."""
+    if expr.is_Atom:
+        return expr
+    args = [_cancel(a) for a in expr.args]
+    if any(a is not b for a, b in zip(args, expr.args)):
+        expr = expr.func(*args)
+    return cancel_terms(expr)
+
+
 def stabilize(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every rule applied wherever its pattern matches, innermost first, and its
-    reflected pairs shared."""
-    return share_reflections(_stabilize(expr))
+    """``expr`` with every rule applied wherever its pattern matches, innermost first, its
+    reflected pairs shared, and terms that then cancel cancelled."""
+    return _cancel(share_reflections(_stabilize(expr)))
 
 
 def _stabilize(expr: sp.Basic) -> sp.Basic:

@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 import lossdsl
-from lossdsl.builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, softplus
+from lossdsl.builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
 from lossdsl.rewrite import share_logistic, stabilize
 
 x, y = sp.symbols("x y", real=True)
@@ -24,19 +24,28 @@ REWRITTEN = [
     (x**y * sp.log(x), x**y * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
     (y * x * sp.log(x), y * x * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
     # reflections: f(-a) beside f(a) is written through f(a), one evaluation for both
-    (y * softplus(-x) + (1 - y) * softplus(x), y * (softplus(x) - x) + (1 - y) * softplus(x)),
+    # (and terms that then cancel are cancelled: BCE from logits and its gradient)
+    (y * softplus(-x) + (1 - y) * softplus(x), softplus(x) - x * y),
     (sigmoid(x) * sigmoid(y - x), sigmoid(x) * sigmoid(y - x)),  # not a reflection: y - x is not -x
-    ((1 - y) * sigmoid(x) - y * sigmoid(-x), (1 - y) * sigmoid(x) - y * (1 - sigmoid(x))),
+    ((1 - y) * sigmoid(x) - y * sigmoid(-x), sigmoid(x) - y),
+    (sigmoid(-x) * y + sigmoid(x), sigmoid(x) + y * (1 - sigmoid(x))),  # no term cancels: left as it is
     (softplus(x - y) * softplus(y - x), softplus(x - y) * (softplus(x - y) - x + y)),
     # clip: one pass, and one mask as its derivative
     (minimum(maximum(x, sp.Rational(1, 10)), sp.Rational(9, 10)), clip(x, sp.Rational(1, 10), sp.Rational(9, 10))),
     (sp.log(minimum(maximum(x * y, -1), 3)), sp.log(clip(x * y, -1, 3))),
+    # a number or a factor distributed over a sum where terms then cancel (the gradient pass builds
+    # without SymPy's own distribution): the quantile loss's gradient at tau = 1/2
+    (sp.Rational(1, 2) + sp.Mul(sp.Rational(-1, 2), 1 + sign(x), evaluate=False), -sign(x) / 2),
+    (sp.exp(y * (x + 1) - x * y), sp.exp(y)),
 ]
 
 UNTOUCHED = [sp.log(x), sp.log(x + 2), sp.log(2 * x), sp.exp(x) + 1, sp.log(x * y), sp.exp(x) - 2,
              x * sp.log(y), sp.log(2 * sp.cosh(x)), softplus(-x), sigmoid(-x) + sigmoid(y),
              minimum(maximum(x, 1), 1), minimum(maximum(x, 2), 1), minimum(maximum(x, y), 1),
-             maximum(minimum(x, 1), 0), minimum(maximum(x, 0), y)]
+             maximum(minimum(x, 1), 0), minimum(maximum(x, 0), y),
+             # distributing would add operations, or multiply two sums out ((x - y)(x + y) → x² - y²
+             # cancels where the product does not)
+             sp.Mul(2, x + y, evaluate=False), y * (x + 1) + x, (x - y) * (x + y) + y**2]
 
 
 def test_rules_are_idempotent():

@@ -61,6 +61,12 @@ def _out(x, dt):
     return jnp.asarray(x, dtype=dt)
 
 
+def _softplus(x):
+    # max(x, 0) + log1p(e^-|x|): jax.nn.softplus is logaddexp(x, 0), whose handling of infinities
+    # costs three times as much on XLA:CPU (5.6 against 1.7 ms for 4M float32)
+    return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
 def _fit(g, x):
     """A gradient shaped and typed like its input ``x``."""
     return jnp.asarray(_sum_to(g, jnp.shape(x)), dtype=x.dtype)
