@@ -127,6 +127,21 @@ def test_sigmoid_and_softplus_match_float64_references(dtype):
         np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol * 4, atol=tiny)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_jax_softplus_matches_float64_reference(dtype):
+    """The JAX module's softplus, max(x, 0) + log1p(exp(-|x|)), against np.logaddexp(0, x) in float64."""
+    jax = pytest.importorskip("jax")
+    from lossdsl.backends.jax_runtime import _softplus as jax_softplus
+    jax.config.update("jax_enable_x64", True)  # as the other JAX tests: float32 stays float32
+    x = _values(dtype)
+    got = np.asarray(jax_softplus(jax.numpy.asarray(x)))
+    assert got.dtype == dtype
+    want = np.logaddexp(0, x.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    tol = {np.float32: 1e-6, np.float64: 1e-15}[dtype]
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol * 4, atol=np.finfo(dtype).tiny)
+
+
 @pytest.mark.parametrize("source", ["exp(x)", "x", "x*y", "x + y", "sum(x*y)", "mean(x) + 0*y", "sum(exp(x) + exp(x))",
                                     "mse(x, y)", "where(x > 0, y, x)"])
 def test_numpy_outputs_own_their_memory(source):
