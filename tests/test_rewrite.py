@@ -64,7 +64,7 @@ def test_log_sum_exp_becomes_one_op():
 @pytest.mark.parametrize("call", ["bce(from_logits=true)", "focal(from_logits=true)"])
 def test_numpy_softplus_and_sigmoid_share_one_exponential(call):
     """NumPy evaluates each helper on its own: softplus(x) in the value and sigmoid(x) in the gradient
-    print through one exp(-|x|) (rewrite.share_logistic); JAX keeps jax.nn's, which XLA fuses."""
+    print through one exp(-|x|) (rewrite.share_logistic); JAX keeps its two calls, which XLA fuses."""
     body = lossdsl.compile(call, backend="numpy")._writer.subset_module(("y_pred",))
     body = body.split("def _value_and_grad_rows")[1].split("\ndef ")[0]
     assert body.count("np.exp") == 1 and "_softplus(" not in body and "_sigmoid(" not in body, body
