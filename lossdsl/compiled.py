@@ -221,15 +221,16 @@ def loss(*, {args}):
         parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):
     """The gradient with respect to each input in DIFFERENTIABLE."""
     return value_and_grad({_kwargs(names)})[1]''')
-        return self._assemble(parts, header=True)
+        return self._assemble(parts, header=True, blocked=self.blocks is not None)
 
-    def _assemble(self, parts: list[str], header: bool) -> str:
+    def _assemble(self, parts: list[str], header: bool, blocked: bool = False) -> str:
+        """A module of ``parts``; ``blocked``: they call ``_by_rows`` (see ``_by_rows``), which reads ROW_BLOCK."""
         code = "\n\n\n".join(parts)
         helpers = helpers_for(code, self.b)
         consts = [f"SOURCE = {self.text!r}", f"INPUTS = {tuple(self.sig.inputs)!r}",
                   f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
         sections = [self.header() + "\n\n" + self.b.imports, "\n".join(consts)] if header else [self.b.imports]
-        if "ROW_BLOCK)" in code:
+        if blocked:
             sections.append(f"ROW_BLOCK = {ROW_BLOCK}  # elements in a block of rows (see _by_rows)")
         return "\n\n".join(sections) + "\n\n\n" + helpers + "\n\n\n" + code + "\n"
 
@@ -242,7 +243,8 @@ def loss(*, {args}):
         return self._assemble([fp.function("derived", sig, lines, f"_fit({code}, {like})")], header=False)
 
     def subset_module(self, wrt: Sequence[str], checked: bool = False) -> str:
-        return self._assemble([self.value_and_grad_function(wrt, checked=checked)], header=False)
+        return self._assemble([self.value_and_grad_function(wrt, checked=checked)], header=False,
+                              blocked=self.blocks is not None)
 
 
 def _indented(text: str) -> list[str]:
