@@ -146,7 +146,7 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
                 shape=Shape("convex", ("sign",), (1, INF))),
     Elementwise("sinh", ("x",), sp.sinh, {"numpy": "np.sinh", "jax": "jnp.sinh", "torch": "torch.sinh"}, doc="hyperbolic sine",
                 shape=Shape("unknown", ("increasing",))),
-    Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "jax.nn.sigmoid", "torch": "torch.sigmoid"},
+    Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "_sigmoid", "torch": "torch.sigmoid"},
                 doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1))),
     Elementwise("softplus", ("x",), softplus, dict.fromkeys(BACKENDS, "_softplus"),
                 doc="log(1 + e^x), evaluated without overflow", shape=Shape("convex", ("increasing",), (0, INF))),

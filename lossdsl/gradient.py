@@ -41,6 +41,19 @@ def requires_grad(graph: Graph, wrt: Sequence[str]) -> set[sp.Symbol]:
     return need
 
 
+def _constant_factors(graph: Graph, contribution: sp.Expr, leaf: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
+    """``contribution`` as (outside, inside): the factors that a sum down to the shape of ``leaf``
+    can take out, as they are constant along the summed axes (numbers, 0-d leaves, functions of
+    ``leaf`` itself, such as the -1/s**2 of a row sum s), and the rest: one pass fewer."""
+    if not isinstance(contribution, sp.Mul):
+        return sp.Integer(1), contribution
+    outside, inside = [], []
+    for f in contribution.args:
+        constant = all(s == leaf or is_scalar(graph, s) for s in f.free_symbols)
+        (outside if constant else inside).append(f)
+    return sp.Mul(*outside), sp.Mul(*inside)
+
+
 def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = sp.S.One) -> dict[str, sp.Expr]:
     """d(root)/d(input) for each input in ``wrt``, as expressions over leaves.
 
@@ -67,7 +80,8 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
                 ct[leaf] += contribution
                 continue
             missing = sorted(tensors - contribution.free_symbols - {leaf}, key=lambda s: s.name)
-            ct[leaf] += graph.apply("sum_to", contribution, leaf, sp.Mul(*missing))
+            outside, inside = _constant_factors(graph, contribution, leaf)
+            ct[leaf] += outside * graph.apply("sum_to", inside, leaf, sp.Mul(*missing))
 
     with distribute(False):
         push(root, seed)

@@ -19,8 +19,7 @@ from types import ModuleType
 import sympy as sp
 
 from .backends import runtime
-from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
-from .gradient import is_scalar
+from .builtins import FUNCTION_NAMES, PRIMITIVES, REDUCTIONS, maximum, minimum
 from .ir import Apply, Graph
 from .rewrite import share_logistic, stabilize
 
@@ -70,9 +69,9 @@ BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX, TORCH)}
 class ExprPrinter:
     """Prints a SymPy expression as array code; every leaf symbol prints as its name."""
 
-    def __init__(self, backend: Backend, scalar: Callable[[sp.Symbol], bool] = lambda s: False):
+    def __init__(self, backend: Backend, small: Callable[[sp.Symbol], bool] = lambda s: False):
         self.b = backend
-        self.scalar = scalar  # which leaves are known to be 0-d
+        self.small = small  # which leaves are known to be smaller than the arrays: 0-d, or reduced
 
     def __call__(self, e: sp.Basic) -> str:
         return self._p(e)[0]
@@ -152,7 +151,13 @@ class ExprPrinter:
         return code, (_UNARY if code.startswith("-") else _ATOM)
 
     def _add(self, e: sp.Add) -> tuple[str, int]:
-        terms = sorted(e.args, key=lambda t: t.is_Number)  # constants last: x - 1, not -1 + x
+        # constants last (x - 1, not -1 + x), and a positive term first where there is one: 1 - x*y,
+        # not -(x*y) + 1, which negates a whole array before adding
+        terms = sorted(e.args, key=lambda t: t.is_Number)
+        positive = next((t for t in terms if not t.could_extract_minus_sign()), None)
+        if positive is not None and terms[0].could_extract_minus_sign():
+            terms.remove(positive)
+            terms.insert(0, positive)
         out = self._wrap(terms[0], _ADD - 1) if not terms[0].could_extract_minus_sign() else self._p(terms[0])[0]
         for t in terms[1:]:
             if t.could_extract_minus_sign():
@@ -162,12 +167,13 @@ class ExprPrinter:
         return out, _ADD
 
     def _mul(self, e: sp.Mul) -> tuple[str, int]:
-        """A product, with its scalar factors (numbers, counts, full reductions) gathered so that
-        ``2*r/n`` costs one pass over the array: ``r*(2/n)``."""
+        """A product, with its small factors (numbers, counts, reductions) gathered so that
+        ``2*r/n`` costs one pass over the array: ``r*(2/n)``, and ``-r*c/s**2``, with s a row sum,
+        ``r*c*(-1/s**2)``."""
         coeff, factors = e.as_coeff_mul()
         negative = coeff < 0
         coeff = -coeff if negative else coeff
-        num: dict[bool, list[sp.Expr]] = {True: [], False: []}  # keyed by "is a scalar"
+        num: dict[bool, list[sp.Expr]] = {True: [], False: []}  # keyed by "is small"
         den: dict[bool, list[sp.Expr]] = {True: [], False: []}
         if coeff.is_Rational:
             if coeff.p != 1:
@@ -179,9 +185,18 @@ class ExprPrinter:
         for f in factors:
             if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
                 b = sp.Pow(f.base, -f.exp)
-                den[self._is_scalar(b)].append(b)
+                den[self._is_small(b)].append(b)
             else:
-                num[self._is_scalar(f)].append(f)
+                num[self._is_small(f)].append(f)
+        if negative and (num[True] or den[True]) and (num[False] or den[False]):
+            # the sign joins the small factors: one pass over the array, where -(r*(2/n)) takes two
+            negative = False
+            num[True].insert(0, sp.Integer(-1))
+        elif negative and any(_flips(f) for f in num[False]):
+            # the sign flips a difference among the factors: -((a - b)*c) is (b - a)*c, one pass fewer
+            negative = False
+            i = next(i for i, f in enumerate(num[False]) if _flips(f))
+            num[False][i] = sp.Add(*(-t for t in num[False][i].args))
         if num[False] or den[False]:
             array = self._fraction(num[False], den[False])
             if num[True] and den[True]:
@@ -203,8 +218,8 @@ class ExprPrinter:
     def _wrap_code(code: str, prec: int, floor: int) -> str:
         return code if prec > floor else f"({code})"
 
-    def _is_scalar(self, e: sp.Expr) -> bool:
-        return all(self.scalar(s) for s in e.free_symbols)
+    def _is_small(self, e: sp.Expr) -> bool:
+        return all(self.small(s) for s in e.free_symbols)
 
     def _denominator(self, den: list[sp.Expr]) -> str:
         if len(den) == 1:
@@ -245,6 +260,18 @@ _SYMMETRIC = frozenset({"np.maximum", "np.minimum"})
 _NOT_IN_PLACE = frozenset({"np.sign"})  # written over its own input it takes a branching loop: 21 ms, not 1.6
 
 
+def is_small(graph: Graph, sym: sp.Symbol) -> bool:
+    """Whether a leaf has fewer elements than the arrays it was computed from: a count or the
+    output of a reduction (a product multiplies these together before it meets a whole array)."""
+    op = graph.op_of.get(sym)
+    return isinstance(op, Apply) and (op.prim in REDUCTIONS or op.prim in ("count", "expand_dims"))
+
+
+def _flips(e: sp.Basic) -> bool:
+    """Whether ``e`` is a sum that prints with no more subtractions when negated (a - b as b - a)."""
+    return isinstance(e, sp.Add) and 2 * sum(t.could_extract_minus_sign() for t in e.args) >= len(e.args)
+
+
 def _temporary(e: sp.Basic) -> bool:
     """Whether ``e`` evaluates to a fresh array of its own: an expression, not a name or a number."""
     return not (e.is_Atom or isinstance(e, sp.NumberSymbol))
@@ -267,8 +294,8 @@ class FunctionPrinter:
 
     def __init__(self, graph: Graph, backend: Backend):
         self.graph, self.b = graph, backend
-        self.scalars: set[sp.Symbol] = set()  # common subexpressions known to be 0-d
-        self.expr = ExprPrinter(backend, lambda s: s in self.scalars or is_scalar(graph, s))
+        self.smalls: set[sp.Symbol] = set()  # common subexpressions of small leaves only
+        self.expr = ExprPrinter(backend, lambda s: s in self.smalls or is_small(graph, s))
 
     def shape(self, e: sp.Expr) -> str:
         shape = self.b.fn("shape")
@@ -293,8 +320,8 @@ class FunctionPrinter:
         replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
         reduced_of = list(reduced)
         for sym, value in replacements:
-            if all(s in self.scalars or is_scalar(g, s) for s in value.free_symbols):
-                self.scalars.add(sym)
+            if all(s in self.smalls or is_small(g, s) for s in value.free_symbols):
+                self.smalls.add(sym)
         pending = dict(replacements)
         lines: list[str] = []
 

@@ -171,6 +171,11 @@ ROWS = [
         + np.mean(np.where(x < -0.5, x**2, -x)) + np.sum(np.log(np.where(x > 0, x, 1.0))) + np.sum(x[x <= 0]),
         lambda x: jnp.sum(jnp.where(x > 0, jnp.sqrt(jnp.where(x > 0, x, 1.0)), 0.0))
         + jnp.mean(jnp.where(x < -0.5, x**2, -x)) + jnp.sum(jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1.0)), x))),
+    Row("where-of-numbers", "sum(sigmoid(where(x > 0, 2, -1)) * x) + mean(softplus(where(x < 0, 1, 3) * x))",
+        lambda r: {"x": _away(r, 8, 0.1, 2.0)},  # where of two integers is a float, also in JAX
+        lambda x: np.sum(x / (1 + np.exp(-np.where(x > 0, 2.0, -1.0)))) + np.mean(np.logaddexp(0, np.where(x < 0, 1.0, 3.0) * x)),
+        lambda x: jnp.sum(jax.nn.sigmoid(jnp.where(x > 0, 2.0, -1.0)) * x)
+        + jnp.mean(jax.nn.softplus(jnp.where(x < 0, 1.0, 3.0) * x))),
     Row("linear-regression", "mean((X @ w - y)^2) + 0.1*sum(w^2)",
         lambda r: {"X": r.normal(size=(6, 3)), "w": r.normal(size=3), "y": r.normal(size=6)},
         lambda X, w, y: np.mean((np.einsum("ij,j->i", X, w) - y) ** 2) + 0.1 * np.dot(w, w),
