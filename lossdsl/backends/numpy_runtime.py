@@ -142,21 +142,25 @@ def _rows_per_block(arrays, labels, min_rank, block):
 def _inside(x, lo, hi):
     """The derivative of clip(x, lo, hi) (see runtime._inside) as one mask: the strict inside, then
     the bounds and NaNs, which are rare, set only where they occur. Where nothing is clipped, as is
-    usual (a probability clipped to [1e-7, 1 - 1e-7]), a 0-d 1, found by the min and the max."""
+    usual (a probability clipped to [1e-7, 1 - 1e-7]), a 0-d 1, found by the min and the max; they
+    also tell which bound can be met and whether there is a NaN (both are NaN then), so that the
+    passes that look for those run only where they can find something."""
     x = np.asarray(x)
     dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    if x.size and lo < x.min() and x.max() < hi:  # False for NaN
+    if not x.size:
+        return np.ones(x.shape, dt)
+    least, most = x.min(), x.max()
+    if lo < least and most < hi:  # False for NaN
         return np.ones((), dt)
     mask = np.greater(x, lo)
     mask &= np.less(x, hi)
     out = mask.astype(dt)
-    tie = np.equal(x, lo)
-    tie |= np.equal(x, hi)
-    if tie.any():
-        np.copyto(out, 0.5, where=tie)
-    nan = np.isnan(x)
-    if nan.any():
-        np.copyto(out, np.nan, where=nan)
+    nan = np.isnan(least)
+    for bound, reached in ((lo, least <= lo), (hi, most >= hi)):
+        if nan or reached:
+            np.copyto(out, 0.5, where=np.equal(x, bound))
+    if nan:
+        np.copyto(out, np.nan, where=np.isnan(x))
     return out
 
 
