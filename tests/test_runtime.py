@@ -45,12 +45,16 @@ def test_inside_is_the_product_of_two_half_steps(dtype, bounds):
     """clip's derivative, one mask, against the product of the half-steps of maximum and minimum
     that d/dx minimum(maximum(x, lo), hi) is: 1/2 at either bound, NaN for NaN; NumPy's helper
     and the shared one (JAX, PyTorch) alike."""
-    x = np.concatenate([_values(dtype), np.array(bounds, dtype)])
+    whole = np.concatenate([_values(dtype), np.array(bounds, dtype)])
     lo, hi = bounds
-    want = (np.heaviside(x - dtype(lo), dtype(0.5)) * (1 - np.heaviside(np.maximum(x, dtype(lo)) - dtype(hi),
-                                                                         dtype(0.5)))).astype(dtype)
-    _same(_inside(x, lo, hi), want)
-    _same(runtime._inside(x, lo, hi), want)
+    # with NaN, without (where the min and max tell which bound a value can tie), one side clipped,
+    # and empty
+    for x in (whole, whole[~np.isnan(whole)], whole[whole >= dtype(lo)], whole[whole <= dtype(hi)], whole[:0]):
+        want = (np.heaviside(x - dtype(lo), dtype(0.5)) * (1 - np.heaviside(np.maximum(x, dtype(lo)) - dtype(hi),
+                                                                             dtype(0.5)))).astype(dtype)
+        _same(_inside(x, lo, hi), want)
+        _same(runtime._inside(x, lo, hi), want)
+    x = whole
     inner = x[(x > lo) & (x < hi)]  # nothing clipped: a 0-d 1 of the dtype, which broadcasts
     _same(np.broadcast_to(_inside(inner, lo, hi), inner.shape), np.ones_like(inner))
 
