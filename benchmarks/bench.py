@@ -54,12 +54,17 @@ def _timed_in_turns(contenders: dict[str, Callable[[], object]], repeat: int) ->
     return times
 
 
-def _median_ratio(row: dict[str, list[float]], ours: str, *others: str) -> float | None:
-    """The median over rounds of ours / the fastest of ``others`` in the same round."""
+def _round_ratios(row: dict[str, list[float]], ours: str, *others: str) -> list[float] | None:
+    """Round by round, ours / the fastest of ``others`` in the same round."""
     others = tuple(o for o in others if o in row)
     if not others:
         return None
-    return statistics.median(t / min(row[o][i] for o in others) for i, t in enumerate(row[ours]))
+    return [t / min(row[o][i] for o in others) for i, t in enumerate(row[ours])]
+
+
+# the ratios of the table: JAX / the faster of optax and torch, JAX / its floor, NumPy / the reference
+PAIRS = (("lossdsl jax", ("optax/jax", "torch")), ("lossdsl jax", ("floor jax",)),
+         ("lossdsl numpy", ("reference numpy",)))
 
 
 def _inputs(kind: str, n: int, rows: int, cols: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -230,10 +235,21 @@ def _fmt(t: float) -> str:
     return f"{t * 1e3:.2f}"
 
 
-def ratios(results) -> dict[str, tuple[float | None, float | None, float | None]]:
-    """Per loss: JAX / the faster of optax and torch, JAX / its floor, NumPy / the reference."""
-    return {name: (_median_ratio(row, "lossdsl jax", "optax/jax", "torch"), _median_ratio(row, "lossdsl jax", "floor jax"),
-                   _median_ratio(row, "lossdsl numpy", "reference numpy")) for name, row in results.items()}
+def ratios(results) -> dict[str, tuple[float | None, ...]]:
+    """Per loss, the median over rounds of each ratio of PAIRS."""
+    return {name: tuple(None if r is None else statistics.median(r) for r in
+                        (_round_ratios(row, ours, *others) for ours, others in PAIRS)) for name, row in results.items()}
+
+
+def _ratio_cell(row: dict[str, list[float]], ours: str, others: tuple[str, ...]) -> str:
+    """The median ratio, and its quartiles over the rounds: how far a shared machine moved it."""
+    r = _round_ratios(row, ours, *others)
+    if r is None:
+        return "–"
+    if len(r) < 4:
+        return f"{statistics.median(r):.2f}"
+    q1, _, q3 = statistics.quantiles(r, n=4)
+    return f"{statistics.median(r):.2f} ({q1:.2f}–{q3:.2f})"
 
 
 def table(results, counts) -> str:
@@ -245,7 +261,7 @@ def table(results, counts) -> str:
         cells = [(_fmt(statistics.median(row[c])) if c in row else "–") for c in cols]
         ops = f"{counts[name][0]} / {counts[name][1]}" if name in counts else "–"
         lines.append(f"| {name} | " + " | ".join(cells) + " | " +
-                     " | ".join("–" if r is None else f"{r:.2f}" for r in ratios(results)[name]) + f" | {ops} |")
+                     " | ".join(_ratio_cell(row, ours, others) for ours, others in PAIRS) + f" | {ops} |")
     return "\n".join(lines)
 
 
@@ -322,7 +338,8 @@ def main(argv=None) -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"NumPy {np.__version__}, {_versions()}. Loss + gradient with respect to y_pred, float32, N = {n} ({rows} × {cols} for cce). "
         f"Times are medians of {repeat} rounds, each contender run once per round in shuffled order; ratios are "
-        "medians over rounds of the ratio within a round. Timings on a shared machine are noisy.", "",
+        "medians over rounds of the ratio within a round, with its quartiles over the rounds in brackets "
+        "(timings on a shared machine are noisy: the same ratio has moved by up to 2x between runs here).", "",
         table(results, counts), "", *targets(results, counts, warm, cold, imported), ""])
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
