@@ -188,31 +188,34 @@ class ExprPrinter:
                 den[self._is_small(b)].append(b)
             else:
                 num[self._is_small(f)].append(f)
-        if negative and (num[True] or den[True]) and (num[False] or den[False]):
-            # the sign joins the small factors: one pass over the array, where -(r*(2/n)) takes two
-            negative = False
-            num[True].insert(0, sp.Integer(-1))
-        elif negative and any(_flips(f) for f in num[False]):
+        # the sign joins the small factors: one pass over the array, where -(r*(2/n)) takes two
+        signed = negative and (num[True] or den[True]) and (num[False] or den[False])
+        if negative and not signed and any(_flips(f) for f in num[False]):
             # the sign flips a difference among the factors: -((a - b)*c) is (b - a)*c, one pass fewer
-            negative = False
             i = next(i for i, f in enumerate(num[False]) if _flips(f))
             num[False][i] = sp.Add(*(-t for t in num[False][i].args))
-        if num[False] or den[False]:
-            array = self._fraction(num[False], den[False])
-            if num[True] and den[True]:
-                code = f"{self._wrap_code(*array, _MUL - 1)}*({self._fraction(num[True], den[True])[0]})"
-            elif den[True]:
-                code = f"{self._wrap_code(*array, _MUL - 1)}/{self._denominator(den[True])}"
-            elif num[True]:
-                code = f"{self._wrap_code(*self._fraction(num[True], []), _MUL - 1)}*{self._wrap_code(*array, _MUL)}"
-            else:
-                code = array[0]
-            prec = _MUL if (num[True] or den[True] or array[1] <= _MUL) else array[1]
-        else:
+            negative = False
+        if not (num[False] or den[False]):
             code, prec = self._fraction(num[True], den[True])
+        else:
+            negative = negative and not signed
+            code, prec = self._fraction(num[False], den[False])
+            array = self._wrap_code(code, prec, _MUL - 1)
+            small = self._fraction(num[True], den[True])
+            if signed:  # -(2*n) is (-2)*n: no parentheses around a product of small factors
+                small = "-" + self._wrap_code(small[0], small[1], _MUL - 1), _UNARY
+            if den[True] and (num[True] or signed):
+                code, prec = f"{array}*({small[0]})", _MUL
+            elif den[True]:
+                code, prec = f"{array}/{self._denominator(den[True])}", _MUL
+            elif num[True]:
+                code, prec = f"{self._wrap_code(*small, _MUL - 1)}*{array}", _MUL
         if negative:
-            return "-" + self._wrap_code(code, prec, _UNARY - 1 if prec >= _MUL else _UNARY), min(prec, _UNARY)
+            return self._negated(code, prec), min(prec, _UNARY)
         return code, prec
+
+    def _negated(self, code: str, prec: int) -> str:
+        return "-" + self._wrap_code(code, prec, _UNARY - 1 if prec >= _MUL else _UNARY)
 
     @staticmethod
     def _wrap_code(code: str, prec: int, floor: int) -> str:
