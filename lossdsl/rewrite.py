@@ -263,29 +263,20 @@ def cancel_terms(expr: sp.Basic) -> sp.Basic:
     return candidate if sp.count_ops(candidate) < sp.count_ops(expr) else expr
 
 
-def _cancel(expr: sp.Basic) -> sp.Basic:
-    """``cancel_terms`` applied innermost first."""
-    if expr.is_Atom:
-        return expr
-    args = [_cancel(a) for a in expr.args]
-    if any(a is not b for a, b in zip(args, expr.args)):
-        expr = expr.func(*args)
-    return cancel_terms(expr)
-
-
 def stabilize(expr: sp.Basic) -> sp.Basic:
     """``expr`` with every rule applied wherever its pattern matches, innermost first, its
     reflected pairs shared, and terms that then cancel cancelled."""
-    return _cancel(share_reflections(_stabilize(expr)))
+    return _bottom_up(share_reflections(_bottom_up(expr, _rewrite_node)), cancel_terms)
 
 
-def _stabilize(expr: sp.Basic) -> sp.Basic:
+def _bottom_up(expr: sp.Basic, rewrite: Callable[[sp.Basic], sp.Basic]) -> sp.Basic:
+    """``expr`` with ``rewrite`` applied to every node, innermost first."""
     if expr.is_Atom:
         return expr
-    args = [_stabilize(a) for a in expr.args]
+    args = [_bottom_up(a, rewrite) for a in expr.args]
     if any(a is not b for a, b in zip(args, expr.args)):
         expr = expr.func(*args)
-    return _rewrite_node(expr)
+    return rewrite(expr)
 
 
 def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:
