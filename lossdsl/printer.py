@@ -190,7 +190,9 @@ class ExprPrinter:
                 num[self._is_small(f)].append(f)
         # the sign joins the small factors: one pass over the array, where -(r*(2/n)) takes two
         signed = negative and (num[True] or den[True]) and (num[False] or den[False])
-        if negative and not signed and any(_flips(f) for f in num[False]):
+        if signed:
+            negative = False
+        elif negative and any(_flips(f) for f in num[False]):
             # the sign flips a difference among the factors: -((a - b)*c) is (b - a)*c, one pass fewer
             i = next(i for i, f in enumerate(num[False]) if _flips(f))
             num[False][i] = sp.Add(*(-t for t in num[False][i].args))
@@ -198,7 +200,6 @@ class ExprPrinter:
         if not (num[False] or den[False]):
             code, prec = self._fraction(num[True], den[True])
         else:
-            negative = negative and not signed
             code, prec = self._fraction(num[False], den[False])
             array = self._wrap_code(code, prec, _MUL - 1)
             small = self._fraction(num[True], den[True])
