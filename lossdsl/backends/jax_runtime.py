@@ -63,8 +63,7 @@ def _out(x, dt):
 
 def _sigmoid(x):
     # jax.nn.sigmoid refuses integers (as where(c, 2, 3) gives), which every other function takes
-    x = jnp.asarray(x)
-    return jax.nn.sigmoid(x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float)))
+    return jax.nn.sigmoid(_as_float(x, jnp.result_type(float)))
 
 
 def _softplus(x):
