@@ -36,12 +36,11 @@ class ModuleWriter:
     def __init__(self, graph: Graph, root: sp.Expr, backend: Backend, text: str):
         self.graph, self.root, self.b, self.text = graph, root, backend, text
         self.sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
-        self.fp = FunctionPrinter(graph, backend)
-        self._gradients: dict[tuple[str, ...], dict[str, sp.Expr]] = {}
+        self._gradients: dict[tuple[str, ...], tuple[Graph, dict[str, sp.Expr]]] = {}
 
-    def gradients(self, wrt: Sequence[str]) -> dict[str, sp.Expr]:
-        """d(root)/d(each input in ``wrt``), derived once per ``wrt`` (the module's docstring and its
-        value_and_grad both need them; the graph keeps the ops the first derivation added)."""
+    def gradients(self, wrt: Sequence[str]) -> tuple[Graph, dict[str, sp.Expr]]:
+        """d(root)/d(each input in ``wrt``) over the graph extended for them, derived once per ``wrt``
+        (the module's docstring and its value_and_grad both need them)."""
         key = tuple(wrt)
         if key not in self._gradients:
             self._gradients[key] = gradients(self.graph, self.root, key)
@@ -80,19 +79,21 @@ def {name}(*, {", ".join(names)}):
         doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
 
         def function(name: str) -> str:
-            lines, (v,) = self.fp.body(self.sig, [self.root])
-            return self.fp.function(name, self.sig, lines, f"_out({v}, _dt)", doc=doc)
+            fp = FunctionPrinter(self.graph, self.b)
+            lines, (v,) = fp.body(self.sig, [self.root])
+            return fp.function(name, self.sig, lines, f"_out({v}, _dt)", doc=doc)
         return self._by_rows(name, doc, function)
 
     def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
         """``value_and_grad``; ``checked``: it also returns the value ranges of ``_checks``, computed in
         the same jit (one dispatch, and XLA may share the passes over the inputs)."""
-        grads = self.gradients(wrt)
+        graph, grads = self.gradients(wrt)
         ops = self.checked_ops() if checked else []
         doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
 
         def function(name: str) -> str:
-            lines, codes = self.fp.body(self.sig, [self.root, *(grads[w] for w in wrt), *self._checked_operands(ops)])
+            fp = FunctionPrinter(graph, self.b)
+            lines, codes = fp.body(self.sig, [self.root, *(grads[w] for w in wrt), *self._checked_operands(ops)])
             k = 1 + len(wrt)
             grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, self._grad_codes(wrt, codes[1:k])))}}}"
             if self.b.name == "numpy":
@@ -103,16 +104,17 @@ def {name}(*, {", ".join(names)}):
                 returns = f"_out({codes[0]}, _dt), {grad_dict}"
             if checked:
                 returns += ", " + self._ranges(ops, codes[k:])
-            return self.fp.function(name, self.sig, lines, returns, doc=doc)
+            return fp.function(name, self.sig, lines, returns, doc=doc)
         return self._by_rows(name, doc, function)
 
     def vjp_function(self) -> str:
         wrt = self.differentiable
-        grads = gradients(self.graph, self.root, wrt, seed=_SEED)
-        lines, codes = self.fp.body(self.sig, [grads[w] for w in wrt])
+        graph, grads = gradients(self.graph, self.root, wrt, seed=_SEED)
+        fp = FunctionPrinter(graph, self.b)
+        lines, codes = fp.body(self.sig, [grads[w] for w in wrt])
         params = [*self.sig.inputs, "_ct"]
         returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes)) + ")"
-        return self.fp.function("_vjp", self.sig, lines, returns, params=params,
+        return fp.function("_vjp", self.sig, lines, returns, params=params,
                                 doc="Cotangents of the inputs for an output cotangent _ct (for the backward pass).")
 
     def checked_ops(self) -> list[Apply]:
@@ -137,8 +139,9 @@ def {name}(*, {", ".join(names)}):
         """``_checks``: the (min, max) of each checked operand, and for labels the class count,
         computed under jit where the values are otherwise unknown (XLA drops everything else)."""
         ops = self.checked_ops()
-        lines, codes = self.fp.body(self.sig, self._checked_operands(ops))
-        return self.fp.function("_checks", self.sig, lines, self._ranges(ops, codes),
+        fp = FunctionPrinter(self.graph, self.b)
+        lines, codes = fp.body(self.sig, self._checked_operands(ops))
+        return fp.function("_checks", self.sig, lines, self._ranges(ops, codes),
                                 doc="Value ranges that call-time checks need (see CompiledLoss).")
 
     def _jax_wiring(self) -> str:
@@ -199,14 +202,14 @@ def loss(*, {args}):
 
     def header(self) -> str:
         """The module docstring: the source loss, its formula and its gradients, readable."""
-        grads = self.gradients(self.differentiable)
+        graph, grads = self.gradients(self.differentiable)
         lines = [f"Loss and gradient generated by lossdsl for {self.b.name}; regenerate it rather than edit it.",
                  "", "Source (also in SOURCE):", "", *_indented(self.text), "", "Loss:", "",
                  *_indented(_shown(render(self.graph, self.root)))]
         if grads:
             lines += ["", "Gradient, element by element (n: the element count of a mean):", ""]
             lines += [line for w in self.differentiable
-                      for line in _indented(f"d/d{w} = {_shown(render(self.graph, grads[w]))}")]
+                      for line in _indented(f"d/d{w} = {_shown(render(graph, grads[w]))}")]
         doc = "\n".join(line.rstrip() for line in lines)
         safe = "\\" not in doc and '"""' not in doc and all(line.isprintable() for line in lines)
         return f'"""{doc}\n"""' if safe else repr(doc + "\n")  # user text never escapes the string
@@ -352,7 +355,6 @@ class CompiledLoss:
         if backend not in BACKEND_BY_NAME:
             raise LossDSLError(f"unknown backend '{backend}'; choose one of {', '.join(BACKEND_BY_NAME)}")
         self.text, self.graph, self.root, self.backend = text, graph, root, backend
-        self._pristine = graph.copy()  # gradients add ops to a graph: the module starts from this one
         self._writer = ModuleWriter(graph, root, BACKEND_BY_NAME[backend], text)
         self._subsets: dict[tuple[str, ...], Callable[..., Any]] = {}
 
@@ -371,7 +373,7 @@ class CompiledLoss:
     def source(self) -> str:
         """The generated module: standalone Python that imports only its array library; the same
         bytes for the same source, whatever was asked of this loss before."""
-        return ModuleWriter(self._pristine.copy(), self.root, self._writer.b, self.text).module()
+        return self._writer.module()
 
     @cached_property
     def module(self) -> types.ModuleType:
@@ -567,4 +569,5 @@ class CompiledLoss:
         Element counts of means appear as ``n``; other reductions as applied functions.
         """
         (name,) = self._wrt(wrt)
-        return render(self.graph, gradients(self.graph, self.root, [name])[name])
+        graph, grads = gradients(self.graph, self.root, [name])
+        return render(graph, grads[name])

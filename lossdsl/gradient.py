@@ -54,14 +54,17 @@ def _constant_factors(graph: Graph, contribution: sp.Expr, leaf: sp.Symbol) -> t
     return sp.Mul(*outside), sp.Mul(*inside)
 
 
-def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = sp.S.One) -> dict[str, sp.Expr]:
-    """d(root)/d(input) for each input in ``wrt``, as expressions over leaves.
+def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
+              seed: sp.Expr = sp.S.One) -> tuple[Graph, dict[str, sp.Expr]]:
+    """d(root)/d(input) for each input in ``wrt``, as expressions over the leaves of a new graph
+    that extends ``graph`` with the ops the derivatives need (``graph`` itself is left as it was).
 
     ``seed`` is the cotangent of ``root``: 1 for the gradient of a scalar loss, a symbol for a
     vector-Jacobian product. A non-scalar root with seed 1 gives the gradient of its sum.
     """
     forward = list(graph)
     need = requires_grad(graph, wrt)
+    graph = graph.copy()
     ct: dict[sp.Symbol, sp.Expr] = defaultdict(lambda: sp.Integer(0))
 
     def push(expr: sp.Expr, cotangent: sp.Expr) -> None:
@@ -94,4 +97,4 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str], seed: sp.Expr = s
             for operand, cot in zip(op.operands, rule(graph, op, sym, ct[sym])):
                 if cot is not None:
                     push(operand, cot)
-    return {name: ct[graph.input(name)] for name in wrt}
+    return graph, {name: ct[graph.input(name)] for name in wrt}

@@ -18,17 +18,17 @@ DIRECTION = "_direction"  # the input that holds v; user names cannot start with
 
 
 def hessian_vector(graph: Graph, root: sp.Expr, wrt: str) -> tuple[Graph, sp.Expr]:
-    """A copy of ``graph`` with an input ``DIRECTION`` shaped like ``wrt``, and ``H v`` over it."""
+    """An extension of ``graph`` with an input ``DIRECTION`` shaped like ``wrt``, and ``H v`` over it."""
     g = graph.copy()
     v = g.input(DIRECTION)
-    grad = gradients(g, root, [wrt])[wrt]
-    return g, gradients(g, grad, [wrt], seed=v)[wrt]
+    g, grads = gradients(g, root, [wrt])
+    g, hv = gradients(g, grads[wrt], [wrt], seed=v)
+    return g, hv[wrt]
 
 
 def hessian_rowsum(graph: Graph, root: sp.Expr, wrt: str) -> tuple[Graph, sp.Expr]:
     """``H 1``: the per-element second derivative of an elementwise loss, as an expression."""
-    g = graph.copy()
-    x = g.input(wrt)
-    grad = gradients(g, root, [wrt])[wrt]
-    ones = g.apply("broadcast", 1, x)  # the gradient's full shape, even where it simplified to a scalar
-    return g, gradients(g, grad, [wrt], seed=ones)[wrt]
+    g, grads = gradients(graph, root, [wrt])
+    ones = g.apply("broadcast", 1, g.input(wrt))  # the gradient's full shape, even where it simplified to a scalar
+    g, h = gradients(g, grads[wrt], [wrt], seed=ones)
+    return g, h[wrt]
