@@ -191,7 +191,7 @@ def op_counts(specs, inputs_of):
             continue
         small = inputs_of(name)
         module = lossdsl.compile(call, backend="jax")._writer.subset_module(("y_pred",))
-        from lossdsl.compiled import load_module
+        from lossdsl.codegen import load_module
         ours = load_module(module, "bench").value_and_grad
         n_ours = _equations(jax.make_jaxpr(lambda y, p, ours=ours: ours(y_true=y, y_pred=p))(small["y_true"], small["y_pred"]))
         n_ref = _equations(jax.make_jaxpr(jax.value_and_grad(lambda p, y, jref=jref: jref(y, p)))(small["y_pred"], small["y_true"]))

@@ -2,10 +2,9 @@
 
 from . import objectives
 from .analysis import analyze
-from .compiled import CompiledLoss
+from .compiled import CompiledLoss, compile
 from .errors import InputError, LossDSLError
 from .parser import parse
-from .pipeline import compile
 
 __all__ = ["CompiledLoss", "InputError", "LossDSLError", "analyze", "compile", "objectives", "parse"]
 __version__ = "0.1.0"

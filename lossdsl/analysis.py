@@ -745,7 +745,7 @@ def analyze(source: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=128)
 def _analyze(source: str) -> dict[str, Any]:
-    from .pipeline import compile as compile_loss
+    from .compiled import compile as compile_loss
     loss = compile_loss(source)
     return {"source": loss.text, "formula": sp.sstr(loss.formula()),
             "inputs": {x: analyze_input(loss, x) for x in _order(loss)}}

@@ -55,14 +55,13 @@ def row_blocks(graph: Graph, root: sp.Expr) -> RowBlocks | None:
 
 
 class _Ranks:
-    """Each value's rank as a deficit against the float inputs' common rank r (an op's output
-    has r - deficit axes; reductions remove axes from the right), and the least r for which no
-    reduction or gather touches axis 0."""
+    """Each value's rank deficit (from the IR: ``Graph.rank``), checked to keep the rows apart,
+    and the least common rank r of the float inputs for which no reduction or gather touches axis 0."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
         self.min_rank = 1
-        self._deficits: dict[sp.Symbol, int] = {}
+        self._checked: set[sp.Symbol] = set()
 
     def need(self, rank: int) -> None:
         self.min_rank = max(self.min_rank, rank)
@@ -76,35 +75,38 @@ class _Ranks:
         return deficits.pop() if deficits else None
 
     def _leaf(self, s: sp.Symbol) -> int:
-        if s not in self._deficits:
-            self._deficits[s] = self._op(self.graph.op_of[s])
-        return self._deficits[s]
+        if s not in self._checked:
+            self._check(self.graph.op_of[s])
+            self._checked.add(s)
+        deficit = self.graph.rank(s).deficit
+        if deficit is None:
+            raise _Unblockable
+        return deficit
 
-    def _op(self, op: Input | Apply) -> int:
+    def _check(self, op: Input | Apply) -> None:
+        """Raise _Unblockable unless ``op`` keeps rows apart; note the rank it needs for that."""
         if isinstance(op, Input):
             if op.name in self.graph.index_inputs:
                 raise _Unblockable  # labels have their own rank: only a gather may read them
-            return 0
+            return
         if op.prim == "within":
-            return self._operand(op.operands[0])
-        if op.prim in REDUCTIONS:
+            self._operand(op.operands[0])
+        elif op.prim in REDUCTIONS:
             d = self._operand(op.operands[0])
             axes = op.param("axis")
             axes = (axes,) if isinstance(axes, int) else axes
             if axes is None or not all(isinstance(a, int) and a < 0 for a in axes):
                 raise _Unblockable
             self.need(d - min(axes) + 1)  # the deepest axis reduced is not the rows
-            return d + (0 if op.param("keepdims") else len(axes))
-        if op.prim == "take":
+        elif op.prim == "take":
             x, labels = op.operands
             axis = op.param("axis")
             if not (isinstance(labels, sp.Symbol) and isinstance(self.graph.op_of.get(labels), Input)
                     and isinstance(axis, int) and axis < 0):
                 raise _Unblockable
-            d = self._operand(x)
-            self.need(d - axis + 1)
-            return d + 1  # labels have the gathered axis removed: their rows are the same rows
-        raise _Unblockable
+            self.need(self._operand(x) - axis + 1)  # labels have the gathered axis removed: the same rows
+        else:
+            raise _Unblockable
 
     def _operand(self, e: sp.Expr) -> int:
         d = self.of(e)

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sympy as sp
 
-from .ir import Apply, Graph, Tensor
-
-if TYPE_CHECKING:
-    from .resolve import Args
+from .args import Args
+from .ir import Apply, Graph, Rank, RankRule, Tensor
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -186,6 +184,7 @@ class Primitive:
     doc: str = ""
     formula: Callable[..., sp.Expr] | None = None  # how it reads as math; default: name(operands)
     shape: Shape = Shape()  # for the analysis; an op that only gradients create needs none
+    rank: RankRule | None = None  # its output's rank from its operands' (None: not known at compile time)
 
 
 #: primitives that reduce over an ``axis`` (None: all of them) with ``keepdims``
@@ -298,6 +297,42 @@ def _vjp_ctc(g, op, out, ct):
     return (g.apply("ctc_vjp", ct, log_probs, targets, input_lengths, target_lengths, **params), None, None, None)
 
 
+
+# --- Rank rules: an op's output rank from its operands' ranks (see ir.Rank) ------------------
+
+def _reduced(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+    return rank(op.operands[0]).removing(op.param("axis"), op.param("keepdims"))
+
+
+def _shaped_like(k: int) -> RankRule:
+    """An op whose output has the shape of operand ``k``."""
+    def rule(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+        r = rank(op.operands[k])
+        return Rank(r.deficit, r.fixed)
+    return rule
+
+
+def _same(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+    return rank(op.operands[0])
+
+
+def _taken(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+    """A gather removes its axis: one value per row of labels."""
+    r = rank(op.operands[0])
+    return Rank(None if r.deficit is None else r.deficit + 1, None if r.fixed is None else r.fixed - 1,
+                (op.param("axis"), False))
+
+
+def _expanded(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+    r = rank(op.operands[0])
+    return Rank(None if r.deficit is None else r.deficit - 1, None if r.fixed is None else r.fixed + 1,
+                small=r.small)
+
+
+def _zero_d(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+    return Rank(fixed=0, small=True)
+
+
 _CTC_ARGS = "{blank}, {zero_infinity}, {labels}"
 
 
@@ -312,73 +347,77 @@ _TORCH_REDUCE = "{0}, dim={axis}, keepdim={keepdims}"
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("sum", {"numpy": "np.sum(" + _REDUCE + ")", "jax": "jnp.sum(" + _REDUCE + ")",
                        "torch": "torch.sum(" + _TORCH_REDUCE + ")"}, _vjp_sum,
-              shape=Shape("affine", ("increasing",), range_of="sign")),
+              shape=Shape("affine", ("increasing",), range_of="sign"), rank=_reduced),
     Primitive("mean", {"numpy": "np.mean(" + _REDUCE + ")", "jax": "jnp.mean(" + _REDUCE + ")",
                         "torch": "torch.mean(" + _TORCH_REDUCE + ")"}, _vjp_mean,
-              shape=Shape("affine", ("increasing",), range_of="operand")),
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=_reduced),
     Primitive("max", {"numpy": "np.max(" + _REDUCE + ")", "jax": "jnp.max(" + _REDUCE + ")",
                        "torch": "torch.amax(" + _TORCH_REDUCE + ")"}, _vjp_extremum,
-              shape=Shape("convex", ("increasing",), range_of="operand", kink=True)),
+              shape=Shape("convex", ("increasing",), range_of="operand", kink=True), rank=_reduced),
     Primitive("min", {"numpy": "np.min(" + _REDUCE + ")", "jax": "jnp.min(" + _REDUCE + ")",
                        "torch": "torch.amin(" + _TORCH_REDUCE + ")"}, _vjp_extremum,
-              shape=Shape("concave", ("increasing",), range_of="operand", kink=True)),
+              shape=Shape("concave", ("increasing",), range_of="operand", kink=True), rank=_reduced),
     Primitive("logsumexp", _everywhere("_logsumexp(" + _REDUCE + ")"), _vjp_logsumexp,
-              shape=Shape("convex", ("increasing",))),
+              shape=Shape("convex", ("increasing",)), rank=_reduced),
     Primitive("norm", {"numpy": "np.sqrt(np.sum(np.square({0}), axis={axis}, keepdims={keepdims}))",
                        "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))",
                        "torch": "torch.sqrt(torch.sum(torch.square({0}), dim={axis}, keepdim={keepdims}))"},
-              _vjp_norm, shape=Shape("convex", ("sign",), (0, INF))),
+              _vjp_norm, shape=Shape("convex", ("sign",), (0, INF)), rank=_reduced),
     Primitive("matmul", {"numpy": "np.matmul({0}, {1})", "jax": "jnp.matmul({0}, {1})",
                          "torch": "_matmul({0}, {1})"}, _vjp_matmul,
               shape=Shape("multilinear", ("", ""))),
     Primitive("take", _everywhere("_take({0}, {1}, {axis}, {label})"), _vjp_take,
-              shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+              shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_taken),
     Primitive("one_hot", _everywhere("_one_hot({0}, {depth}, {dtype}, {label})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, 1))),
     Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {integer}, {label})"), _vjp_within,
               doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent,
-              shape=Shape("affine", ("increasing",), range_of="operand")),
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=_same),
     Primitive("per_sample", _everywhere("_per_sample({0}, {shape1})"),
               _vjp_per_sample, doc="per-sample values (leading axis) broadcast against operand 1",
-              formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+              formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
     Primitive("per_sample_vjp", _everywhere("_per_sample_vjp({0}, {shape1}, {shape2})"), _vjp_per_sample_vjp,
-              formula=lambda g, w, like: _fn("sum")(g)),
+              formula=lambda g, w, like: _fn("sum")(g), rank=_shaped_like(1)),
     # internal ops that only gradients create
     Primitive("extremum_share", _everywhere("_extremum_share({0}, {axis}, {kind})"), _vjp_constant,
               doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
-              formula=lambda x: _fn("extremum_share")(x)),
+              formula=lambda x: _fn("extremum_share")(x), rank=_shaped_like(0)),
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})",
                        "torch": "torch.tensor(_count({shape0}, {axis}), dtype={dtype})"}, _vjp_constant,
-              shape=Shape("constant", ("static",), (1, INF))),
+              shape=Shape("constant", ("static",), (1, INF)), rank=_zero_d),
     Primitive("expand_dims", _everywhere("_expand_dims({0}, {shape1}, {axis}, {dtype})"), _vjp_expand_dims,
               doc="a cotangent broadcast to a reduction's output shape (operand 1), with the axis restored",
-              formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+              formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_expanded),
     Primitive("broadcast", _everywhere("_broadcast({0}, {shape1}, {dtype})"),
               _vjp_broadcast, doc="operand 0 broadcast against the shape of operand 1 (a shape that "
               "symbolic simplification cancelled, as in x - x)", formula=_transparent,
-              shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+              shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
     Primitive("transpose", {"numpy": "np.transpose(np.broadcast_to({0}, {shape1}))",
                             "jax": "jnp.transpose(jnp.broadcast_to({0}, {shape1}))",
                             "torch": "_transpose({0}, {shape1})"}, _vjp_transpose,
               doc="operand 0, broadcast to the shape of operand 1, with its axes reversed",
-              shape=Shape("affine", ("increasing", "static"), range_of="operand")),
+              shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
     Primitive("sum_to", _everywhere("_sum_to({0}, {shape1}, {shape2}, {dtype})"),
               _vjp_sum_to, doc="operand 0, broadcast against the shapes of operands 1 and 2, summed down "
               "to the shape of operand 1 (undoes broadcasting)",
-              formula=lambda x, like, full: x if full == 1 or isinstance(like, sp.Symbol) else _fn("sum")(x)),
+              formula=lambda x, like, full: x if full == 1 or isinstance(like, sp.Symbol) else _fn("sum")(x), rank=_shaped_like(1)),
     Primitive("matmul_vjp_a", _everywhere("_matmul_vjp_a({0}, {1}, {2}, {shape3})"), _vjp_matmul_vjp_a,
-              formula=lambda g, a, b, out: _fn("matmul")(g, _fn("transpose")(b))),
+              formula=lambda g, a, b, out: _fn("matmul")(g, _fn("transpose")(b)), rank=_shaped_like(1)),
     Primitive("matmul_vjp_b", _everywhere("_matmul_vjp_b({0}, {1}, {2}, {shape3})"), _vjp_matmul_vjp_b,
-              formula=lambda g, a, b, out: _fn("matmul")(_fn("transpose")(a), g)),
+              formula=lambda g, a, b, out: _fn("matmul")(_fn("transpose")(a), g), rank=_shaped_like(2)),
     Primitive("take_vjp", _everywhere("_take_vjp({0}, {1}, {shape2}, {axis})"), _vjp_take_vjp,
-              formula=lambda g, labels, x: g * _fn("one_hot")(labels)),
+              formula=lambda g, labels, x: g * _fn("one_hot")(labels), rank=_shaped_like(2)),
     # connectionist temporal classification: a dynamic program with its own gradient rule
     Primitive("ctc", _everywhere("_ctc_nll({0}, {1}, {2}, {3}, " + _CTC_ARGS + ")"), _vjp_ctc,
               doc="per-sample CTC negative log-likelihood of padded targets (B, S) under log_probs (T, B, C)"),
     Primitive("ctc_vjp", _everywhere("_ctc_grad({0}, {1}, {2}, {3}, {4}, " + _CTC_ARGS + ")"),
               doc="the per-sample cotangent (operand 0) times d ctc / d log_probs, by forward-backward",
-              formula=lambda g, lp, targets, il, tl: g * _fn("ctc_grad")(lp, targets, il, tl)),
+              formula=lambda g, lp, targets, il, tl: g * _fn("ctc_grad")(lp, targets, il, tl), rank=_shaped_like(1)),
 )}
+
+
+#: how each primitive's rank follows from its operands' (a graph works out every op's rank with them)
+RANK_RULES: dict[str, RankRule] = {p.name: p.rank for p in PRIMITIVES.values() if p.rank is not None}
 
 
 # --- The user-callable names ---------------------------------------------------------------

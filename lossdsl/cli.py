@@ -12,10 +12,11 @@ from pathlib import Path
 import sympy as sp
 
 from .analysis import analyze, selection_guide, table
+from .backend import BACKENDS
 from .builtins import BUILTINS, REQUIRED
+from .compiled import compile as compile_loss
 from .errors import LossDSLError, did_you_mean
 from .library import definition_text, families, library, markdown, signature, summary
-from .pipeline import compile as compile_loss
 from .pipeline import read_source
 
 
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("compile", help="write the generated module for a loss")
     c.add_argument("source", help="a loss expression, or a path to a .loss file")
-    c.add_argument("--backend", choices=("numpy", "jax", "torch"), default="numpy")
+    c.add_argument("--backend", choices=tuple(BACKENDS), default="numpy")
     c.add_argument("-o", "--output", help="file to write (default: standard output)")
     g = sub.add_parser("grad", help="print the gradient of a loss, element by element")
     g.add_argument("source", help="a loss expression, or a path to a .loss file")

@@ -14,22 +14,10 @@ from collections.abc import Sequence
 import sympy as sp
 from sympy.core.parameters import distribute
 
-from .builtins import PRIMITIVES, REDUCTIONS
+from .builtins import PRIMITIVES
 from .errors import LossTypeError
 from .ir import Apply, Graph
 from .rewrite import stabilize
-
-
-def is_scalar(graph: Graph, sym: sp.Symbol) -> bool:
-    """True for leaves known to be 0-d at run time: full reductions and element counts."""
-    op = graph.op_of.get(sym)
-    if not isinstance(op, Apply):
-        return False
-    if op.prim == "count":
-        return True
-    params = dict(op.params)
-    return op.prim in REDUCTIONS and params["axis"] is None \
-        and not params["keepdims"]
 
 
 def requires_grad(graph: Graph, wrt: Sequence[str]) -> set[sp.Symbol]:
@@ -49,7 +37,7 @@ def _constant_factors(graph: Graph, contribution: sp.Expr, leaf: sp.Symbol) -> t
         return sp.Integer(1), contribution
     outside, inside = [], []
     for f in contribution.args:
-        constant = all(s == leaf or is_scalar(graph, s) for s in f.free_symbols)
+        constant = all(s == leaf or graph.rank(s).scalar for s in f.free_symbols)
         (outside if constant else inside).append(f)
     return sp.Mul(*outside), sp.Mul(*inside)
 
@@ -71,7 +59,7 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
         # The contribution to a leaf has the shape of ``expr`` broadcast with the cotangent; it
         # is summed down to the leaf's shape unless nothing in it is larger than the leaf.
         expr = stabilize(expr)  # differentiate the stable form: softplus, not log(sigmoid)
-        tensors = {s for s in graph.leaves(expr) + graph.leaves(cotangent) if not is_scalar(graph, s)}
+        tensors = {s for s in graph.leaves(expr) + graph.leaves(cotangent) if not graph.rank(s).scalar}
         for leaf in graph.leaves(expr):
             if leaf not in need:
                 continue

@@ -8,7 +8,7 @@ arithmetic between two ops is fused into one expression and differentiated by Sy
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -84,21 +84,73 @@ def as_number(b: sp.Basic) -> sp.Expr:
     return b
 
 
+@dataclass(frozen=True)
+class Rank:
+    """What compile time knows of a value's axes. Input ranks are known only at call time, so a rank
+    is a ``deficit`` against the float inputs' common rank r (the value has r - deficit axes;
+    reductions remove axes from the right), or ``fixed``: that many axes whatever r is (0 for a full
+    reduction). ``dropped`` is a reduction's or gather's (axis, keepdims), ``small`` whether the value
+    has fewer elements than the arrays it was computed from (a product multiplies such factors
+    together before it meets a whole array)."""
+
+    deficit: int | None = None
+    fixed: int | None = None
+    dropped: tuple[Any, bool] | None = None
+    small: bool = False
+
+    @property
+    def scalar(self) -> bool:
+        return self.fixed == 0
+
+    def removing(self, axis: int | tuple[int, ...] | None, keepdims: bool) -> Rank:
+        """The rank of this value reduced over ``axis`` (None: all axes)."""
+        if keepdims:
+            return Rank(self.deficit, self.fixed, (axis, keepdims), small=True)
+        if axis is None:
+            return Rank(fixed=0, dropped=(axis, keepdims), small=True)
+        n = len(axis) if isinstance(axis, tuple) else 1
+        return Rank(None if self.deficit is None else self.deficit + n,
+                    None if self.fixed is None else self.fixed - n, (axis, keepdims), small=True)
+
+
+FLOAT_INPUT, UNKNOWN = Rank(deficit=0), Rank()
+#: how a primitive's output rank follows from its op and its operands' ranks (one rule per registry entry)
+RankRule = Callable[["Apply", Callable[[sp.Basic], Rank]], Rank]
+
+
 class Graph:
     """The ops of one loss, deduplicated, in creation order (a topological order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rank_rules: Mapping[str, RankRule]) -> None:
         self._symbol_of: dict[Op, sp.Symbol] = {}
         self.op_of: dict[sp.Symbol, Op] = {}
+        self._rank_rules = rank_rules
+        self._rank_of: dict[sp.Symbol, Rank] = {}  # each op's rank, set once as the op is created
         self.inputs: list[str] = []
         self.index_inputs: set[str] = set()
 
     def copy(self) -> Graph:
         """An independent graph with the same ops, to extend without changing this one."""
-        other = Graph()
-        other._symbol_of, other.op_of = dict(self._symbol_of), dict(self.op_of)
+        other = Graph(self._rank_rules)
+        other._symbol_of, other.op_of, other._rank_of = dict(self._symbol_of), dict(self.op_of), dict(self._rank_of)
         other.inputs, other.index_inputs = list(self.inputs), set(self.index_inputs)
         return other
+
+    def rank(self, e: sp.Basic) -> Rank:
+        """The rank of a leaf, or of an elementwise expression: its leaves' common rank, 0-d leaves
+        broadcasting (fixed 0 for a constant); unknown where leaves of different ranks meet."""
+        if e in self._rank_of:
+            return self._rank_of[e]
+        if isinstance(e, sp.Symbol):
+            return UNKNOWN  # not an op of this graph: a cotangent seed, say
+        ranks = {self.rank(s) for s in e.free_symbols}
+        arrays = {(r.deficit, r.fixed) for r in ranks if not r.scalar}
+        if not arrays:
+            return Rank(fixed=0)
+        if len(arrays) > 1:
+            return UNKNOWN
+        ((deficit, fixed),) = arrays
+        return Rank(deficit, fixed, small=all(r.small for r in ranks))
 
     def leaf(self, op: Op) -> sp.Symbol:
         """The symbol standing for ``op``'s output, creating the op if it is new."""
@@ -111,9 +163,23 @@ class Graph:
             sym = sp.Symbol(name, real=True)
             self._symbol_of[op] = sym
             self.op_of[sym] = op
+            self._rank_of[sym] = self._op_rank(op)
             if isinstance(op, Input):
                 self.inputs.append(op.name)
         return sym
+
+    def _op_rank(self, op: Op) -> Rank:
+        if isinstance(op, Input):
+            return UNKNOWN if op.name in self.index_inputs else FLOAT_INPUT  # labels have ranks of their own
+        rule = self._rank_rules.get(op.prim)
+        return UNKNOWN if rule is None else rule(op, self.rank)
+
+    def settle_ranks(self) -> None:
+        """Work every op's rank out again, once the inputs that hold labels are all known (the
+        resolver learns that as it goes); called by the graph's builder before anyone else reads it."""
+        self._rank_of = {}
+        for sym, op in self.op_of.items():
+            self._rank_of[sym] = self._op_rank(op)
 
     def input(self, name: str) -> sp.Symbol:
         return self.leaf(Input(name))

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from .compiled import CompiledLoss
+from .compiled import compile as compile_loss
 from .errors import LossDSLError
-from .pipeline import compile as compile_loss
 
 _TOLERANCE = 1e-6  # relative, for the sum/mean and diagonality probes (computed in float64)
 

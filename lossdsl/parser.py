@@ -35,12 +35,18 @@ _TOKEN_NAMES = {
 
 
 class LossIndenter(Indenter):
+    """Lark's indenter, keeping its indentation and parenthesis state per parse: Lark calls the one
+    instance it was given for every parse, from whichever thread parses."""
+
     NL_type = "_NEWLINE"
     OPEN_PAREN_types = ["LPAR"]
     CLOSE_PAREN_types = ["RPAR"]
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+    def process(self, stream):
+        return Indenter.process(LossIndenter(), stream)  # a fresh state for this parse alone
 
     def _process(self, stream):
         for token in super()._process(stream):

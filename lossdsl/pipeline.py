@@ -1,15 +1,25 @@
-"""The pipeline in one place: source → AST → IR (graph and root) → compiled loss."""
+"""The pipeline in one place: every phase, run once, at compile time.
+
+source ──parse──▶ AST ──resolve──▶ IR ──gradient──▶ gradient IR ──rewrite, print──▶ module source ──load──▶ module
+
+Each phase takes what the one before returned and returns something new; nothing here or later
+adds to a graph another object holds. A loss that cannot be differentiated or printed fails here,
+at ``compile()``, not at its first call.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import types
+from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
 
 from . import syntax as A
-from .compiled import CompiledLoss
+from .backend import Backend, backend
+from .codegen import ModuleWriter, load_module
 from .errors import LossDSLError
+from .gradient import gradients
 from .ir import Graph
 from .library import library
 from .parser import parse
@@ -37,16 +47,25 @@ def lower(program: A.Program) -> tuple[Graph, sp.Expr]:
     return resolver.graph, root
 
 
-@lru_cache(maxsize=256)
-def _compile(text: str, file: str, backend: str) -> CompiledLoss:
+@dataclass(frozen=True)
+class Compilation:
+    """Everything compile time derives for one source and backend; read-only from here on."""
+
+    text: str
+    file: str
+    backend: Backend
+    graph: Graph
+    root: sp.Expr
+    writer: ModuleWriter  # holds the full gradient IR; writes the modules asked for later
+    source: str  # the standalone module
+    module: types.ModuleType
+
+
+def build(text: str, file: str, backend_name: str) -> Compilation:
+    """Run every phase for ``text`` and the backend called ``backend_name``."""
+    b = backend(backend_name)
     graph, root = lower(parse(text, file))
-    return CompiledLoss(text, graph, root, backend)
-
-
-def compile(source: str | Path, backend: str = "numpy") -> CompiledLoss:  # noqa: A001 - public name
-    """Compile a loss (an expression, a program, or a path to a ``.loss`` file) for a backend.
-
-    Results are cached by source text and backend.
-    """
-    text, file = read_source(source)
-    return _compile(text, file, backend)
+    float_inputs = tuple(n for n in graph.inputs if n not in graph.index_inputs)
+    writer = ModuleWriter(text, b, graph, root, gradients(graph, root, float_inputs))
+    source = writer.module()
+    return Compilation(text, file, b, graph, root, writer, source, load_module(source, b.name))

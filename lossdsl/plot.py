@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import input_ranges
+from .compiled import compile as compile_loss
 from .errors import LossDSLError
-from .pipeline import compile as compile_loss
 
 INSTALL = "plotting needs matplotlib: pip install 'lossdsl[plot]'"
 AXES = {"residual": "residual y_pred - y_true (y_true = 0)", "probability": "predicted probability (y_true = 1)",

@@ -8,62 +8,21 @@ and copies in the runtime helpers it calls.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 
 import sympy as sp
 
+from .backend import Backend
 from .backends import runtime
-from .builtins import FUNCTION_NAMES, PRIMITIVES, REDUCTIONS, maximum, minimum
+from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
 from .ir import Apply, Graph
 from .rewrite import share_logistic, stabilize
 
 _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    alias: str  # the array module's name in generated code
-    imports: str
-    runtime_module: str  # imported on first use, so that `import lossdsl` does not import jax
-    guard: str | None = None  # a context manager wrapped around function bodies
-    renamed: tuple[tuple[str, str], ...] = ()  # NumPy names the array module lacks -> printed helper
-    # arrays are mutable and evaluated eagerly: a function of a temporary may write over it
-    # (_into, _where's scratch), saving a fresh full-size array
-    scratch: bool = False
-    # evaluated eagerly, one op over whole arrays at a time: a loss that is a mean over rows runs
-    # a block of rows at a time (blocking.py)
-    row_blocks: bool = False
-    # maximum and minimum with a number print as a one-sided clip: NumPy has no SIMD loop for
-    # np.maximum(x, 0) with a number, and np.clip(x, 0, np.inf) is three times faster
-    one_sided_clip: bool = False
-    # softplus(a) and sigmoid(a) together print through one exp(-|a|) (rewrite.share_logistic):
-    # each helper call evaluates its own exponential
-    shared_logistic: bool = False
-
-    @property
-    def runtime(self) -> ModuleType:
-        return importlib.import_module(self.runtime_module)
-
-    def fn(self, name: str) -> str:
-        """How the array module's ``name`` (NumPy's name for it) prints on this backend."""
-        return dict(self.renamed).get(name, f"{self.alias}.{name}")
-
-
-NUMPY = Backend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
-                (("where", "_where"),),  # np.where branches per element: a branch-free select
-                scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True)
-JAX = Backend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
-# torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
-TORCH = Backend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
-                (("shape", "_shape"), ("where", "_where")))
-BACKEND_BY_NAME = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 
 class ExprPrinter:
@@ -264,13 +223,6 @@ _SYMMETRIC = frozenset({"np.maximum", "np.minimum"})
 _NOT_IN_PLACE = frozenset({"np.sign"})  # written over its own input it takes a branching loop: 21 ms, not 1.6
 
 
-def is_small(graph: Graph, sym: sp.Symbol) -> bool:
-    """Whether a leaf has fewer elements than the arrays it was computed from: a count or the
-    output of a reduction (a product multiplies these together before it meets a whole array)."""
-    op = graph.op_of.get(sym)
-    return isinstance(op, Apply) and (op.prim in REDUCTIONS or op.prim in ("count", "expand_dims"))
-
-
 def _flips(e: sp.Basic) -> bool:
     """Whether ``e`` is a sum that prints with no more subtractions when negated (a - b as b - a)."""
     return isinstance(e, sp.Add) and 2 * sum(t.could_extract_minus_sign() for t in e.args) >= len(e.args)
@@ -299,7 +251,7 @@ class FunctionPrinter:
     def __init__(self, graph: Graph, backend: Backend):
         self.graph, self.b = graph, backend
         self.smalls: set[sp.Symbol] = set()  # common subexpressions of small leaves only
-        self.expr = ExprPrinter(backend, lambda s: s in self.smalls or is_small(graph, s))
+        self.expr = ExprPrinter(backend, lambda s: s in self.smalls or graph.rank(s).small)
 
     def shape(self, e: sp.Expr) -> str:
         shape = self.b.fn("shape")
@@ -324,7 +276,7 @@ class FunctionPrinter:
         replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
         reduced_of = list(reduced)
         for sym, value in replacements:
-            if all(s in self.smalls or is_small(g, s) for s in value.free_symbols):
+            if all(s in self.smalls or g.rank(s).small for s in value.free_symbols):
                 self.smalls.add(sym)
         pending = dict(replacements)
         lines: list[str] = []

@@ -20,39 +20,26 @@ from typing import Any
 import sympy as sp
 
 from . import syntax as A
-from .builtins import BUILTINS, REDUCTIONS, REQUIRED
+from .args import Args, Value, describe, static_number
+from .backend import BACKENDS
+from .builtins import BUILTINS, RANK_RULES, REQUIRED
 from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
-from .gradient import is_scalar
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
 from .rewrite import fold_ops
-
-Value = Tensor | int | float | bool | str | None
 
 MAX_CALL_DEPTH = 64
 # Names an input may not take: the generated module's own names (its array libraries, functions and
 # constants) and the Python builtins its functions call; tests/test_hostile.py checks this list
 # against the names every generated function reads.
-RESERVED = frozenset({
-    "np", "jnp", "jax", "torch", "math", "value_and_grad", "SOURCE", "INPUTS", "DIFFERENTIABLE",
+RESERVED = frozenset().union(*(b.names for b in BACKENDS.values())) | frozenset({
+    "math", "value_and_grad", "SOURCE", "INPUTS", "DIFFERENTIABLE",
     "ROW_BLOCK", "IndexError", "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "hasattr", "int", "isinstance",
     "len", "list", "range", "str", "tuple", "zip",
 })
 INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # ASCII only: no look-alikes reach generated code
 IMPLICIT = ("y_true", "y_pred")
-
-
-def describe(v: Value) -> str:
-    if isinstance(v, Tensor):
-        return "a boolean tensor" if v.is_bool else "a tensor"
-    if v is None:
-        return "none"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, str):
-        return f"the string {v!r}"
-    return f"the number {v!r}"
 
 
 @dataclass(frozen=True)
@@ -74,99 +61,6 @@ class Scope:
     free_names_are_inputs: bool = False
 
 
-class Args:
-    """The bound arguments of one builtin call, with coercions that point at the argument."""
-
-    def __init__(self, resolver: Resolver, func: str, span: Span, values: dict[str, Value],
-                 spans: dict[str, Span], given: set[str]):
-        self._r, self.func, self.span = resolver, func, span
-        self._values, self._spans, self._given = values, spans, given
-        self.graph = resolver.graph
-
-    def _err(self, name: str, message: str) -> LossTypeError:
-        return LossTypeError(f"argument '{name}' of {self.func}(): {message}", self._spans.get(name, self.span))
-
-    def given(self, name: str) -> bool:
-        return name in self._given
-
-    def forbid(self, *names: str, why: str) -> None:
-        for n in names:
-            if n in self._given:
-                raise self._err(n, f"not allowed here: {why}")
-
-    def tensor(self, name: str) -> sp.Expr:
-        v = self._values[name]
-        if isinstance(v, Tensor):
-            return as_number(v.expr)
-        if isinstance(v, (bool, int, float)):
-            return to_sympy(v)
-        raise self._err(name, f"expected a tensor or a number, got {describe(v)}")
-
-    def condition(self, name: str) -> sp.Basic:
-        v = self._values[name]
-        if isinstance(v, bool):
-            return sp.true if v else sp.false
-        if isinstance(v, Tensor) and v.is_bool:
-            return v.expr
-        raise self._err(name, f"expected a condition such as 'a > b', got {describe(v)}")
-
-    def static_int(self, name: str, minimum: int | None = None) -> int:
-        v = self._values[name]
-        if isinstance(v, Tensor) and v.expr.is_Integer:
-            v = int(v.expr)
-        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
-            need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
-            raise self._err(name, f"expected {need}, got {describe(v)}")
-        return v
-
-    def axis(self, name: str) -> int | None:
-        return None if self._values[name] is None else self.static_int(name)
-
-    def flag(self, name: str) -> bool:
-        v = self._values[name]
-        if not isinstance(v, bool):
-            raise self._err(name, f"expected true or false, got {describe(v)}")
-        return v
-
-    def number_or_none(self, name: str) -> float | None:
-        v = self._values[name]
-        if v is None or (_static_number(v)):
-            return v
-        raise self._err(name, f"expected a constant number or none, got {describe(v)}")
-
-    def describe_input(self, name: str) -> str:
-        """How a runtime error names this argument: the input it is, and the loss it went to."""
-        v = self._values[name]
-        inputs = self._inputs_read(v.expr) if isinstance(v, Tensor) else []
-        frame = self._r.user_frame()
-        what = f"input '{inputs[0]}'" if len(inputs) == 1 else f"argument '{name}'"
-        return what + (f" of {frame.name}()" if frame else "")
-
-    def _inputs_read(self, expr: sp.Basic) -> list[str]:
-        """The inputs whose values ``expr`` reads, looking through ops that only move values."""
-        names, stack = [], list(expr.free_symbols)
-        while stack:
-            op = self.graph.op_of.get(stack.pop())
-            if isinstance(op, Input):
-                names.append(op.name)
-            elif isinstance(op, Apply) and op.prim in _VALUE_MOVERS:
-                stack.extend(op.operands[0].free_symbols)
-        return sorted(set(names))
-
-    def index(self, name: str) -> sp.Expr:
-        """An integer-label operand; the inputs it reads become non-differentiable index inputs."""
-        expr = self.tensor(name)
-        self.graph.index_inputs.update(self._inputs_read(expr))
-        return expr
-
-
-_VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample"}
-
-
-def _static_number(v: Value) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
 }
@@ -179,7 +73,7 @@ class Resolver:
     """Evaluates a program against the library and the builtins, building one IR graph."""
 
     def __init__(self, program: A.Program, library: dict[str, A.FuncDef]):
-        self.graph = Graph()
+        self.graph = Graph(RANK_RULES)
         self.library = library
         self.user = {d.name: d for d in program.defs}
         for d in program.defs:
@@ -200,9 +94,10 @@ class Resolver:
             raise NameResolutionError("the program has no loss expression to compile; "
                                       "end it with the loss, e.g. mse(y_true, y_pred)", self.program.span)
         value = self.eval(self.program.result, top)
+        self.graph.settle_ranks()  # the inputs that hold labels are all known now
         if isinstance(value, Tensor):
             return as_number(value.expr)
-        if _static_number(value) or isinstance(value, bool):
+        if static_number(value) or isinstance(value, bool):
             return to_sympy(value)
         raise LossTypeError(f"the loss must be a number or a tensor, not {describe(value)}",
                             self.program.result.span)
@@ -275,7 +170,7 @@ class Resolver:
     def _numeric(self, v: Value, span: Span, what: str) -> sp.Expr:
         if isinstance(v, Tensor):
             return as_number(v.expr)
-        if _static_number(v) or isinstance(v, bool):
+        if static_number(v) or isinstance(v, bool):
             return to_sympy(v)
         raise LossTypeError(f"{what} needs numbers or tensors, not {describe(v)}", span)
 
@@ -308,7 +203,7 @@ class Resolver:
                                            self._numeric(right, node.span, "'@'")))
         if op in _COMPARE_STATIC:
             return self._compare(op, left, right, node.span)
-        if _static_number(left) and _static_number(right):
+        if static_number(left) and static_number(right):
             return self._fold(op, left, right, node.span)
         a = self._numeric(left, node.span, f"'{op}'")
         b = self._numeric(right, node.span, f"'{op}'")
@@ -378,7 +273,7 @@ class Resolver:
         if node.op == "not":
             b = self._boolean(v, node.operand.span, "'not'")
             return (not b) if isinstance(b, bool) else Tensor(sp.Not(b))
-        if _static_number(v):
+        if static_number(v):
             return -v if node.op == "-" else v
         e = self._numeric(v, node.span, f"unary '{node.op}'")
         return Tensor(-e if node.op == "-" else e)  # negation keeps every leaf
@@ -417,23 +312,14 @@ class Resolver:
         drops the same axis, counted from the end, as a kept reduction or gather whose operand
         broadcasts everything its own does (cce's ``mean(x, -1)`` beside ``sum(y*x, -1)`` when
         label_smoothing is 0). Dropped, it is never computed."""
-        if is_scalar(self.graph, lost):
+        if self.graph.rank(lost).scalar:
             return True
-        dropped = self._dropped_axis(lost)
+        dropped = self.graph.rank(lost).dropped
         if dropped is None or not (isinstance(dropped[0], int) and dropped[0] < 0):
             return False
         leaves = self.graph.op_of[lost].operands[0].free_symbols
-        return any(self._dropped_axis(k) == dropped and leaves <= self.graph.op_of[k].operands[0].free_symbols
+        return any(self.graph.rank(k).dropped == dropped and leaves <= self.graph.op_of[k].operands[0].free_symbols
                    for k in kept)
-
-    def _dropped_axis(self, sym: sp.Symbol) -> tuple[Any, bool] | None:
-        """(axis, keepdims) of a reduction or a gather (``take``, which keeps no axis), else None."""
-        op = self.graph.op_of.get(sym)
-        if isinstance(op, Apply) and op.prim in REDUCTIONS:
-            return op.param("axis"), op.param("keepdims")
-        if isinstance(op, Apply) and op.prim == "take":
-            return op.param("axis"), False
-        return None
 
     # --- calls ----------------------------------------------------------------------------
     def _call(self, node: A.Call, scope: Scope) -> Value:
@@ -478,7 +364,8 @@ class Resolver:
                 values[name] = default
         if isinstance(target, A.FuncDef):
             return self._inline(target, values, node.span, from_user=not scope.library_only)
-        result = target.build(Args(self, node.func, node.span, values, spans, given))
+        frame = self.user_frame()
+        result = target.build(Args(self.graph, frame and frame.name, node.func, node.span, values, spans, given))
         if isinstance(result, Tensor):  # log(sum(exp(x))) -> logsumexp(x), as the IR is built
             result = Tensor(fold_ops(self.graph, result.expr))
         return self._keep_shape(result, tuple(values.values()))

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .compiled import CompiledLoss
+from .compiled import compile as compile_loss
 from .errors import InputError, LossDSLError
 
 
@@ -23,7 +24,6 @@ class LossModule(torch.nn.Module):
     def __init__(self, loss: CompiledLoss | str | Path):
         super().__init__()
         if not isinstance(loss, CompiledLoss):
-            from .pipeline import compile as compile_loss
             loss = compile_loss(loss, backend="torch")
         if loss.backend != "torch":
             raise LossDSLError(f"LossModule needs a loss compiled for backend 'torch', not '{loss.backend}'")

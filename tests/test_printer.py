@@ -7,7 +7,8 @@ import pytest
 import sympy as sp
 from sympy.core.parameters import distribute
 
-from lossdsl.printer import NUMPY, ExprPrinter
+from lossdsl.backend import NUMPY
+from lossdsl.printer import ExprPrinter
 
 x, y, z, n = sp.symbols("x y z n", real=True)  # n stands for a small leaf (a count, a row sum)
 PRINT = ExprPrinter(NUMPY, lambda s: s == n)

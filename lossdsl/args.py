@@ -1,0 +1,118 @@
+"""The arguments of one builtin call, as the registry's ``build`` functions read them.
+
+The resolver binds a call's arguments to the builtin's parameters and hands them over as ``Args``;
+each coercion (a tensor, a constant integer, a flag) points its error at the argument.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .errors import LossTypeError, Span
+from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
+
+Value = Tensor | int | float | bool | str | None
+
+
+def describe(v: Value) -> str:
+    if isinstance(v, Tensor):
+        return "a boolean tensor" if v.is_bool else "a tensor"
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return f"the string {v!r}"
+    return f"the number {v!r}"
+
+
+class Args:
+    """The bound arguments of one builtin call, with coercions that point at the argument."""
+
+    def __init__(self, graph: Graph, caller: str | None, func: str, span: Span, values: dict[str, Value],
+                 spans: dict[str, Span], given: set[str]):
+        """``caller``: the user's definition that made this call, if any (runtime errors name it)."""
+        self.graph, self._caller, self.func, self.span = graph, caller, func, span
+        self._values, self._spans, self._given = values, spans, given
+
+    def _err(self, name: str, message: str) -> LossTypeError:
+        return LossTypeError(f"argument '{name}' of {self.func}(): {message}", self._spans.get(name, self.span))
+
+    def given(self, name: str) -> bool:
+        return name in self._given
+
+    def forbid(self, *names: str, why: str) -> None:
+        for n in names:
+            if n in self._given:
+                raise self._err(n, f"not allowed here: {why}")
+
+    def tensor(self, name: str) -> sp.Expr:
+        v = self._values[name]
+        if isinstance(v, Tensor):
+            return as_number(v.expr)
+        if isinstance(v, (bool, int, float)):
+            return to_sympy(v)
+        raise self._err(name, f"expected a tensor or a number, got {describe(v)}")
+
+    def condition(self, name: str) -> sp.Basic:
+        v = self._values[name]
+        if isinstance(v, bool):
+            return sp.true if v else sp.false
+        if isinstance(v, Tensor) and v.is_bool:
+            return v.expr
+        raise self._err(name, f"expected a condition such as 'a > b', got {describe(v)}")
+
+    def static_int(self, name: str, minimum: int | None = None) -> int:
+        v = self._values[name]
+        if isinstance(v, Tensor) and v.expr.is_Integer:
+            v = int(v.expr)
+        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
+            need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
+            raise self._err(name, f"expected {need}, got {describe(v)}")
+        return v
+
+    def axis(self, name: str) -> int | None:
+        return None if self._values[name] is None else self.static_int(name)
+
+    def flag(self, name: str) -> bool:
+        v = self._values[name]
+        if not isinstance(v, bool):
+            raise self._err(name, f"expected true or false, got {describe(v)}")
+        return v
+
+    def number_or_none(self, name: str) -> float | None:
+        v = self._values[name]
+        if v is None or (static_number(v)):
+            return v
+        raise self._err(name, f"expected a constant number or none, got {describe(v)}")
+
+    def describe_input(self, name: str) -> str:
+        """How a runtime error names this argument: the input it is, and the loss it went to."""
+        v = self._values[name]
+        inputs = self._inputs_read(v.expr) if isinstance(v, Tensor) else []
+        what = f"input '{inputs[0]}'" if len(inputs) == 1 else f"argument '{name}'"
+        return what + (f" of {self._caller}()" if self._caller else "")
+
+    def _inputs_read(self, expr: sp.Basic) -> list[str]:
+        """The inputs whose values ``expr`` reads, looking through ops that only move values."""
+        names, stack = [], list(expr.free_symbols)
+        while stack:
+            op = self.graph.op_of.get(stack.pop())
+            if isinstance(op, Input):
+                names.append(op.name)
+            elif isinstance(op, Apply) and op.prim in VALUE_MOVERS:
+                stack.extend(op.operands[0].free_symbols)
+        return sorted(set(names))
+
+    def index(self, name: str) -> sp.Expr:
+        """An integer-label operand; the inputs it reads become non-differentiable index inputs."""
+        expr = self.tensor(name)
+        self.graph.index_inputs.update(self._inputs_read(expr))
+        return expr
+
+
+VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample"}
+
+
+def static_number(v: Value) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -1,0 +1,198 @@
+"""The backends: everything that differs between NumPy, JAX and PyTorch, one class each.
+
+A backend says how its generated code prints (the array module's alias, names it lacks, what its
+arrays allow), how ``loss()`` is wired to the symbolic gradient (JAX's ``custom_vjp``, a
+``torch.autograd.Function``), how a function is compiled (``jax.jit``) and where its runtime
+helpers live. Adding a backend is one class here plus its runtime in ``backends/``; the phases
+and the compiled loss ask these objects and never test a backend's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from .errors import LossDSLError
+
+
+def _kwargs(names: Sequence[str]) -> str:
+    return ", ".join(f"{n}={n}" for n in names)
+
+
+def _tuple(names: Sequence[str]) -> str:
+    """``names`` as the inside of a Python tuple display (a trailing comma for one)."""
+    return ", ".join(names) + ("," if len(names) == 1 else "")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    alias: str  # the array module's name in generated code
+    imports: str
+    runtime_module: str  # imported on first use, so that `import lossdsl` does not import jax
+    guard: str | None = None  # a context manager wrapped around function bodies
+    renamed: tuple[tuple[str, str], ...] = ()  # NumPy names the array module lacks -> printed helper
+    # arrays are mutable and evaluated eagerly: a function of a temporary may write over it
+    # (_into, _where's scratch), saving a fresh full-size array
+    scratch: bool = False
+    # evaluated eagerly, one op over whole arrays at a time: a loss that is a mean over rows runs
+    # a block of rows at a time (blocking.py)
+    row_blocks: bool = False
+    # maximum and minimum with a number print as a one-sided clip: NumPy has no SIMD loop for
+    # np.maximum(x, 0) with a number, and np.clip(x, 0, np.inf) is three times faster
+    one_sided_clip: bool = False
+    # softplus(a) and sigmoid(a) together print through one exp(-|a|) (rewrite.share_logistic):
+    # each helper call evaluates its own exponential
+    shared_logistic: bool = False
+    # where an nn.Module-like wrapper of a compiled loss lives ("module:attribute"), if anywhere
+    module_class: str | None = None
+
+    @property
+    def runtime(self) -> ModuleType:
+        return importlib.import_module(self.runtime_module)
+
+    def fn(self, name: str) -> str:
+        """How the array module's ``name`` (NumPy's name for it) prints on this backend."""
+        return dict(self.renamed).get(name, f"{self.alias}.{name}")
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The module-level names its generated code binds (imports), which no input may take."""
+        return frozenset(line.split()[-1] for line in self.imports.splitlines())
+
+    # --- wiring the generated module ------------------------------------------------------
+    @property
+    def wired(self) -> bool:
+        """Whether ``loss()`` wraps ``_value`` with the symbolic gradient (needs ``_vjp``)."""
+        return False
+
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
+        """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``."""
+        raise NotImplementedError
+
+    def returns(self, value: str, grads: str) -> tuple[list[str], str]:
+        """Lines and the return expression of ``value_and_grad`` for a value code and a dict display."""
+        return [], f"_out({value}, _dt), {grads}"
+
+    # --- calling it -----------------------------------------------------------------------
+    @property
+    def fused_checks(self) -> bool:
+        """Whether call-time checks read value ranges that the generated code computes (under jit,
+        where values are unknown as it runs) rather than checking as it goes."""
+        return False
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return fn
+
+    def traced(self, tree: Any) -> bool:
+        """Whether the inputs are abstract (being traced by someone's jit): no values to check."""
+        return False
+
+
+class NumpyBackend(Backend):
+    def returns(self, value: str, grads: str) -> tuple[list[str], str]:
+        # mutable arrays, and _fit returns a fresh result as it is: no two outputs may share memory
+        return [f"_value = _out({value}, _dt)"], f"_value, _own(_value, {grads})"
+
+
+class JaxBackend(Backend):
+    @property
+    def wired(self) -> bool:
+        return True
+
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
+        args = ", ".join(names)
+        cot = ", ".join(f"_cotangent(grads[{differentiable.index(n)}], {n})" if n in differentiable else "None"
+                        for n in names)
+        return f'''def _primal({args}):
+    return _value({_kwargs(names)})
+
+
+def _primal_fwd({args}):
+    return _primal({args}), ({_tuple(names)})
+
+
+def _primal_bwd(residuals, _ct):
+    {_tuple(names)} = residuals
+    grads = _vjp({args}, _ct)
+    return ({cot}{"," if len(names) == 1 else ""})
+
+
+_loss = jax.custom_vjp(_primal)
+_loss.defvjp(_primal_fwd, _primal_bwd)
+
+
+def loss(*, {args}):
+    """The loss value; jax.grad, jit and vmap through it use the symbolic gradient."""
+    return _loss({args})'''
+
+    @property
+    def fused_checks(self) -> bool:
+        return True
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        import jax
+        return jax.jit(fn)
+
+    def traced(self, tree: Any) -> bool:
+        import jax
+        return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+class TorchBackend(Backend):
+    @property
+    def wired(self) -> bool:
+        return True
+
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
+        args = ", ".join(names)
+        grads = ", ".join(f"grads[{differentiable.index(n)}]" if n in differentiable else "None" for n in names)
+        # labels have no gradient: their place in what backward returns is None
+        regroup = "" if tuple(differentiable) == tuple(names) else f"\n        grads = ({grads}{',' if len(names) == 1 else ''})"
+        return f'''class _Loss(torch.autograd.Function):
+    """The loss value, with the symbolic gradient as its backward."""
+
+    @staticmethod
+    def forward(ctx, {args}):
+        ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
+        return _value({_kwargs(names)})
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, _ct):
+        grads = _vjp(*ctx.inputs, _ct){regroup}
+        return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
+
+
+def loss(*, {args}):
+    """The loss value; backward() through it uses the symbolic gradient."""
+    return _Loss.apply({args})'''
+
+
+NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
+                     (("where", "_where"),),  # np.where branches per element: a branch-free select
+                     scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True)
+JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
+# torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
+TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
+                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule")
+BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
+
+
+def backend(name: str) -> Backend:
+    """The backend called ``name``, or a clear error."""
+    found = BACKENDS.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise LossDSLError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return found
+
+
+def module_class(b: Backend) -> type:
+    """The nn.Module-like class that wraps a loss compiled for ``b`` (imported on demand)."""
+    if b.module_class is None:
+        raise LossDSLError(f"backend '{b.name}' has no module wrapper; compile for 'torch' for a torch.nn.Module")
+    module, attribute = b.module_class.split(":")
+    return getattr(importlib.import_module(module), attribute)

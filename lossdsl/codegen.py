@@ -1,0 +1,195 @@
+"""Module writing: the generated module's functions, assembled from the printed phases.
+
+``ModuleWriter`` holds one loss's IR and its full gradient IR (both only read) and writes the source
+of a standalone module for one backend: ``loss``, ``value_and_grad``, ``grad``, and for a wired
+backend ``_vjp`` and the wiring that gives ``loss`` the symbolic gradient. ``load_module`` runs
+such source (ours, never user text) as a module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import types
+from collections.abc import Callable, Mapping, Sequence
+
+import sympy as sp
+
+from .backend import Backend
+from .blocking import RowBlocks, row_blocks
+from .checks import checked_operands, checked_ops, ranges_code
+from .formula import render
+from .gradient import gradients
+from .ir import Apply, Graph
+from .printer import FunctionPrinter, Signature, helpers_for
+
+SEED = sp.Symbol("_ct", real=True)  # the output cotangent of _vjp
+# a block of 1 MB of float32: its dozen temporaries stay in the caches, and the Python per block
+# (tens of microseconds) is a small part of its time
+ROW_BLOCK = 1 << 18
+
+
+def _kwargs(names: Sequence[str]) -> str:
+    return ", ".join(f"{n}={n}" for n in names)
+
+
+class ModuleWriter:
+    """Writes module source for one loss and one backend from its IR and its gradient IR; it
+    derives nothing into the graphs it is given (the vjp's seeded derivation makes its own)."""
+
+    def __init__(self, text: str, backend: Backend, graph: Graph, root: sp.Expr,
+                 gradient: tuple[Graph, Mapping[str, sp.Expr]]):
+        self.text, self.b, self.graph, self.root = text, backend, graph, root
+        self.grad_graph, self.grads = gradient
+        self.sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
+        self.checked: tuple[Apply, ...] = checked_ops(graph, root)
+        # how the loss splits over blocks of rows, where the backend evaluates by blocks
+        self.blocks: RowBlocks | None = row_blocks(graph, root) if backend.row_blocks else None
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        return self.sig.float_inputs
+
+    def _by_rows(self, name: str, doc: str, function: Callable[[str], str]) -> str:
+        """``name`` computed by ``function(name)``, or, for a loss that splits over blocks of rows,
+        by ``function("_" + name + "_rows")`` called on blocks of rows (see blocking.py)."""
+        if self.blocks is None:
+            return function(name)
+        names = self.sig.inputs
+        inputs = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
+        labels = tuple(n for n in names if n in self.sig.index_inputs)
+        b = self.blocks
+        return f'''{function(f"_{name}_rows")}
+
+
+def {name}(*, {", ".join(names)}):
+    """{doc}"""
+    return _by_rows(_{name}_rows, {inputs}, {labels!r}, {b.min_rank}, {b.reduction!r}, ROW_BLOCK)'''
+
+    @staticmethod
+    def _grad_codes(wrt: Sequence[str], codes: Sequence[str]) -> list[str]:
+        return [f"_fit({c}, {w})" for w, c in zip(wrt, codes)]
+
+    def value_function(self, name: str = "loss") -> str:
+        doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
+
+        def function(name: str) -> str:
+            fp = FunctionPrinter(self.graph, self.b)
+            lines, (v,) = fp.body(self.sig, [self.root])
+            return fp.function(name, self.sig, lines, f"_out({v}, _dt)", doc=doc)
+        return self._by_rows(name, doc, function)
+
+    def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
+        """``value_and_grad`` for the inputs ``wrt``, their entries of the full gradient IR;
+        ``checked``: it also returns the value ranges of ``_checks``, computed in the same jit (one
+        dispatch, and XLA may share the passes over the inputs)."""
+        ops = self.checked if checked else ()
+        doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
+
+        def function(name: str) -> str:
+            fp = FunctionPrinter(self.grad_graph, self.b)
+            lines, codes = fp.body(self.sig, [self.root, *(self.grads[w] for w in wrt), *checked_operands(ops)])
+            k = 1 + len(wrt)
+            grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, self._grad_codes(wrt, codes[1:k])))}}}"
+            extra, returns = self.b.returns(codes[0], grad_dict)
+            if checked:
+                returns += ", " + ranges_code(ops, codes[k:], self.b.fn("shape"))
+            return fp.function(name, self.sig, [*lines, *extra], returns, doc=doc)
+        return self._by_rows(name, doc, function)
+
+    def vjp_function(self) -> str:
+        wrt = self.differentiable
+        graph, grads = gradients(self.graph, self.root, wrt, seed=SEED)
+        fp = FunctionPrinter(graph, self.b)
+        lines, codes = fp.body(self.sig, [grads[w] for w in wrt])
+        params = [*self.sig.inputs, "_ct"]
+        returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes)) + ")"
+        return fp.function("_vjp", self.sig, lines, returns, params=params,
+                           doc="Cotangents of the inputs for an output cotangent _ct (for the backward pass).")
+
+    def checks_function(self) -> str:
+        """``_checks``: the (min, max) of each checked operand, and for labels the class count,
+        computed under jit where the values are otherwise unknown (XLA drops everything else)."""
+        fp = FunctionPrinter(self.graph, self.b)
+        lines, codes = fp.body(self.sig, checked_operands(self.checked))
+        return fp.function("_checks", self.sig, lines, ranges_code(self.checked, codes, self.b.fn("shape")),
+                           doc="Value ranges that call-time checks need (see CompiledLoss).")
+
+    def header(self) -> str:
+        """The module docstring: the source loss, its formula and its gradients, readable."""
+        lines = [f"Loss and gradient generated by lossdsl for {self.b.name}; regenerate it rather than edit it.",
+                 "", "Source (also in SOURCE):", "", *_indented(self.text), "", "Loss:", "",
+                 *_indented(_shown(render(self.graph, self.root)))]
+        if self.differentiable:
+            lines += ["", "Gradient, element by element (n: the element count of a mean):", ""]
+            lines += [line for w in self.differentiable
+                      for line in _indented(f"d/d{w} = {_shown(render(self.grad_graph, self.grads[w]))}")]
+        doc = "\n".join(line.rstrip() for line in lines)
+        safe = "\\" not in doc and '"""' not in doc and all(line.isprintable() for line in lines)
+        return f'"""{doc}\n"""' if safe else repr(doc + "\n")  # user text never escapes the string
+
+    def module(self) -> str:
+        names, wired = self.sig.inputs, self.b.wired  # wired: loss() wraps _value with the symbolic gradient
+        parts = [self.value_function("_value" if wired else "loss"), self.value_and_grad_function(self.differentiable)]
+        if wired:
+            if names:
+                parts += [self.vjp_function(), self.b.wiring(names, self.differentiable)]
+            else:  # a constant loss: nothing to differentiate
+                parts.append('def loss():\n    """The loss value (a constant)."""\n    return _value()')
+        parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):
+    """The gradient with respect to each input in DIFFERENTIABLE."""
+    return value_and_grad({_kwargs(names)})[1]''')
+        return self._assemble(parts, header=True, blocked=self.blocks is not None)
+
+    def _assemble(self, parts: list[str], header: bool, blocked: bool = False) -> str:
+        """A module of ``parts``; ``blocked``: they call ``_by_rows`` (see ``_by_rows``), which reads ROW_BLOCK."""
+        code = "\n\n\n".join(parts)
+        helpers = helpers_for(code, self.b)
+        consts = [f"SOURCE = {self.text!r}", f"INPUTS = {tuple(self.sig.inputs)!r}",
+                  f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
+        sections = [self.header() + "\n\n" + self.b.imports, "\n".join(consts)] if header else [self.b.imports]
+        if blocked:
+            sections.append(f"ROW_BLOCK = {ROW_BLOCK}  # elements in a block of rows (see _by_rows)")
+        return "\n\n".join(sections) + "\n\n\n" + helpers + "\n\n\n" + code + "\n"
+
+    def checks_module(self) -> str:
+        return self._assemble([self.checks_function()], header=False)
+
+    def derived_module(self, graph: Graph, expr: sp.Expr, like: str) -> str:
+        """A module whose one function ``derived`` computes ``expr`` (over ``graph``, an extension
+        of this loss's graph) shaped like the input ``like``."""
+        sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
+        fp = FunctionPrinter(graph, self.b)
+        lines, (code,) = fp.body(sig, [expr])
+        return self._assemble([fp.function("derived", sig, lines, f"_fit({code}, {like})")], header=False)
+
+    def subset_module(self, wrt: Sequence[str], checked: bool = False) -> str:
+        return self._assemble([self.value_and_grad_function(wrt, checked=checked)], header=False,
+                              blocked=self.blocks is not None)
+
+
+def _indented(text: str) -> list[str]:
+    return ["    " + line.expandtabs(4) if line.strip() else "" for line in text.split("\n")]
+
+
+_FORMULA_CHARS = 2000
+
+
+def _shown(e: sp.Expr) -> str:
+    """A formula as one line of text, abridged past a length no reader follows."""
+    text = sp.sstr(e)
+    return text if len(text) <= _FORMULA_CHARS else text[:_FORMULA_CHARS] + " ... (abridged)"
+
+
+_module_numbers = itertools.count(1)  # next() on a count is atomic: no two modules share a name
+
+
+def load_module(source: str, label: str) -> types.ModuleType:
+    """Load generated source (ours, never user text) as a module, with tracebacks that show it."""
+    number = next(_module_numbers)
+    filename = f"<lossdsl:{label}:{number}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"lossdsl_generated_{number}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - generated code only
+    return module
