@@ -49,6 +49,11 @@ class Backend:
     shared_logistic: bool = False
     # where an nn.Module-like wrapper of a compiled loss lives ("module:attribute"), if anywhere
     module_class: str | None = None
+    # loss() wraps _value with the symbolic gradient (the module then has _vjp and ``wiring``)
+    wired: bool = False
+    # call-time checks read value ranges that the generated code returns (it runs under jit, where
+    # values are unknown as it runs) rather than checking as it goes
+    fused_checks: bool = False
 
     @property
     def runtime(self) -> ModuleType:
@@ -64,11 +69,6 @@ class Backend:
         return frozenset(line.split()[-1] for line in self.imports.splitlines())
 
     # --- wiring the generated module ------------------------------------------------------
-    @property
-    def wired(self) -> bool:
-        """Whether ``loss()`` wraps ``_value`` with the symbolic gradient (needs ``_vjp``)."""
-        return False
-
     def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
         """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``."""
         raise NotImplementedError
@@ -78,12 +78,6 @@ class Backend:
         return [], f"_out({value}, _dt), {grads}"
 
     # --- calling it -----------------------------------------------------------------------
-    @property
-    def fused_checks(self) -> bool:
-        """Whether call-time checks read value ranges that the generated code computes (under jit,
-        where values are unknown as it runs) rather than checking as it goes."""
-        return False
-
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn
 
@@ -99,10 +93,6 @@ class NumpyBackend(Backend):
 
 
 class JaxBackend(Backend):
-    @property
-    def wired(self) -> bool:
-        return True
-
     def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
         args = ", ".join(names)
         cot = ", ".join(f"_cotangent(grads[{differentiable.index(n)}], {n})" if n in differentiable else "None"
@@ -129,10 +119,6 @@ def loss(*, {args}):
     """The loss value; jax.grad, jit and vmap through it use the symbolic gradient."""
     return _loss({args})'''
 
-    @property
-    def fused_checks(self) -> bool:
-        return True
-
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         import jax
         return jax.jit(fn)
@@ -143,10 +129,6 @@ def loss(*, {args}):
 
 
 class TorchBackend(Backend):
-    @property
-    def wired(self) -> bool:
-        return True
-
     def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
         args = ", ".join(names)
         grads = ", ".join(f"grads[{differentiable.index(n)}]" if n in differentiable else "None" for n in names)
@@ -175,10 +157,11 @@ def loss(*, {args}):
 NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
                      (("where", "_where"),),  # np.where branches per element: a branch-free select
                      scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True)
-JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime")
+JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime",
+                 wired=True, fused_checks=True)
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
-                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule")
+                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule", wired=True)
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 
