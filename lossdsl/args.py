@@ -35,7 +35,7 @@ class Args:
         self.graph, self._caller, self.func, self.span = graph, caller, func, span
         self._values, self._spans, self._given = values, spans, given
 
-    def _err(self, name: str, message: str) -> LossTypeError:
+    def error(self, name: str, message: str) -> LossTypeError:
         return LossTypeError(f"argument '{name}' of {self.func}(): {message}", self._spans.get(name, self.span))
 
     def given(self, name: str) -> bool:
@@ -44,7 +44,7 @@ class Args:
     def forbid(self, *names: str, why: str) -> None:
         for n in names:
             if n in self._given:
-                raise self._err(n, f"not allowed here: {why}")
+                raise self.error(n, f"not allowed here: {why}")
 
     def tensor(self, name: str) -> sp.Expr:
         v = self._values[name]
@@ -52,7 +52,7 @@ class Args:
             return as_number(v.expr)
         if isinstance(v, (bool, int, float)):
             return to_sympy(v)
-        raise self._err(name, f"expected a tensor or a number, got {describe(v)}")
+        raise self.error(name, f"expected a tensor or a number, got {describe(v)}")
 
     def condition(self, name: str) -> sp.Basic:
         v = self._values[name]
@@ -60,7 +60,7 @@ class Args:
             return sp.true if v else sp.false
         if isinstance(v, Tensor) and v.is_bool:
             return v.expr
-        raise self._err(name, f"expected a condition such as 'a > b', got {describe(v)}")
+        raise self.error(name, f"expected a condition such as 'a > b', got {describe(v)}")
 
     def static_int(self, name: str, minimum: int | None = None) -> int:
         v = self._values[name]
@@ -68,7 +68,7 @@ class Args:
             v = int(v.expr)
         if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
             need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
-            raise self._err(name, f"expected {need}, got {describe(v)}")
+            raise self.error(name, f"expected {need}, got {describe(v)}")
         return v
 
     def axis(self, name: str) -> int | None:
@@ -77,14 +77,14 @@ class Args:
     def flag(self, name: str) -> bool:
         v = self._values[name]
         if not isinstance(v, bool):
-            raise self._err(name, f"expected true or false, got {describe(v)}")
+            raise self.error(name, f"expected true or false, got {describe(v)}")
         return v
 
     def number_or_none(self, name: str) -> float | None:
         v = self._values[name]
         if v is None or (static_number(v)):
             return v
-        raise self._err(name, f"expected a constant number or none, got {describe(v)}")
+        raise self.error(name, f"expected a constant number or none, got {describe(v)}")
 
     def describe_input(self, name: str) -> str:
         """How a runtime error names this argument: the input it is, and the loss it went to."""

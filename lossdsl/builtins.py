@@ -486,9 +486,16 @@ def _transpose(a: Args) -> Tensor:
 
 
 def _within(a: Args) -> Tensor:
-    lower, upper = a.number_or_none("lower"), a.number_or_none("upper")
-    return Tensor(a.graph.apply("within", a.tensor("x"), lower=lower, upper=upper, integer=a.flag("integer"),
-                                label=a.describe_input("x")))
+    lower, upper, integer = a.number_or_none("lower"), a.number_or_none("upper"), a.flag("integer")
+    x = a.tensor("x")
+    if x.is_number:  # a constant is checked now: an error here if it fails, no op if it holds
+        value = complex(x)
+        if value.imag or (integer and not x.is_Integer) or (lower is not None and not value.real >= lower) \
+                or (upper is not None and not value.real <= upper):
+            kind = "an integer" if integer else "a number"
+            raise a.error("x", f"must be {kind} in [{lower}, {upper}]; got the constant {x}")
+        return Tensor(x)
+    return Tensor(a.graph.apply("within", x, lower=lower, upper=upper, integer=integer, label=a.describe_input("x")))
 
 
 def _per_sample(a: Args) -> Tensor:
