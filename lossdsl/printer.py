@@ -296,13 +296,16 @@ class FunctionPrinter:
             lines.append(f"{name} = {kind}")
         # the broadcast shape of many leaves that several ops need (the sum_to of each term of a
         # long sum) is computed once
-        shape_code = {o: self.shape(o) for _, op in ops for o in op.operands}
+        shape_code: dict[sp.Expr, str] = {}
+        for o in (o for _, op in ops for o in op.operands):
+            if o not in shape_code:
+                shape_code[o] = self.shape(o)
         uses = Counter(shape_code[o] for _, op in ops for o in op.operands)
         shared_shapes: dict[str, str] = {}
 
         def shape_of(e: sp.Expr) -> str:
             code = shape_code[e]
-            if uses[code] == 1 or len(e.free_symbols) <= _SHAPE_INLINE:
+            if uses[code] == 1 or code.count(",") < _SHAPE_INLINE:
                 return code
             if code not in shared_shapes:
                 shared_shapes[code] = f"_s{len(shared_shapes)}"

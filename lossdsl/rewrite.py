@@ -303,6 +303,12 @@ def _cancelled(expr: sp.Basic, *flags: bool) -> sp.Basic:
     return expr if expr.is_Atom else cancel_terms(_rebuilt(expr, _cancelled, flags))
 
 
+def clear_memo() -> None:
+    """Forget the memoised rewrites (for timing a compile from scratch)."""
+    for memo in (_stabilized, _rules_applied, _cancelled):
+        memo.cache_clear()
+
+
 def _rebuilt(expr: sp.Basic, walk: Callable[..., sp.Basic], flags: tuple[bool, ...]) -> sp.Basic:
     """``expr`` with ``walk`` applied to its arguments (rebuilt only where one changed)."""
     args = [walk(a, *flags) for a in expr.args]
