@@ -43,7 +43,7 @@ _STDLIB = r"""
 import json, time
 import lossdsl
 from lossdsl import rewrite
-from lossdsl.pipeline import _compile
+from lossdsl.compiled import _compile
 lib = lossdsl.library.library()
 calls = {name: f"{name}({', '.join('in_' + p.name for p in d.params if p.default is None)})"
          for name, d in lib.items() if name not in ("reduce", "clip", "softmax", "log_softmax")}
@@ -71,7 +71,7 @@ family, lo, hi, fragment = json.loads(sys.stdin.read())
 source = FAMILIES[family]
 
 def refused(k):
-    lossdsl.pipeline._compile.cache_clear()
+    lossdsl.compiled._compile.cache_clear()
     t = time.perf_counter()
     try:
         loss = lossdsl.compile(source(k))
