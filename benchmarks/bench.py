@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compile_time import END, START, write_section  # noqa: E402
 from reference_numpy import REFERENCE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,8 +344,12 @@ def main(argv=None) -> int:
         "(timings on a shared machine are noisy: the same ratio has moved by up to 2x between runs here).", "",
         table(results, counts), "", *targets(results, counts, warm, cold, imported), ""])
     print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report, encoding="utf-8")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    out.write_text(report, encoding="utf-8")
+    if START in previous and END in previous:  # compile_time.py's section, kept as it was
+        write_section(out, previous[previous.index(START) + len(START):previous.index(END)].strip("\n"))
     return 0
 
 

@@ -17,7 +17,12 @@ from sympy.core.parameters import distribute
 from .builtins import PRIMITIVES
 from .errors import LossTypeError
 from .ir import Apply, Graph
+from .partials import Partials
 from .rewrite import stabilize
+
+# a sum_to lists the tensors its contribution lacks (their shape is broadcast in) up to this many;
+# beyond, it lists all the expression's tensors, one operand shared by all its leaves
+_LISTED = 8
 
 
 def requires_grad(graph: Graph, wrt: Sequence[str]) -> set[sp.Symbol]:
@@ -39,6 +44,8 @@ def _constant_factors(graph: Graph, contribution: sp.Expr, leaf: sp.Symbol) -> t
     for f in contribution.args:
         constant = all(s == leaf or graph.rank(s).scalar for s in f.free_symbols)
         (outside if constant else inside).append(f)
+    if not outside or not inside:  # not rebuilt: a long product costs its length again
+        return (sp.Integer(1), contribution) if inside else (contribution, sp.Integer(1))
     return sp.Mul(*outside), sp.Mul(*inside)
 
 
@@ -53,26 +60,36 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
     forward = list(graph)
     need = requires_grad(graph, wrt)
     graph = graph.copy()
-    ct: dict[sp.Symbol, sp.Expr] = defaultdict(lambda: sp.Integer(0))
+    # each leaf's contributions, summed once when its op is reached (a running sum is quadratic)
+    ct: dict[sp.Symbol, list[sp.Expr]] = defaultdict(list)
+    partials = Partials(need)
 
     def push(expr: sp.Expr, cotangent: sp.Expr) -> None:
         # The contribution to a leaf has the shape of ``expr`` broadcast with the cotangent; it
         # is summed down to the leaf's shape unless nothing in it is larger than the leaf.
         expr = stabilize(expr)  # differentiate the stable form: softplus, not log(sigmoid)
-        tensors = {s for s in graph.leaves(expr) + graph.leaves(cotangent) if not graph.rank(s).scalar}
-        for leaf in graph.leaves(expr):
-            if leaf not in need:
-                continue
-            d = sp.diff(expr, leaf)
-            if d == 0:
+        d_expr = partials(expr)
+        leaves = graph.leaves(expr)
+        tensors = {s for s in leaves + graph.leaves(cotangent) if not graph.rank(s).scalar}
+        every = None  # all of ``tensors``, for the leaves that would each list most of them
+        for leaf in leaves:
+            d = d_expr.get(leaf)
+            if d is None or d == 0:
                 continue
             contribution = cotangent * d
             if tensors <= {leaf}:
-                ct[leaf] += contribution
+                ct[leaf].append(contribution)
                 continue
-            missing = sorted(tensors - contribution.free_symbols - {leaf}, key=lambda s: s.name)
+            missing = tensors - contribution.free_symbols - {leaf}
+            if len(missing) > _LISTED:
+                # the shape of all of them is the same (the contribution and the leaf broadcast
+                # against it anyway), and one shared operand is computed once when printed
+                every = every if every is not None else sp.Mul(*sorted(tensors, key=lambda s: s.name))
+                like = every
+            else:
+                like = sp.Mul(*sorted(missing, key=lambda s: s.name))
             outside, inside = _constant_factors(graph, contribution, leaf)
-            ct[leaf] += outside * graph.apply("sum_to", inside, leaf, sp.Mul(*missing))
+            ct[leaf].append(outside * graph.apply("sum_to", inside, leaf, like))
 
     with distribute(False):
         push(root, seed)
@@ -82,7 +99,7 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
             rule = PRIMITIVES[op.prim].vjp
             if rule is None:
                 raise LossTypeError(f"'{op.prim}' has no derivative rule; this derivative is not available")
-            for operand, cot in zip(op.operands, rule(graph, op, sym, ct[sym])):
+            for operand, cot in zip(op.operands, rule(graph, op, sym, sp.Add(*ct[sym]))):
                 if cot is not None:
                     push(operand, cot)
-    return graph, {name: ct[graph.input(name)] for name in wrt}
+        return graph, {name: sp.Add(*ct[graph.input(name)]) for name in wrt}

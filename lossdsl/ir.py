@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from typing import Any
 
 import sympy as sp
@@ -190,12 +191,23 @@ class Graph:
 
     def leaves(self, expr: sp.Basic) -> list[sp.Symbol]:
         """The leaf symbols of ``expr``, in graph order."""
-        free = expr.free_symbols
-        return [s for s in self.op_of if s in free]
+        position = self._positions()
+        return sorted((s for s in expr.free_symbols if s in position), key=position.__getitem__)
+
+    def _positions(self) -> dict[sp.Symbol, int]:
+        """Each leaf's place in graph order, extended as ops are added (they are only appended;
+        a graph grows in one thread, and others only read it), so that ``leaves`` costs the size
+        of its expression rather than of the graph."""
+        position: dict[sp.Symbol, int] = self.__dict__.setdefault("_position", {})
+        if len(position) < len(self.op_of):
+            start = len(position)
+            position.update((s, i) for i, s in enumerate(islice(self.op_of, start, None), start))
+        return position
 
     def dependencies(self, exprs: list[sp.Basic]) -> list[sp.Symbol]:
         """Every leaf that ``exprs`` need, transitively, in graph (topological) order."""
         need: set[sp.Symbol] = set()
+        seen: set[sp.Basic] = set()  # operands already read: ops often share one (a long sum's shape)
         stack = [s for e in exprs for s in e.free_symbols if s in self.op_of]
         while stack:
             s = stack.pop()
@@ -204,8 +216,11 @@ class Graph:
             need.add(s)
             op = self.op_of[s]
             if isinstance(op, Apply):
-                stack.extend(t for o in op.operands for t in o.free_symbols if t in self.op_of)
-        return [s for s in self.op_of if s in need]
+                fresh = [o for o in op.operands if o not in seen]
+                seen.update(fresh)
+                stack.extend(t for o in fresh for t in o.free_symbols if t in self.op_of)
+        position = self._positions()
+        return sorted(need, key=position.__getitem__)
 
     def __iter__(self) -> Iterator[tuple[sp.Symbol, Op]]:
         return iter(self.op_of.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from .ir import Apply, Graph
 from .rewrite import share_logistic, stabilize
 
 _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
+_SHAPE_INLINE = 8  # leaves whose broadcast shape is printed where it is used; more, once in a variable
 
 
 class ExprPrinter:
@@ -292,11 +294,29 @@ class FunctionPrinter:
         for name in sig.inputs:
             kind = f'_as_index({name}, "{name}")' if name in sig.index_inputs else f"_as_float({name}, _dt)"
             lines.append(f"{name} = {kind}")
+        # the broadcast shape of many leaves that several ops need (the sum_to of each term of a
+        # long sum) is computed once
+        shape_code: dict[sp.Expr, str] = {}
+        for o in (o for _, op in ops for o in op.operands):
+            if o not in shape_code:
+                shape_code[o] = self.shape(o)
+        uses = Counter(shape_code[o] for _, op in ops for o in op.operands)
+        shared_shapes: dict[str, str] = {}
+
+        def shape_of(e: sp.Expr) -> str:
+            code = shape_code[e]
+            if uses[code] == 1 or code.count(",") < _SHAPE_INLINE:
+                return code
+            if code not in shared_shapes:
+                shared_shapes[code] = f"_s{len(shared_shapes)}"
+                lines.append(f"{shared_shapes[code]} = {code}")
+            return shared_shapes[code]
+
         k = 0
         for sym, op in ops:
             codes, shapes = [], []
             for i, operand in enumerate(op.operands):
-                shapes.append(self.shape(operand))
+                shapes.append(shape_of(operand))
                 if not _computes(op, i, self.b):
                     codes.append("")
                     continue

@@ -64,6 +64,14 @@ class Scope:
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
 }
+_LONG_CHAIN = 16  # operators in a row, from which a sum or product of tensors is built at once
+
+
+def _plain(v: Value) -> bool:
+    """A numeric tensor (not a condition, not a number known at compile time)."""
+    return isinstance(v, Tensor) and not v.is_bool
+
+
 _COMPARE_STATIC = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
                    ">": operator.gt, ">=": operator.ge}
 _COMPARE_SYMBOLIC = {"==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
@@ -191,10 +199,29 @@ class Resolver:
             spine.append(node)
             node = node.left
         value = self.eval(node, scope)
+        # a long run of + and - (or of *) over tensors is built as one SymPy node: step by step,
+        # each step re-sorts the whole sum so far, quadratic in its length
+        ops = {b.op for b in spine}
+        chain = len(spine) >= _LONG_CHAIN and (ops <= {"+", "-"} or ops == {"*"})
+        join = sp.Mul if ops == {"*"} else sp.Add
+        run: list[Tensor] = []
         for b in reversed(spine):
             right = self.eval(b.right, scope)
+            if chain and _plain(value) and _plain(right):
+                run = run or [value]
+                run.append(Tensor(-right.expr) if b.op == "-" else right)
+                continue
+            value = self._joined(run, value, join)
+            run = []
             value = self._keep_shape(self._apply(b, value, right), (value, right))
-        return value
+        return self._joined(run, value, join)
+
+    def _joined(self, run: list[Tensor], value: Value, join: type[sp.Add] | type[sp.Mul]) -> Value:
+        """The sum or product of ``run`` (``value`` where it is empty), its shape kept as each
+        step's would be."""
+        if not run:
+            return value
+        return self._keep_shape(Tensor(join(*(t.expr for t in run))), tuple(run))
 
     def _apply(self, node: A.BinOp, left: Value, right: Value) -> Value:
         op = node.op

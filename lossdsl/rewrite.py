@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import sympy as sp
+from sympy.core.parameters import global_parameters
 
 from .builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
 from .ir import Apply, Graph
@@ -177,6 +178,8 @@ def _match_terms(pattern: sp.Expr, expr: sp.Expr, bound: dict) -> dict | None:
         others.remove(const)
         return match(rest, kind(*others), bound)
     for first, second in (pattern.args, pattern.args[::-1]):
+        if len(expr.args) > 2 and isinstance(second, sp.Function):
+            continue  # the rest of a longer sum or product is one again, never a function's value
         for i, e in enumerate(expr.args):
             b = match(first, e, bound)
             if b is not None:
@@ -266,17 +269,52 @@ def cancel_terms(expr: sp.Basic) -> sp.Basic:
 def stabilize(expr: sp.Basic) -> sp.Basic:
     """``expr`` with every rule applied wherever its pattern matches, innermost first, its
     reflected pairs shared, and terms that then cancel cancelled."""
-    return _bottom_up(share_reflections(_bottom_up(expr, _rewrite_node)), cancel_terms)
+    stable = _stabilized(expr, *_evaluation())
+    return expr if stable == expr else stable  # the caller's own object where nothing changed
 
 
-def _bottom_up(expr: sp.Basic, rewrite: Callable[[sp.Basic], sp.Basic]) -> sp.Basic:
-    """``expr`` with ``rewrite`` applied to every node, innermost first."""
-    if expr.is_Atom:
-        return expr
-    args = [_bottom_up(a, rewrite) for a in expr.args]
-    if any(a is not b for a, b in zip(args, expr.args)):
-        expr = expr.func(*args)
-    return rewrite(expr)
+def _evaluation() -> tuple[bool, bool]:
+    """SymPy's evaluation flags (per thread), which decide what a rebuilt node becomes: the
+    gradient pass builds under ``distribute(False)``, the printer does not. Memoised results
+    are kept apart by them."""
+    return global_parameters.evaluate, global_parameters.distribute
+
+
+# Memoised by node (SymPy's are immutable and hashable; lru_cache is safe across threads), so
+# that a subexpression shared within an expression, or between the value and its gradients, is
+# rewritten once: the printer stabilizes every operand and output, the gradient pass every operand.
+_MEMO = 1 << 16
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _stabilized(expr: sp.Basic, *flags: bool) -> sp.Basic:
+    return _cancelled(share_reflections(_rules_applied(expr, *flags)), *flags)
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _rules_applied(expr: sp.Basic, *flags: bool) -> sp.Basic:
+    """``expr`` with the rules applied to every node, innermost first."""
+    return expr if expr.is_Atom else _rewrite_node(_rebuilt(expr, _rules_applied, flags))
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _cancelled(expr: sp.Basic, *flags: bool) -> sp.Basic:
+    """``expr`` with ``cancel_terms`` applied to every node, innermost first."""
+    return expr if expr.is_Atom else cancel_terms(_rebuilt(expr, _cancelled, flags))
+
+
+def clear_memo() -> None:
+    """Forget the memoised rewrites (for timing a compile from scratch)."""
+    for memo in (_stabilized, _rules_applied, _cancelled):
+        memo.cache_clear()
+
+
+def _rebuilt(expr: sp.Basic, walk: Callable[..., sp.Basic], flags: tuple[bool, ...]) -> sp.Basic:
+    """``expr`` with ``walk`` applied to its arguments (rebuilt only where one changed)."""
+    args = [walk(a, *flags) for a in expr.args]
+    # equal, not identical: a memoised result may be an equal node built elsewhere, and rebuilding
+    # from it would re-evaluate a node built under other flags (-(1 - x) as x - 1)
+    return expr.func(*args) if any(a is not b and a != b for a, b in zip(args, expr.args)) else expr
 
 
 def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:

@@ -19,3 +19,29 @@ def test_quick_benchmark_writes_table(tmp_path):
     assert "jaxpr eqns ours / jax.grad" in text and "geometric-mean speed-up" in text
     assert "whole library cold" in text and "`import lossdsl`" in text
     assert "## Targets in this run" in text and "met by" in text
+
+
+def test_compile_time_benchmark_writes_its_section(tmp_path):
+    out = tmp_path / "performance.md"
+    out.write_text("# Performance\n\nbench.py's tables\n")
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compile_time.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert text.startswith("# Performance\n\nbench.py's tables\n")
+    for row in ("| product of N distinct tanh factors | 20 |", "| sum of N inputs | 40 |", "Fitted growth",
+                "Stdlib, warm", "| limits.MAX_EXPR_DEPTH |", "| limits.MAX_EVALUATIONS |", "| ir.MAX_OPS |"):
+        assert row in text
+
+
+def test_compile_time_section_is_replaced_not_repeated(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from compile_time import write_section
+
+    out = tmp_path / "performance.md"
+    out.write_text("# Performance\n\nbench.py's tables\n")
+    write_section(out, "## Compile time\n\nfirst")
+    write_section(out, "## Compile time\n\nsecond")
+    text = out.read_text()
+    assert text.startswith("# Performance\n\nbench.py's tables\n")
+    assert text.count("## Compile time") == 1 and "second" in text and "first" not in text

@@ -302,3 +302,47 @@ def test_printed_text_round_trips_through_the_parser(tree, compact, pow_token):
     assert from_ast(first.result) == tree  # the parser recovers exactly the printed tree
     # spacing and the spelling of the power operator do not change the tree
     assert lossdsl.parse(to_text(tree, compact=not compact, pow_token="^")) == first
+
+
+# --- long sums and products -----------------------------------------------------------------
+# Past the lengths from which resolve builds a run of + or * as one node and a gradient's sum_to
+# lists all of an expression's tensors: repeated factors (x*x is x^2), factors shared between
+# terms, and exact zeros among the inputs (a product's gradient never divides by a factor).
+
+LONG_NAMES = tuple(f"u{i}" for i in range(5))
+# smooth one-child forms: at the exact zeros, abs and sign would test a subgradient convention
+SMOOTH = [f for f in UNARY if f(var("z"))[1] not in ("abs", "sign", "mean")]
+SHARED = call("tanh", binop("+", var("u0"), binop("*", var("u1"), var("u2"))))
+LONG_FACTORS = st.one_of(
+    st.sampled_from([var(n) for n in LONG_NAMES]),
+    st.builds(lambda f, n: f(var(n)), st.sampled_from(SMOOTH), st.sampled_from(LONG_NAMES)),
+    st.just(SHARED),
+    st.builds(lambda a: binop("-", SHARED, a), st.sampled_from([var(n) for n in LONG_NAMES])),
+)
+
+
+def _with_zeros(seed):
+    rng = np.random.default_rng(seed)
+    data = {n: rng.normal(scale=0.8, size=SHAPE) for n in LONG_NAMES}
+    for n in LONG_NAMES:
+        data[n][rng.integers(0, SHAPE[0], size=2)] = 0.0
+    return data
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(LONG_FACTORS, min_size=17, max_size=40), st.sampled_from(["*", "+", "-"]), SEEDS)
+def test_long_products_and_sums_match_jax_grad(factors, op, seed):
+    body = factors[0]
+    for f in factors[1:]:
+        body = binop(op, body, f)
+    tree = call("mean", body)
+    text, data = to_text(tree), _with_zeros(seed)
+    env = {n: jnp.asarray(v) for n, v in data.items()}
+    names = sorted(used_names(tree))
+    loss = lossdsl.compile(text)
+    kwargs = {n: data[n] for n in loss.inputs}
+    value, grads = loss.value_and_grad(names)(**kwargs)
+    _close(float(value), float(to_jnp(tree, env)), 1e-9, f"value of {text}")
+    for n in names:
+        want = jax.grad(lambda v, n=n: to_jnp(tree, {**env, n: v}))(env[n])
+        _close(grads[n], want, 1e-9, f"d/d{n} of {text} vs jax.grad")

@@ -65,7 +65,7 @@ def test_log_sum_exp_becomes_one_op():
 def test_numpy_softplus_and_sigmoid_share_one_exponential(call):
     """NumPy evaluates each helper on its own: softplus(x) in the value and sigmoid(x) in the gradient
     print through one exp(-|x|) (rewrite.share_logistic); JAX keeps its two calls, which XLA fuses."""
-    body = lossdsl.compile(call, backend="numpy")._writer.subset_module(("y_pred",))
+    body = lossdsl.compile(call, backend="numpy")._c.writer.subset_module(("y_pred",))
     body = body.split("def _value_and_grad_rows")[1].split("\ndef ")[0]
     assert body.count("np.exp") == 1 and "_softplus(" not in body and "_sigmoid(" not in body, body
 
@@ -80,7 +80,7 @@ def test_share_logistic_keeps_each_form_where_it_is_alone():
 def test_clip_has_one_mask_as_its_derivative():
     """bce from probabilities clips them: its gradient holds one in-range mask, not two half-steps."""
     loss = lossdsl.compile("bce(y_true, y_pred)", backend="numpy")
-    body = loss._writer.subset_module(("y_pred",)).split("def _value_and_grad_rows")[1]
+    body = loss._c.writer.subset_module(("y_pred",)).split("def _value_and_grad_rows")[1]
     assert body.count("np.clip(") == 1 and body.count("_inside(") == 1 and "_heaviside(" not in body
     assert "inside(y_pred" in str(loss.gradient_formula("y_pred"))
 
@@ -91,7 +91,7 @@ def test_clip_has_one_mask_as_its_derivative():
 def test_lean_value_and_gradient(call, once):
     """Each transcendental is evaluated once for the value and gradient together: softplus(-x) shares
     softplus(x); cce without label smoothing computes no mean of log-probabilities just for its shape."""
-    body = lossdsl.compile(call, backend="jax")._writer.subset_module(("y_pred",)).split("def value_and_grad")[1]
+    body = lossdsl.compile(call, backend="jax")._c.writer.subset_module(("y_pred",)).split("def value_and_grad")[1]
     body = body.split("\ndef ")[0]
     for name in once:
         assert body.count(name) == 1, (name, body)
