@@ -191,7 +191,7 @@ def op_counts(specs, inputs_of):
         if jref is None:
             continue
         small = inputs_of(name)
-        module = lossdsl.compile(call, backend="jax")._writer.subset_module(("y_pred",))
+        module = lossdsl.compile(call, backend="jax")._c.writer.subset_module(("y_pred",))
         from lossdsl.codegen import load_module
         ours = load_module(module, "bench").value_and_grad
         n_ours = _equations(jax.make_jaxpr(lambda y, p, ours=ours: ours(y_true=y, y_pred=p))(small["y_true"], small["y_pred"]))
@@ -208,7 +208,7 @@ t = time.perf_counter()
 import lossdsl
 imported = time.perf_counter() - t
 assert "jax" not in sys.modules, "import lossdsl imported jax"
-from lossdsl.pipeline import _compile
+from lossdsl.compiled import _compile
 lib = lossdsl.library.library()
 calls = {}
 for name, d in lib.items():
