@@ -18,7 +18,7 @@ import sympy as sp
 from .backend import Backend
 from .blocking import RowBlocks, row_blocks
 from .checks import checked_operands, checked_ops, ranges_code
-from .formula import render
+from .formula import Renderer, render
 from .gradient import gradients
 from .ir import Apply, Graph
 from .printer import FunctionPrinter, Signature, helpers_for
@@ -122,8 +122,12 @@ def {name}(*, {", ".join(names)}):
                  *_indented(_shown(render(self.graph, self.root)))]
         if self.differentiable:
             lines += ["", "Gradient, element by element (n: the element count of a mean):", ""]
-            lines += [line for w in self.differentiable
-                      for line in _indented(f"d/d{w} = {_shown(render(self.grad_graph, self.grads[w]))}")]
+            shown = Renderer(self.grad_graph)
+            for k, w in enumerate(self.differentiable):
+                if sum(map(len, lines)) > _DOC_CHARS:  # no reader follows more, and each takes a render
+                    lines.append(f"    ... and {len(self.differentiable) - k} more: CompiledLoss.gradient_formula")
+                    break
+                lines += _indented(f"d/d{w} = {_shown(shown(self.grads[w]))}")
         doc = "\n".join(line.rstrip() for line in lines)
         safe = "\\" not in doc and '"""' not in doc and all(line.isprintable() for line in lines)
         return f'"""{doc}\n"""' if safe else repr(doc + "\n")  # user text never escapes the string
@@ -173,6 +177,7 @@ def _indented(text: str) -> list[str]:
 
 
 _FORMULA_CHARS = 2000
+_DOC_CHARS = 20_000  # past this, the docstring names the gradients it leaves out
 
 
 def _shown(e: sp.Expr) -> str:

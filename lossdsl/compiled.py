@@ -143,6 +143,8 @@ class CompiledLoss:
 
     def _subset(self, names: tuple[str, ...]) -> Callable[..., Any]:
         def make() -> Callable[..., Any]:
+            if names == self.differentiable and self._checks_fn is None:  # the module's own, already printed
+                return self._c.backend.jit(self.module.value_and_grad)
             source = self._c.writer.subset_module(names, checked=self._checks_fn is not None)
             return self._c.backend.jit(load_module(source, f"{self.backend}:grad").value_and_grad)
         return self._memoised(("grad", *names), make)

@@ -14,39 +14,52 @@ from .builtins import PRIMITIVES
 from .ir import Graph, Input
 
 
-def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
-    """``expr`` with every leaf replaced by its readable form."""
-    memo: dict[sp.Symbol, sp.Expr] = {}
-    counts: list[sp.Symbol] = []
-    taken = set(graph.inputs)
+class Renderer:
+    """Renders expressions over one graph; the leaves' forms (and the names of counts: ``n``,
+    ``n_2``, ...) are worked out once and shared by every expression it renders."""
 
-    def count_symbol() -> sp.Symbol:
-        k = len(counts)
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self._memo: dict[sp.Symbol, sp.Expr] = {}
+        self._counts: list[sp.Symbol] = []
+        self._taken = set(graph.inputs)
+
+    def _count_symbol(self) -> sp.Symbol:
+        k = len(self._counts)
         name = "n" if k == 0 else f"n_{k + 1}"
-        while name in taken:
+        while name in self._taken:
             name += "_"
-        counts.append(sp.Symbol(name, positive=True))
-        return counts[-1]
+        self._counts.append(sp.Symbol(name, positive=True))
+        return self._counts[-1]
 
-    def leaf(sym: sp.Symbol) -> sp.Expr:
-        if sym not in memo:
-            op = graph.op_of[sym]
+    def _leaf(self, sym: sp.Symbol) -> sp.Expr:
+        if sym not in self._memo:
+            op = self.graph.op_of[sym]
             if isinstance(op, Input):
-                memo[sym] = sp.Symbol(op.name, real=True)
+                self._memo[sym] = sym  # the IR's own (real) symbol: renamed once, at the end
             elif op.prim == "count":
-                memo[sym] = count_symbol()
+                self._memo[sym] = self._count_symbol()
             else:
                 shown = PRIMITIVES[op.prim].formula or sp.Function(op.prim)
-                memo[sym] = shown(*(sub(o) for o in op.operands))
-        return memo[sym]
+                self._memo[sym] = shown(*(self._sub(o) for o in op.operands))
+        return self._memo[sym]
 
-    def sub(e: sp.Expr) -> sp.Expr:
-        leaves = [s for s in e.free_symbols if s in graph.op_of]
-        return e.xreplace({s: leaf(s) for s in leaves})
+    def _sub(self, e: sp.Expr) -> sp.Expr:
+        # inputs render as themselves: replacing them anyway would rebuild (and re-evaluate) every node
+        op_of = self.graph.op_of
+        changed = {s: shown for s in e.free_symbols if s in op_of and (shown := self._leaf(s)) is not s}
+        return e.xreplace(changed) if changed else e
 
-    # Work with real symbols, as the IR does, and rename them to plain ones at the end without
-    # re-evaluating: SymPy re-deriving assumptions of plain symbols through nested functions
-    # (tanh(tanh(...))) takes exponential time.
-    shown = sub(expr)
-    with sp.evaluate(False):
-        return shown.xreplace({s: sp.Symbol(s.name) for s in shown.free_symbols})
+    def __call__(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with every leaf replaced by its readable form."""
+        # Work with real symbols, as the IR does, and rename them to plain ones at the end without
+        # re-evaluating: SymPy re-deriving assumptions of plain symbols through nested functions
+        # (tanh(tanh(...))) takes exponential time.
+        shown = self._sub(expr)
+        with sp.evaluate(False):
+            return shown.xreplace({s: sp.Symbol(s.name) for s in shown.free_symbols})
+
+
+def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every leaf replaced by its readable form."""
+    return Renderer(graph)(expr)
