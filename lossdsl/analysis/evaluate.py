@@ -1,0 +1,45 @@
+"""Numbers from expressions: in NumPy through lossdsl's own printer (so every builtin that prints
+evaluates, including those NumPy lacks and the runtime supplies), or in SymPy's own terms at 30
+digits where floats would overflow (the far tails)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from ..backend import NUMPY
+from ..codegen import load_module
+from ..printer import ExprPrinter, helpers_for
+
+
+def elementary(e: sp.Expr) -> sp.Expr:
+    """``e`` with lossdsl's own functions written in SymPy's (softplus as log(1 + exp(x)), ...)."""
+    return e.replace(lambda a: hasattr(type(a), "elementary"), lambda a: type(a).elementary(*a.args))
+
+
+def value_at(e: sp.Expr, t: sp.Symbol, at: sp.Expr) -> float:
+    """``e`` at ``t = at``, to 30 digits in SymPy (NaN where it is not a real number)."""
+    v = sp.N(elementary(e).subs(t, at), 30)
+    try:
+        return float(v)
+    except TypeError:
+        return math.nan
+
+
+@lru_cache(maxsize=256)
+def numpy_function(expr: sp.Expr, params: tuple[sp.Symbol, ...]) -> Callable[..., np.ndarray]:
+    """``expr`` as a NumPy function of ``params`` (positional), printed by the NumPy backend with
+    the runtime helpers it calls. Only our printer's code runs: parameters print under names of
+    our own, and an expression with any other free symbol is refused."""
+    stray = expr.free_symbols - set(params)
+    if stray:
+        raise ValueError(f"free symbols besides the parameters: {sorted(map(str, stray))}")
+    names = [sp.Symbol(f"_p{k}") for k in range(len(params))]
+    code = ExprPrinter(NUMPY)(expr.xreplace(dict(zip(params, names))))
+    source = "\n\n\n".join([NUMPY.imports, helpers_for(code, NUMPY),
+                            f"def _evaluate({', '.join(map(str, names))}):\n    return {code}\n"])
+    return load_module(source, "analysis")._evaluate
