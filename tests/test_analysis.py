@@ -5,6 +5,7 @@ distribution it is the negative log-likelihood of), not our own output; countere
 convexity are re-checked with NumPy references written here.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -162,6 +163,16 @@ def test_evaluator_takes_no_free_names():
         numpy_function(t + other, (t,))
     analysis = ROOT / "lossdsl" / "analysis"
     assert not [p.name for p in analysis.glob("*.py") if "lambdify" in p.read_text(encoding="utf-8")]
+
+
+def test_analysis_benchmark_runs(capsys):
+    """benchmarks/analysis_time.py times each case it is given (the seconds are not checked)."""
+    spec = importlib.util.spec_from_file_location("analysis_time", ROOT / "benchmarks" / "analysis_time.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert len(bench.PRODUCTS) >= 3 and all(s.count("*") >= bench.N - 1 for s in bench.PRODUCTS.values())
+    rows = bench.analyze_cases({"huber": "huber(delta=1)"})
+    assert [r[0] for r in rows] == ["huber"] and "huber" in capsys.readouterr().out
 
 
 # --- LaTeX ------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ arithmetic). A wrong "convex" is the one answer this must never give."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from ..builtins import PRIMITIVES, Shape
@@ -51,6 +53,7 @@ def _power_shape(p: sp.Expr, base: Interval) -> Shape:
     return Shape()
 
 
+@lru_cache(maxsize=512)
 def _derivative(g: sp.Expr, t: sp.Symbol, n: int) -> sp.Expr:
     """``d^n g / dt^n`` with the factors free of ``t`` kept outside: SymPy's product rule over a
     product of k factors builds on the order of k^n terms, most of them zero."""
@@ -69,7 +72,7 @@ class Analysis:
             if sym == self.x or (isinstance(op, Apply) and any(s in self.depends for o in op.operands
                                                                 for s in o.free_symbols)):
                 self.depends.add(sym)
-        self.reasons: list[str] = []
+        self._failures: list[tuple[sp.Basic, str]] = []  # rendered only when reported
         self._curv: dict[sp.Basic, str] = {}
         self._dep: dict[sp.Basic, bool] = {}
 
@@ -85,14 +88,30 @@ class Analysis:
         """"constant", "affine", "convex", "concave" or "unknown" (the reason is recorded)."""
         if e not in self._curv:
             got = self._compose(e) if self.dep(e) else "constant"
-            if got == "unknown":
+            if got == "unknown" and not self._scaled_failure(e):
                 got = self._by_derivatives(e)
             self._curv[e] = got
         return self._curv[e]
 
+    def _scaled_failure(self, e: sp.Basic) -> bool:
+        """Whether ``e`` is a constant times one factor whose curvature the rule and the derivative
+        test have already failed to find: the test on ``e`` would be that test again, scaled (and
+        SymPy's product rule over many constant factors is slow)."""
+        if not isinstance(e, sp.Mul):
+            return False
+        dependent = [a for a in e.args if self.dep(a)]
+        return len(dependent) == 1 and self._curv.get(dependent[0]) == "unknown"
+
     def _fail(self, e: sp.Basic, why: str) -> str:
-        self.reasons.append(f"{sp.sstr(render(self.graph, e))}: {why}")
+        self._failures.append((e, why))
         return "unknown"
+
+    def reason(self) -> str | None:
+        """Why the rule failed: the first sub-expression that broke it, as the user reads it."""
+        if not self._failures:
+            return None
+        e, why = self._failures[0]
+        return f"{sp.sstr(render(self.graph, e))}: {why}"
 
     def _compose(self, e: sp.Basic) -> str:
         if isinstance(e, sp.Symbol):
@@ -239,6 +258,6 @@ class Analysis:
             mono = "increasing" if slope[0] >= 0 else "decreasing" if slope[1] <= 0 else ""
             got = self._apply(e, Shape(shape, (mono,)), [u], "g")
             if got != "unknown":
-                self.reasons.clear()
+                self._failures.clear()
                 return got
         return "unknown"

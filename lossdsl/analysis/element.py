@@ -4,6 +4,7 @@ smoothness (C^k at each kink), robustness (growth and influence far out) and ran
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,9 +90,15 @@ def element(an: Analysis, loss: CompiledLoss) -> Element | None:
 def smoothness(el: Element) -> dict[str, Any]:
     """C^k: one-sided derivatives up to order 4 compared where a function has a kink or a
     condition changes; a point where they all agree is no kink."""
-    t = el.t
+    return copy.deepcopy(_smoothness(el.expr, el.t, el.domain))
+
+
+# The studies of l(t) are memoised by l, t and the domain: inputs that contribute alike (the
+# factors of a product, each parameter of a penalty) share them.
+@lru_cache(maxsize=128)
+def _smoothness(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> dict[str, Any]:
     where: dict[sp.Expr, str] = {}
-    for a in sp.preorder_traversal(el.expr):
+    for a in sp.preorder_traversal(expr):
         if isinstance(a, NONSMOOTH) and t in a.free_symbols:
             edge = a.args[0] - a.args[1] if len(a.args) == 2 and SHAPES[type(a)].kink else a.args[0]
             where[edge] = "kink" if SHAPES[type(a)].kink else "jump"
@@ -100,7 +107,7 @@ def smoothness(el: Element) -> dict[str, Any]:
                 for r in c.atoms(sp.core.relational.Relational):
                     if t in r.free_symbols:
                         where[r.lhs - r.rhs] = "jump"
-    derivs = [el.expr]  # up to the 4th, each taken when a point first needs it: most losses have no kink
+    derivs = [expr]  # up to the 4th, each taken when a point first needs it: most losses have no kink
 
     def derivative(order: int) -> sp.Expr:
         while len(derivs) <= order:
@@ -116,7 +123,7 @@ def smoothness(el: Element) -> dict[str, Any]:
         except (NotImplementedError, ValueError):
             roots = []
         for r in roots:
-            if not el.domain[0] < float(r) < el.domain[1]:
+            if not domain[0] < float(r) < domain[1]:
                 continue
             for order in range(5):
                 d = derivative(order)
@@ -133,14 +140,18 @@ def smoothness(el: Element) -> dict[str, Any]:
 
 def robustness(el: Element) -> dict[str, Any]:
     """Growth of the loss and of its derivative as the prediction runs off to either infinity."""
-    t = el.t
-    slope = sp.diff(el.expr, t)
+    return copy.deepcopy(_robustness(el.expr, el.t, el.domain))
+
+
+@lru_cache(maxsize=128)
+def _robustness(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> dict[str, Any]:
+    slope = sp.diff(expr, t)
     far, farther = sp.Integer(10) ** 8, sp.Integer(10) ** 12
     sides = {}
     for name, s in (("+", 1), ("-", -1)):
-        if (el.domain[1] if s > 0 else -el.domain[0]) < INF:
+        if (domain[1] if s > 0 else -domain[0]) < INF:
             continue
-        v1, v2 = value_at(el.expr, t, s * far), value_at(el.expr, t, s * farther)
+        v1, v2 = value_at(expr, t, s * far), value_at(expr, t, s * farther)
         g1, g2 = abs(value_at(slope, t, s * far)), abs(value_at(slope, t, s * farther))
         if abs(v2) > 1e40 or (abs(v1) > 0 and math.log(abs(v2) / abs(v1)) / math.log(1e4) > 2.5):
             growth = "exponential"
@@ -164,8 +175,21 @@ def robustness(el: Element) -> dict[str, Any]:
 def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
     """Bounded below, non-negative (proved by intervals on the whole loss, or seen numerically),
     and the minimum of the per-element loss with its place."""
-    t = el.t
-    lo, hi = el.domain
+    best, place, attained, below = _lowest(el.expr, el.t, el.domain)
+    proved = an.bounds(root)[0] >= 0
+    best = round(best, 10) + 0.0
+    return {"bounded_below": bool(below), "nonnegative": bool(proved or (below and best >= -1e-9)),
+            "nonnegative_proved": bool(proved), "minimum": best if below else None,
+            "attained": attained if below else False,
+            "argmin": (round(place, 6) + 0.0 if isinstance(place, float) else place) if below else None,
+            "held": el.held}
+
+
+@lru_cache(maxsize=128)
+def _lowest(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> tuple[float, float | str, bool, bool]:
+    """The least value of l(t) on a grid, refined by golden sections, or its infimum at an
+    infinite end: (value, place, attained, bounded below)."""
+    lo, hi = domain
     centre = 1.0 if lo <= 1 <= hi else (lo + hi) / 2 if hi < INF else lo + 1
     if lo > -INF and hi < INF:
         grid = np.linspace(lo, hi, 401)
@@ -173,7 +197,7 @@ def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
         offsets = np.logspace(-4, 3, 200)
         grid = np.concatenate([centre - offsets[::-1], [centre], centre + offsets])
         grid = grid[(grid >= lo) & (grid <= hi)]
-    f = numpy_function(el.expr, (t,))
+    f = numpy_function(expr, (t,))
 
     def at(points: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -197,15 +221,9 @@ def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
         if (hi if s > 0 else -lo) == INF:
             # still falling at the grid's end (softplus(-x) there is below float precision, its
             # slope, -sigmoid(-x), is not): the infimum lies at infinity
-            falling = sp.N(elementary(sp.diff(el.expr, t)).subs(t, sp.Float(grid[-1 if s > 0 else 0])), 30) * s
-            tails[name] = value_at(el.expr, t, s * sp.Integer(10) ** 12)
+            falling = sp.N(elementary(sp.diff(expr, t)).subs(t, sp.Float(grid[-1 if s > 0 else 0])), 30) * s
+            tails[name] = value_at(expr, t, s * sp.Integer(10) ** 12)
             if falling.is_real and falling < 0 and tails[name] <= best + 1e-9 * (1 + abs(best)):
                 best, place, attained = tails[name], name, False
     below = all(v > -1e6 for v in tails.values()) and math.isfinite(best)
-    proved = an.bounds(root)[0] >= 0
-    best = round(best, 10) + 0.0
-    return {"bounded_below": bool(below), "nonnegative": bool(proved or (below and best >= -1e-9)),
-            "nonnegative_proved": bool(proved), "minimum": best if below else None,
-            "attained": attained if below else False,
-            "argmin": (round(place, 6) + 0.0 if isinstance(place, float) else place) if below else None,
-            "held": el.held}
+    return best, place, attained, below

@@ -35,8 +35,10 @@ def _natives() -> dict[type, type]:
 _NATIVE = _natives()
 
 
+@lru_cache(maxsize=512)
 def elementary(e: sp.Expr) -> sp.Expr:
-    """``e`` with lossdsl's own functions written in SymPy's (softplus as log(1 + exp(x)), ...)."""
+    """``e`` with lossdsl's own functions written in SymPy's (softplus as log(1 + exp(x)), ...);
+    memoised: the per-element study evaluates one expression at many points."""
     return e.replace(lambda a: hasattr(type(a), "elementary"), lambda a: type(a).elementary(*a.args))
 
 

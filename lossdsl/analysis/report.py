@@ -43,7 +43,7 @@ def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> d
         if found is not None:
             report["convexity"] = {"verdict": "nonconvex", "counterexample": found}
         else:
-            report["convexity"] = {"verdict": "unknown", "reason": an.reasons[0] if an.reasons else
+            report["convexity"] = {"verdict": "unknown", "reason": an.reason() or
                                    "the composition rules do not apply"}
     el = element(an, loss)
     if el is None:
