@@ -5,15 +5,18 @@ distribution it is the negative log-likelihood of), not our own output; countere
 convexity are re-checked with NumPy references written here.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.special
 import sympy as sp
 
 import lossdsl
-from lossdsl.analysis import selection_guide
+from lossdsl.analysis import numpy_function, selection_guide
+from lossdsl.builtins import ELEMENTWISE
 from lossdsl.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +117,62 @@ def test_hessian_is_reported_symbolically():
     h = lossdsl.analyze("mse()")["inputs"]["y_pred"]["hessian"]
     assert sp.sympify(h["per_element"]) == 2 / n and h["diagonal"]
     assert not lossdsl.analyze("mse(y, X @ w)")["inputs"]["w"]["hessian"]["diagonal"]
+
+
+# --- the evaluator: our own NumPy printer, with the runtime helpers ---------------------------
+
+_BUILTIN = {e.name: e.func for e in ELEMENTWISE}
+# builtins NumPy lacks (printed as runtime helpers), each with a domain and a reference written from
+# its formula or taken from scipy; a builtin added to the registry later joins here by its row
+EVALUATED = [
+    ("softplus", (-400, 400), lambda x: np.logaddexp(0, x)),
+    ("sigmoid", (-400, 400), scipy.special.expit),
+    ("heaviside", (-3, 3), lambda x: np.heaviside(x, 0.5)),
+    ("erf", (-6, 6), scipy.special.erf),
+    ("erfc", (-6, 27), scipy.special.erfc),
+    ("lgamma", (1e-3, 200), scipy.special.gammaln),
+    ("digamma", (1e-3, 200), scipy.special.digamma),
+]
+
+
+@pytest.mark.parametrize("row", [r for r in EVALUATED if r[0] in _BUILTIN], ids=lambda r: r[0])
+def test_evaluator_runs_builtins_numpy_lacks(row):
+    name, (lo, hi), reference = row
+    t = sp.Symbol("t", real=True)
+    args = (t, sp.Rational(1, 2)) if name == "heaviside" else (t,)
+    x = np.concatenate([np.linspace(lo, hi, 2001), [lo, hi, 0.0] if lo < 0 else [lo, hi]])
+    got = numpy_function(_BUILTIN[name](*args), (t,))(x)
+    np.testing.assert_allclose(got, reference(x), rtol=1e-12, atol=1e-300)
+
+
+def test_evaluator_on_a_composite_matches_numpy():
+    t, y = sp.symbols("t y", real=True)
+    softplus, sigmoid, abs_ = _BUILTIN["softplus"], _BUILTIN["sigmoid"], _BUILTIN["abs"]
+    # SymPy's own Abs too: SymPy writes it where it evaluates (sqrt(t^2) is Abs(t))
+    expr = y * softplus(-t) * sigmoid(2 * t) + sp.Piecewise((t**2 / 2, abs_(t - y) <= 1), (sp.sqrt(t**2) - 1, True))
+    x = np.linspace(-50, 50, 1001)
+    got = numpy_function(expr, (t, y))(x, 0.3)
+    want = (0.3 * np.logaddexp(0, -x) * scipy.special.expit(2 * x)
+            + np.where(np.abs(x - 0.3) <= 1, x**2 / 2, np.abs(x) - 1))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_evaluator_takes_no_free_names():
+    t, other = sp.symbols("t other", real=True)
+    with pytest.raises(ValueError, match="other"):
+        numpy_function(t + other, (t,))
+    analysis = ROOT / "lossdsl" / "analysis"
+    assert not [p.name for p in analysis.glob("*.py") if "lambdify" in p.read_text(encoding="utf-8")]
+
+
+def test_analysis_benchmark_runs(capsys):
+    """benchmarks/analysis_time.py times each case it is given (the seconds are not checked)."""
+    spec = importlib.util.spec_from_file_location("analysis_time", ROOT / "benchmarks" / "analysis_time.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert len(bench.PRODUCTS) >= 3 and all(s.count("*") >= bench.N - 1 for s in bench.PRODUCTS.values())
+    rows = bench.analyze_cases({"huber": "huber(delta=1)"})
+    assert [r[0] for r in rows] == ["huber"] and "huber" in capsys.readouterr().out
 
 
 # --- LaTeX ------------------------------------------------------------------------------------

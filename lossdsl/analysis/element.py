@@ -1,0 +1,229 @@
+"""The per-element loss ``l(t)``: the term one element of an input contributes to the reductions
+it is summed or averaged through, other inputs held at a typical value; and what it shows:
+smoothness (C^k at each kink), robustness (growth and influence far out) and range (minimum)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy as sp
+
+from ..builtins import INF
+from ..formula import render
+from ..ir import Apply
+from .curvature import Analysis
+from .evaluate import elementary, numpy_function, value_at
+from .intervals import FULL, NONSMOOTH, SHAPES, Interval
+
+if TYPE_CHECKING:
+    from ..compiled import CompiledLoss
+
+
+@dataclass
+class Element:
+    """The loss one element of ``x`` contributes, as a function of ``t``, others held fixed."""
+
+    expr: sp.Expr  # in the graph's custom functions, over t
+    t: sp.Symbol
+    domain: Interval
+    held: dict[str, float]
+    symbolic: sp.Expr  # the rendered term, over the inputs' plain symbols
+
+
+def _term(an: Analysis, e: sp.Expr) -> sp.Expr | None:
+    """The operand of the reductions that ``e`` sums or averages ``x`` through, if elementwise."""
+    terms = [a for a in sp.Add.make_args(sp.expand(e, deep=False, mul=True, multinomial=False)) if an.dep(a)]
+    inner = []
+    for term in terms:
+        leaves = [s for s in term.free_symbols if s in an.depends]
+        if len(leaves) != 1 or leaves[0] == an.x:
+            return None
+        (leaf,) = leaves
+        scale = term / leaf
+        op = an.graph.op_of[leaf]
+        if an.dep(scale) or not isinstance(op, Apply) or op.prim not in ("sum", "mean"):
+            return None
+        lo, hi = an.bounds(scale)
+        if hi < 0:  # -mean(l): a reduction takes a minus sign out of its operand (builtins._reduction)
+            scale, operand = -scale, -op.operands[0]
+        elif lo > 0:
+            operand = op.operands[0]
+        else:
+            return None
+        inner.append((op.prim, scale, operand))
+    if not inner or len({kind for kind, _, _ in inner}) != 1:
+        return None
+    body = sp.Add(*(s * o if len(inner) > 1 else o for _, s, o in inner))
+    if all(s == an.x or s not in an.depends for s in body.free_symbols):
+        return body
+    return _term(an, body)
+
+
+@lru_cache(maxsize=64)
+def _exact(v: float) -> sp.Expr:
+    return sp.nsimplify(v)
+
+
+def element(an: Analysis, loss: CompiledLoss) -> Element | None:
+    body = _term(an, loss.root)
+    if body is None:
+        return None
+    t = sp.Symbol("t", real=True)
+    held: dict[str, float] = {}
+    for name in loss.inputs:
+        lo, hi = an.ranges.get(name, FULL)
+        held[name] = 1.0 if lo <= 1 <= hi else (lo + hi) / 2 if hi < INF else lo + 1
+    symbolic = render(an.graph, body)
+    # one pass over the tree (subs with a dict makes one per input)
+    plain = symbolic.xreplace({sp.Symbol(n): (t if n == str(an.x) else _exact(v)) for n, v in held.items()})
+    plain = plain.replace(lambda a: isinstance(a, sp.core.function.AppliedUndef), lambda a: sp.Integer(1))
+    plain = plain.xreplace({s: sp.Integer(1) for s in plain.free_symbols if s != t})
+    return Element(plain, t, an.ranges.get(str(an.x), FULL), {k: v for k, v in held.items() if k != str(an.x)},
+                   symbolic)
+
+
+def smoothness(el: Element) -> dict[str, Any]:
+    """C^k: one-sided derivatives up to order 4 compared where a function has a kink or a
+    condition changes; a point where they all agree is no kink."""
+    return copy.deepcopy(_smoothness(el.expr, el.t, el.domain))
+
+
+# The studies of l(t) are memoised by l, t and the domain: inputs that contribute alike (the
+# factors of a product, each parameter of a penalty) share them.
+@lru_cache(maxsize=128)
+def _smoothness(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> dict[str, Any]:
+    where: dict[sp.Expr, str] = {}
+    for a in sp.preorder_traversal(expr):
+        if isinstance(a, NONSMOOTH) and t in a.free_symbols:
+            edge = a.args[0] - a.args[1] if len(a.args) == 2 and SHAPES[type(a)].kink else a.args[0]
+            where[edge] = "kink" if SHAPES[type(a)].kink else "jump"
+        if isinstance(a, sp.Piecewise):
+            for _, c in a.args:
+                for r in c.atoms(sp.core.relational.Relational):
+                    if t in r.free_symbols:
+                        where[r.lhs - r.rhs] = "jump"
+    derivs = [expr]  # up to the 4th, each taken when a point first needs it: most losses have no kink
+
+    def derivative(order: int) -> sp.Expr:
+        while len(derivs) <= order:
+            derivs.append(sp.diff(derivs[-1], t))
+        return derivs[order]
+
+    k: float = INF
+    points = []
+    delta = sp.Rational(1, 10**12)
+    for edge in where:
+        try:
+            roots = [r for r in sp.solve(elementary(edge), t) if r.is_real]
+        except (NotImplementedError, ValueError):
+            roots = []
+        for r in roots:
+            if not domain[0] < float(r) < domain[1]:
+                continue
+            for order in range(5):
+                d = derivative(order)
+                left, right = value_at(d, t, r - delta), value_at(d, t, r + delta)
+                if abs(left - right) > 1e-6 * (1 + abs(left) + abs(right)):
+                    points.append({"at": float(r), "continuous_derivatives": order - 1})
+                    k = min(k, order - 1)
+                    break
+    kinds = {-1: "jump", 0: "kink"}
+    return {"class": "inf" if k == INF else int(k),
+            "points": [{**p, "kind": kinds.get(p["continuous_derivatives"], f"C^{p['continuous_derivatives']}")}
+                       for p in points]}
+
+
+def robustness(el: Element) -> dict[str, Any]:
+    """Growth of the loss and of its derivative as the prediction runs off to either infinity."""
+    return copy.deepcopy(_robustness(el.expr, el.t, el.domain))
+
+
+@lru_cache(maxsize=128)
+def _robustness(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> dict[str, Any]:
+    slope = sp.diff(expr, t)
+    far, farther = sp.Integer(10) ** 8, sp.Integer(10) ** 12
+    sides = {}
+    for name, s in (("+", 1), ("-", -1)):
+        if (domain[1] if s > 0 else -domain[0]) < INF:
+            continue
+        v1, v2 = value_at(expr, t, s * far), value_at(expr, t, s * farther)
+        g1, g2 = abs(value_at(slope, t, s * far)), abs(value_at(slope, t, s * farther))
+        if abs(v2) > 1e40 or (abs(v1) > 0 and math.log(abs(v2) / abs(v1)) / math.log(1e4) > 2.5):
+            growth = "exponential"
+        elif abs(v2) > 1e-300 and abs(v1) > 1e-300 and math.log(abs(v2) / abs(v1)) / math.log(1e4) > 1.5:
+            growth = "quadratic"
+        elif abs(v2) > 1e-300 and abs(v1) > 1e-300 and math.log(abs(v2) / abs(v1)) / math.log(1e4) > 0.5:
+            growth = "linear"
+        elif v2 - v1 > 1e-3 * (1 + abs(v1)):
+            growth = "logarithmic"
+        else:
+            growth = "bounded"
+        bounded = growth != "exponential" and math.isfinite(g2) and g2 <= 2 * g1 + 1e-9
+        sides[name] = {"growth": growth, "influence_bounded": bool(bounded)}
+    if not sides:
+        return {"note": "the input is confined to a bounded interval"}
+    order = ("bounded", "logarithmic", "linear", "quadratic", "exponential")
+    return {"influence_bounded": all(s["influence_bounded"] for s in sides.values()),
+            "growth": max((s["growth"] for s in sides.values()), key=order.index), "directions": sides}
+
+
+def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
+    """Bounded below, non-negative (proved by intervals on the whole loss, or seen numerically),
+    and the minimum of the per-element loss with its place."""
+    best, place, attained, below = _lowest(el.expr, el.t, el.domain)
+    proved = an.bounds(root)[0] >= 0
+    best = round(best, 10) + 0.0
+    return {"bounded_below": bool(below), "nonnegative": bool(proved or (below and best >= -1e-9)),
+            "nonnegative_proved": bool(proved), "minimum": best if below else None,
+            "attained": attained if below else False,
+            "argmin": (round(place, 6) + 0.0 if isinstance(place, float) else place) if below else None,
+            "held": el.held}
+
+
+@lru_cache(maxsize=128)
+def _lowest(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> tuple[float, float | str, bool, bool]:
+    """The least value of l(t) on a grid, refined by golden sections, or its infimum at an
+    infinite end: (value, place, attained, bounded below)."""
+    lo, hi = domain
+    centre = 1.0 if lo <= 1 <= hi else (lo + hi) / 2 if hi < INF else lo + 1
+    if lo > -INF and hi < INF:
+        grid = np.linspace(lo, hi, 401)
+    else:
+        offsets = np.logspace(-4, 3, 200)
+        grid = np.concatenate([centre - offsets[::-1], [centre], centre + offsets])
+        grid = grid[(grid >= lo) & (grid <= hi)]
+    f = numpy_function(expr, (t,))
+
+    def at(points: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.broadcast_to(np.asarray(f(points), dtype=float), points.shape)
+
+    values = at(grid)
+    ok = np.isfinite(values)
+    i = int(np.argmin(np.where(ok, values, np.inf)))
+    best, place = float(values[i]), float(grid[i])
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    for _ in range(60):  # golden-section refinement inside the bracket
+        m1, m2 = b - (b - a) / 1.618034, a + (b - a) / 1.618034
+        f1, f2 = at(np.array([m1, m2]))
+        a, b = (a, m2) if f1 <= f2 else (m1, b)
+    refined = float(at(np.array([(a + b) / 2]))[0])
+    if math.isfinite(refined) and refined <= best:
+        best, place = refined, float((a + b) / 2)
+    tails = {}
+    attained = True
+    for name, s in (("+inf", 1), ("-inf", -1)):
+        if (hi if s > 0 else -lo) == INF:
+            # still falling at the grid's end (softplus(-x) there is below float precision, its
+            # slope, -sigmoid(-x), is not): the infimum lies at infinity
+            falling = sp.N(elementary(sp.diff(expr, t)).subs(t, sp.Float(grid[-1 if s > 0 else 0])), 30) * s
+            tails[name] = value_at(expr, t, s * sp.Integer(10) ** 12)
+            if falling.is_real and falling < 0 and tails[name] <= best + 1e-9 * (1 + abs(best)):
+                best, place, attained = tails[name], name, False
+    below = all(v > -1e6 for v in tails.values()) and math.isfinite(best)
+    return best, place, attained, below

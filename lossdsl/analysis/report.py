@@ -1,0 +1,76 @@
+"""``analyze``: every property of a loss with respect to each float input, as one JSON-serialisable
+report (convexity with its proof, counterexample or reason; smoothness; robustness; range;
+likelihood; Hessian)."""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import sympy as sp
+
+from ..builtins import PRIMITIVES
+from ..ir import Apply
+from .counterexample import counterexample
+from .curvature import Analysis
+from .element import element, robustness, smoothness, value_range
+from .intervals import NONSMOOTH, Bounds, input_ranges
+from .likelihood import likelihood
+
+if TYPE_CHECKING:
+    from ..compiled import CompiledLoss
+
+
+def _order(loss: CompiledLoss) -> list[str]:
+    names = list(loss.differentiable)
+    return sorted(names, key=lambda n: n != "y_pred")
+
+
+def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> dict[str, Any]:
+    """The report for one input; ``bounds``, shared by the inputs of one loss, memoises ranges."""
+    bounds = bounds or Bounds(loss.graph, input_ranges(loss.graph))
+    ranges = bounds.ranges
+    an = Analysis(loss.graph, x, bounds)
+    curvature = an.of(loss.root)
+    report: dict[str, Any] = {"input": x}
+    if curvature in ("convex", "concave", "affine"):
+        report["convexity"] = {"verdict": curvature, "proof": "composition rules"}
+    elif curvature == "constant":
+        report["convexity"] = {"verdict": "affine", "proof": "the loss does not depend on it"}
+    else:
+        found = counterexample(loss, x, ranges)
+        if found is not None:
+            report["convexity"] = {"verdict": "nonconvex", "counterexample": found}
+        else:
+            report["convexity"] = {"verdict": "unknown", "reason": an.reason() or
+                                   "the composition rules do not apply"}
+    el = element(an, loss)
+    if el is None:
+        kinks = [a for a in sp.preorder_traversal(loss.root) if isinstance(a, (*NONSMOOTH, sp.Piecewise))]
+        smooth = {"class": "inf", "points": []} if not kinks and not any(
+            isinstance(op, Apply) and PRIMITIVES.get(op.prim, None) is not None and PRIMITIVES[op.prim].shape.kink
+            for s, op in loss.graph.op_of.items() if s in an.depends) else {"class": "unknown", "points": []}
+        report.update(smoothness=smooth, robustness=None, range=None)
+    else:
+        report.update(per_element=sp.sstr(el.symbolic), smoothness=smoothness(el), robustness=robustness(el),
+                      range=value_range(el, an, loss.root))
+    report["likelihood"] = likelihood(loss, x, ranges)
+    report["hessian"] = {"per_element": sp.sstr(loss.hessian_formula(x)), "diagonal": el is not None,
+                         "full": f"CompiledLoss.hessian({x!r})"}
+    return report
+
+
+def analyze(source: str) -> dict[str, Any]:
+    """Properties of a loss with respect to each float input (the prediction first): a
+    JSON-serialisable dict (see the package docstring)."""
+    return copy.deepcopy(_analyze(source))
+
+
+@lru_cache(maxsize=128)
+def _analyze(source: str) -> dict[str, Any]:
+    from ..compiled import compile as compile_loss
+    loss = compile_loss(source)
+    bounds = Bounds(loss.graph, input_ranges(loss.graph))
+    return {"source": loss.text, "formula": sp.sstr(loss.formula()),
+            "inputs": {x: analyze_input(loss, x, bounds) for x in _order(loss)}}
