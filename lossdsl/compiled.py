@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .backends.copying import helpers_for, imports_for
 from .blocking import RowBlocks, row_blocks
 from .errors import InputError, LossDSLError
 from .formula import render
 from .gradient import gradients
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
 from .ir import Apply, Graph, Input
-from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature, helpers_for
+from .printer import BACKEND_BY_NAME, Backend, FunctionPrinter, Signature
 
 _SEED = sp.Symbol("_ct", real=True)
 # a block of 1 MB of float32: its dozen temporaries stay in the caches, and the Python per block
@@ -226,10 +227,10 @@ def loss(*, {args}):
     def _assemble(self, parts: list[str], header: bool, blocked: bool = False) -> str:
         """A module of ``parts``; ``blocked``: they call ``_by_rows`` (see ``_by_rows``), which reads ROW_BLOCK."""
         code = "\n\n\n".join(parts)
-        helpers = helpers_for(code, self.b)
+        helpers, imports = helpers_for(code, self.b), imports_for(code, self.b)
         consts = [f"SOURCE = {self.text!r}", f"INPUTS = {tuple(self.sig.inputs)!r}",
                   f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
-        sections = [self.header() + "\n\n" + self.b.imports, "\n".join(consts)] if header else [self.b.imports]
+        sections = [self.header() + "\n\n" + imports, "\n".join(consts)] if header else [imports]
         if blocked:
             sections.append(f"ROW_BLOCK = {ROW_BLOCK}  # elements in a block of rows (see _by_rows)")
         return "\n\n".join(sections) + "\n\n\n" + helpers + "\n\n\n" + code + "\n"
