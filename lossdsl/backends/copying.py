@@ -61,9 +61,10 @@ def imports_for(code: str, backend: BackendLike) -> str:
     return "\n".join(ordered) + "\n\n" + backend.imports if ordered else backend.imports
 
 
-def check(backend: BackendLike) -> None:
-    """Raise unless every helper the backend can copy refers only to what its copy will find."""
-    _helpers(backend.runtime, backend.alias, backend.imports)
+def check(backend: BackendLike) -> tuple[str, ...]:
+    """The names of the helpers the backend can copy; raises unless each refers only to what its copy
+    will find."""
+    return tuple(_helpers(backend.runtime, backend.alias, backend.imports))
 
 
 def _closure(code: str, table: dict[str, Helper]) -> list[str]:
