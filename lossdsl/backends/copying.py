@@ -90,7 +90,7 @@ class _Def:
 @functools.cache
 def _helpers(runtime: ModuleType, alias: str, imports: str) -> dict[str, Helper]:
     """Every helper a backend's modules can copy, by name, each checked (see the module docstring)."""
-    defs = _defs(shared) | _defs(runtime)  # the backend's own helpers first
+    defs = _defs(shared) | _defs(runtime)  # where both define a name, the backend's own
     array = getattr(runtime, alias)
     renamed: dict[str, str] = getattr(runtime, "NUMPY_NAMES", {})
     header = _bound(ast.parse(imports))
