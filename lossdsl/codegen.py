@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 import sympy as sp
 
 from .backend import Backend
+from .backends.copying import helpers_for, imports_for
 from .blocking import RowBlocks, row_blocks
 from .checks import checked_operands, checked_ops, ranges_code
 from .formula import Renderer, render
 from .gradient import gradients
 from .ir import Apply, Graph
-from .printer import FunctionPrinter, Signature, helpers_for
+from .printer import FunctionPrinter, Signature
 
 SEED = sp.Symbol("_ct", real=True)  # the output cotangent of _vjp
 # a block of 1 MB of float32: its dozen temporaries stay in the caches, and the Python per block
@@ -148,10 +149,10 @@ def {name}(*, {", ".join(names)}):
     def _assemble(self, parts: list[str], header: bool, blocked: bool = False) -> str:
         """A module of ``parts``; ``blocked``: they call ``_by_rows`` (see ``_by_rows``), which reads ROW_BLOCK."""
         code = "\n\n\n".join(parts)
-        helpers = helpers_for(code, self.b)
+        helpers, imports = helpers_for(code, self.b), imports_for(code, self.b)
         consts = [f"SOURCE = {self.text!r}", f"INPUTS = {tuple(self.sig.inputs)!r}",
                   f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
-        sections = [self.header() + "\n\n" + self.b.imports, "\n".join(consts)] if header else [self.b.imports]
+        sections = [self.header() + "\n\n" + imports, "\n".join(consts)] if header else [imports]
         if blocked:
             sections.append(f"ROW_BLOCK = {ROW_BLOCK}  # elements in a block of rows (see _by_rows)")
         return "\n\n".join(sections) + "\n\n\n" + helpers + "\n\n\n" + code + "\n"

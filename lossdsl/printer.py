@@ -8,9 +8,7 @@ and copies in the runtime helpers it calls.
 
 from __future__ import annotations
 
-import inspect
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +16,6 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .backend import Backend
-from .backends import runtime
 from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
 from .ir import Apply, Graph
 from .rewrite import share_logistic, stabilize
@@ -355,31 +352,3 @@ class FunctionPrinter:
 def _computes(op: Apply, k: int, backend: Backend) -> bool:
     """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
     return f"{{{k}}}" in PRIMITIVES[op.prim].printed[backend.name]
-
-
-_HELPER_CALL = re.compile(r"\b(_[a-z][a-z0-9_]*)\(")
-
-
-def helpers_for(code: str, backend: Backend) -> str:
-    """Source of the runtime helpers ``code`` calls, dependencies first."""
-    order: list[str] = []
-
-    def visit(src: str) -> None:
-        for name in _HELPER_CALL.findall(src):
-            if name in order:
-                continue
-            fn = getattr(backend.runtime, name, None) or getattr(runtime, name, None)
-            if fn is None or not callable(fn):
-                continue
-            order.append(name)
-            visit(inspect.getsource(fn))
-
-    visit(code)
-    chunks = []
-    for name in order:
-        fn = getattr(backend.runtime, name, None) or getattr(runtime, name)
-        src = inspect.getsource(fn)
-        if fn.__module__ == runtime.__name__:
-            src = re.sub(r"\bxp\.", backend.alias + ".", src)
-        chunks.append(src.rstrip())
-    return "\n\n\n".join(chunks)

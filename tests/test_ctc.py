@@ -1,5 +1,6 @@
-"""CTC beyond the stdlib table (tests/stdlib_rows/sequence.py): per-sample values and cotangents,
-jax.grad and jit through the compiled JAX loss, infinite losses, call-time checks of the targets and
+"""CTC beyond the stdlib table (tests/stdlib_rows/sequence.py), on every backend (the dynamic programme
+is written once, in backends/runtime.py): per-sample values and cotangents, jax.grad and jit through
+the compiled JAX loss, infinite losses, call-time checks of the targets and
 lengths, compile-time checks of the options, weights, dtypes, and the relation to PyTorch's gradient."""
 
 import jax
@@ -13,7 +14,7 @@ from lossdsl.errors import InputError
 
 jax.config.update("jax_enable_x64", True)
 
-BACKENDS = ["numpy", "jax"]
+BACKENDS = ["numpy", "jax", "torch"]
 ARGS = "log_probs, targets, input_lengths, target_lengths"
 
 
@@ -88,7 +89,7 @@ def test_logits_gradient_is_pytorchs_gradient_through_log_softmax(backend):
     inputs = _inputs()
     logits = 3 * np.random.default_rng(5).normal(size=(T, B, C))
     lp = _log_softmax(logits)
-    g_lp = _ctc(', reduction="sum"', backend).grad("log_probs")(**{**inputs, "log_probs": lp})
+    g_lp = np.asarray(_ctc(', reduction="sum"', backend).grad("log_probs")(**{**inputs, "log_probs": lp}))
     loss = lossdsl.compile(f'ctc(log_softmax(logits), {ARGS[11:]}, reduction="sum")', backend=backend)
     g_logits = loss.grad("logits")(**{k: v for k, v in inputs.items() if k != "log_probs"}, logits=logits)
     frames = (np.arange(T)[:, None] < INPUT_LENGTHS)[:, :, None]
@@ -137,16 +138,17 @@ def test_float32_stays_float32_and_long_sequences_stay_finite(backend):
     targets = rng.integers(1, c, size=(b, s))
     il, tl = np.array([300, 250, 200, 150, 121]), np.array([60, 50, 40, 30, 60])
     inputs = {"log_probs": lp, "targets": targets, "input_lengths": il, "target_lengths": tl}
-    value, grad = _ctc(', reduction="none"', backend).value_and_grad("log_probs")(**inputs)
-    assert np.asarray(value).dtype == np.float32 and np.asarray(grad).dtype == np.float32
+    value, grad = map(np.asarray, _ctc(', reduction="none"', backend).value_and_grad("log_probs")(**inputs))
+    assert value.dtype == np.float32 and grad.dtype == np.float32
     assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
     want = _ctc(', reduction="none"')(**{**inputs, "log_probs": lp.astype(np.float64)})
     np.testing.assert_allclose(value, want, rtol=1e-4)
 
 
-def test_lengths_may_be_one_number_for_all_samples():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lengths_may_be_one_number_for_all_samples(backend):
     inputs = _inputs()
-    same = _ctc(', reduction="none"')(**{**inputs, "input_lengths": np.array(T)})
+    same = _ctc(', reduction="none"', backend)(**{**inputs, "input_lengths": np.array(T)})
     np.testing.assert_allclose(same, ctc_nll(np, **{**inputs, "input_lengths": np.full(B, T)}), rtol=1e-10)
 
 
@@ -167,11 +169,12 @@ BAD = [
 @pytest.mark.parametrize("name, changes, message", BAD, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(BAD)])
 def test_out_of_range_targets_and_lengths_raise_naming_the_input(name, changes, message):
     inputs = _inputs(**changes)
-    loss = _ctc()
-    for call in (loss, loss.grad("log_probs")):
-        with pytest.raises(lossdsl.LossDSLError, match=f"input '{name}' of ctc\\(\\) must .*{message}") as e:
-            call(**inputs)
-        assert isinstance(e.value, InputError)
+    for backend in ("numpy", "torch"):
+        loss = _ctc(backend=backend)
+        for call in (loss, loss.grad("log_probs")):
+            with pytest.raises(lossdsl.LossDSLError, match=f"input '{name}' of ctc\\(\\) must .*{message}") as e:
+                call(**inputs)
+            assert isinstance(e.value, InputError)
     # JAX checks the values wherever they are concrete: outside jit
     jax_loss = _ctc(backend="jax")
     with pytest.raises(ValueError, match=f"input '{name}' of ctc\\(\\)"):

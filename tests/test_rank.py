@@ -11,9 +11,10 @@ import sympy as sp
 
 import lossdsl
 from lossdsl.backend import NUMPY
+from lossdsl.backends.copying import helpers_for
 from lossdsl.codegen import load_module
 from lossdsl.ir import Apply
-from lossdsl.printer import FunctionPrinter, Signature, helpers_for
+from lossdsl.printer import FunctionPrinter, Signature
 
 # (source, primitive whose (first) op is checked, deficit, fixed, small)
 ROWS = [

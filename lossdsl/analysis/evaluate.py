@@ -12,9 +12,10 @@ import numpy as np
 import sympy as sp
 
 from ..backend import NUMPY
+from ..backends.copying import helpers_for, imports_for
 from ..builtins import FUNCTION_NAMES
 from ..codegen import load_module
-from ..printer import ExprPrinter, helpers_for
+from ..printer import ExprPrinter
 
 
 def _natives() -> dict[type, type]:
@@ -62,6 +63,6 @@ def numpy_function(expr: sp.Expr, params: tuple[sp.Symbol, ...]) -> Callable[...
     names = [sp.Symbol(f"_p{k}") for k in range(len(params))]
     ours = expr.replace(lambda a: type(a) in _NATIVE, lambda a: _NATIVE[type(a)](*a.args))
     code = ExprPrinter(NUMPY)(ours.xreplace(dict(zip(params, names))))
-    source = "\n\n\n".join([NUMPY.imports, helpers_for(code, NUMPY),
+    source = "\n\n\n".join([imports_for(code, NUMPY), helpers_for(code, NUMPY),
                             f"def _evaluate({', '.join(map(str, names))}):\n    return {code}\n"])
     return load_module(source, "analysis")._evaluate

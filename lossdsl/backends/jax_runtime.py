@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from .runtime import _ctc_lengths, _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
+from .runtime import _sum_to
 
 
 def _float_dtype(*xs):
@@ -20,33 +20,6 @@ def _float_dtype(*xs):
 def _as_float(x, dt):
     x = jnp.asarray(x)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(dt)
-
-
-def _as_index(x, name):
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.integer):
-        raise TypeError(f"input '{name}' holds integer labels, but its dtype is {x.dtype}")
-    return x
-
-
-def _check_labels(labels, n, label):
-    if not jnp.size(labels) or isinstance(labels, jax.core.Tracer):
-        return  # under jit the values are unknown; CompiledLoss checks them beforehand
-    if jnp.min(labels) < 0 or jnp.max(labels) >= n:
-        raise ValueError(f"{label} must hold class indices in [0, {n}); got values from {jnp.min(labels)} "
-                         f"to {jnp.max(labels)}")
-
-
-def _within(x, lower, upper, integer, label):
-    """``x`` itself, checked where its values are concrete (not under jit)."""
-    if integer and not jnp.issubdtype(jnp.result_type(x), jnp.integer):
-        raise TypeError(f"{label} must hold integers; got dtype {jnp.result_type(x)}")
-    if not jnp.size(x) or isinstance(x, jax.core.Tracer):
-        return x  # under jit the values are unknown; CompiledLoss checks them beforehand
-    lo, hi = jnp.min(x), jnp.max(x)
-    if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
-        raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {lo} to {hi}")
-    return x
 
 
 def _value_range(x):
@@ -82,8 +55,7 @@ def _cotangent(g, x):
     return g if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None
 
 
-# --- CTC (connectionist temporal classification): forward-backward by jax.lax.scan over time, static
-# shapes and length masks throughout, so that it traces once under jit
+# --- how CTC's dynamic programme (in runtime.py) runs under jit
 
 
 def _traced(x):
@@ -91,65 +63,11 @@ def _traced(x):
     return isinstance(x, jax.core.Tracer)
 
 
-def _ctc_alpha(lp, skip, input_lengths):
-    """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
-    last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
-    T, B, L = lp.shape
-    start = jnp.broadcast_to(jnp.where(jnp.arange(L) == 0, 0.0, -jnp.inf).astype(lp.dtype), (B, L))
-
-    def step(carry, frame):
-        a, last = carry
-        lp_t, t = frame
-        a = jnp.logaddexp(jnp.logaddexp(a, _ctc_shift(a, 1)), jnp.where(skip, _ctc_shift(a, 2), -jnp.inf)) + lp_t
-        return (a, jnp.where((t < input_lengths)[:, None], a, last)), a
-
-    (_, last), alphas = jax.lax.scan(step, (start, start), (lp, jnp.arange(T)))
-    return alphas, last
+def _scan(step, carry, xs, reverse=False):
+    return jax.lax.scan(step, carry, xs, reverse=reverse)
 
 
-def _ctc_beta(lp, skip, final, input_lengths):
-    """Backward variables log beta[t, b, s] (emission at t included), -inf from t = input_length on."""
-    T, B, L = lp.shape
-    skip_next = jnp.concatenate([skip, jnp.zeros((B, 2), dtype=bool)], axis=1)[:, 2:]  # s + 2 skips to s
-    start = jnp.where(final, 0.0, -jnp.inf).astype(lp.dtype)
-
-    def step(b, frame):
-        lp_t, t = frame
-        rec = jnp.logaddexp(jnp.logaddexp(b, _ctc_shift(b, -1)), jnp.where(skip_next, _ctc_shift(b, -2), -jnp.inf))
-        b = jnp.where((t == input_lengths - 1)[:, None], start,
-                      jnp.where((t < input_lengths - 1)[:, None], rec, -jnp.inf)) + lp_t
-        return b, b
-
-    _, betas = jax.lax.scan(step, jnp.full((B, L), -jnp.inf, dtype=lp.dtype), (lp, jnp.arange(T)), reverse=True)
-    return betas
-
-
-def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
-    """Per-sample CTC negative log-likelihood (B,); +inf where no alignment fits (0 with zero_infinity);
-    NaN under jit for a sample whose targets or lengths are out of range."""
-    input_lengths, target_lengths, ok = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank,
-                                                     labels)
-    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
-    nll = 0.0 - _ctc_loglik(_ctc_alpha(lp, skip, input_lengths)[1], target_lengths)
-    nll = jnp.where(jnp.isposinf(nll), 0.0, nll) if zero_infinity else nll
-    return jnp.where(ok, nll, jnp.nan)
-
-
-def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
-    """ct[b] * d nll[b] / d log_probs[t, b, c] = -ct[b] * (the posterior probability that frame t of
-    sample b emits class c), by forward-backward. 0 from t = input_length on; for an infinite loss NaN,
-    or 0 with zero_infinity; NaN for out-of-range targets or lengths under jit."""
-    input_lengths, target_lengths, ok = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank,
-                                                     labels)
-    T, B, C = jnp.shape(log_probs)
-    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
-    alphas, last = _ctc_alpha(lp, skip, input_lengths)
-    nll = -_ctc_loglik(last, target_lengths)
-    ab = alphas + _ctc_beta(lp, skip, final, input_lengths)
-    reached = ab > -jnp.inf
-    occupancy = jnp.where(reached, jnp.exp(jnp.where(reached, ab - lp, -jnp.inf) + nll[:, None]), 0)
-    posterior = jnp.zeros((T, B, C), dtype=lp.dtype).at[
-        jnp.arange(T)[:, None, None], jnp.arange(B)[:, None], jnp.broadcast_to(ext, lp.shape)].add(occupancy)
-    g = -posterior * jnp.broadcast_to(ct, (B,))[:, None]
-    g = jnp.where(jnp.isposinf(nll)[:, None], 0.0 if zero_infinity else jnp.nan, g)
-    return jnp.where(ok[:, None], g, jnp.nan)
+def _bincount(indices, weights, n):
+    """The sum of ``weights`` at each of the ``n`` bins that ``indices`` name; ``length`` keeps the
+    shape static under jit."""
+    return jnp.bincount(indices, weights, length=n)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .runtime import _ctc_lengths, _ctc_loglik, _ctc_shift, _ctc_tables, _sum_to
+from .runtime import _sum_to
 
 
 def _float_dtype(*xs):
@@ -15,13 +15,6 @@ def _as_float(x, dt):
     x = np.asarray(x)
     x = (x if np.issubdtype(x.dtype, np.floating) else x.astype(dt)).view()
     x.flags.writeable = False  # read-only, and so is every view of it: _fit tells it from a result
-    return x
-
-
-def _as_index(x, name):
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.integer):
-        raise TypeError(f"input '{name}' holds integer labels, but its dtype is {x.dtype}")
     return x
 
 
@@ -180,60 +173,3 @@ def _softplus(x):
     t = _into(np.log1p, _into(np.exp, -np.abs(x)))
     t += np.clip(x, 0, np.inf)
     return t
-
-
-# --- CTC (connectionist temporal classification): forward-backward over time, vectorised over the batch
-
-
-def _ctc_alpha(lp, skip, input_lengths):
-    """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
-    last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
-    T, B, L = lp.shape
-    a = np.broadcast_to(np.where(np.arange(L) == 0, 0.0, -np.inf).astype(lp.dtype), (B, L))
-    last = a
-    alphas = np.empty_like(lp)
-    for t in range(T):
-        a = np.logaddexp(np.logaddexp(a, _ctc_shift(a, 1)), np.where(skip, _ctc_shift(a, 2), -np.inf)) + lp[t]
-        alphas[t] = a
-        last = np.where((t < input_lengths)[:, None], a, last)
-    return alphas, last
-
-
-def _ctc_beta(lp, skip, final, input_lengths):
-    """Backward variables log beta[t, b, s] (emission at t included), -inf from t = input_length on."""
-    T, B, L = lp.shape
-    skip_next = np.concatenate([skip, np.zeros((B, 2), dtype=bool)], axis=1)[:, 2:]  # s + 2 skips to s
-    start = np.where(final, 0.0, -np.inf).astype(lp.dtype)
-    b = np.full((B, L), -np.inf, dtype=lp.dtype)
-    betas = np.empty_like(lp)
-    for t in range(T - 1, -1, -1):
-        rec = np.logaddexp(np.logaddexp(b, _ctc_shift(b, -1)), np.where(skip_next, _ctc_shift(b, -2), -np.inf))
-        b = np.where((t == input_lengths - 1)[:, None], start,
-                     np.where((t < input_lengths - 1)[:, None], rec, -np.inf)) + lp[t]
-        betas[t] = b
-    return betas
-
-
-def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
-    """Per-sample CTC negative log-likelihood (B,); +inf where no alignment fits (0 with zero_infinity)."""
-    input_lengths, target_lengths, _ = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
-    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
-    nll = 0.0 - _ctc_loglik(_ctc_alpha(lp, skip, input_lengths)[1], target_lengths)
-    return np.where(np.isposinf(nll), 0.0, nll) if zero_infinity else nll
-
-
-def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
-    """ct[b] * d nll[b] / d log_probs[t, b, c] = -ct[b] * (the posterior probability that frame t of
-    sample b emits class c), by forward-backward. 0 from t = input_length on; for an infinite loss NaN,
-    or 0 with zero_infinity."""
-    input_lengths, target_lengths, _ = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)
-    T, B, C = np.shape(log_probs)
-    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
-    alphas, last = _ctc_alpha(lp, skip, input_lengths)
-    nll = -_ctc_loglik(last, target_lengths)
-    ab = alphas + _ctc_beta(lp, skip, final, input_lengths)
-    occupancy = np.where(ab > -np.inf, np.exp(ab - np.where(ab > -np.inf, lp, 0) + nll[:, None]), 0)
-    cell = (np.arange(T)[:, None, None] * B + np.arange(B)[:, None]) * C + ext  # (t, b, ext[b, s]), flat
-    posterior = np.bincount(cell.ravel(), occupancy.ravel(), minlength=T * B * C).reshape(T, B, C)
-    g = -posterior.astype(lp.dtype, copy=False) * np.broadcast_to(ct, (B,))[:, None]
-    return np.where(np.isposinf(nll)[:, None], 0.0 if zero_infinity else np.nan, g)

@@ -1,18 +1,45 @@
 """Array helpers shared by the backends, written against ``xp`` (NumPy's API).
 
-A backend's own runtime module overrides a helper by defining one of the same name.
+A backend's own runtime module overrides a helper by defining one of the same name, and names in
+its ``NUMPY_NAMES`` what stands in for a NumPy function its array library lacks or spells otherwise
+(torch's ``unsqueeze`` for ``expand_dims``). The few helpers below that only say how a backend differs
+(``_typed``, ``_is_integer``, ``_scalar``, ``_traced``, ``_scan``, ``_bincount``) are those overrides'
+NumPy forms; everything else, CTC's dynamic programme included, is written once.
 
-Generated modules copy the helpers they use, with ``xp`` printed as the backend's own module
-alias (``np`` or ``jnp``), so a generated module imports nothing but its array library.
+Generated modules copy the helpers they use (backends/copying.py), with ``xp`` printed as the
+backend's own module alias (``np``, ``jnp`` or ``torch``), so a generated module imports nothing but
+its array library. NumPy's module itself also calls some of these in-process (compiled.py's checks).
 """
 
 import numpy as xp
 
 
-def _typed(x, dtype):
+def _typed(x, dtype=None):
     """A Python number as an array of ``dtype``, the loss's float dtype (broadcast as it is,
     NumPy would make it float64 and promote every float32 array it meets)."""
     return x if dtype is None or hasattr(x, "dtype") else xp.asarray(x, dtype=dtype)
+
+
+def _is_integer(dtype):
+    """Whether ``dtype`` holds integers (bool does not)."""
+    return xp.issubdtype(dtype, xp.integer)
+
+
+def _scalar(x):
+    """A 0-d array as an error message shows it."""
+    return x
+
+
+def _traced(x):
+    """Whether ``x``'s values are unknown (a JAX tracer under jit; the JAX runtime says which)."""
+    return False
+
+
+def _as_index(x, name):
+    x = xp.asarray(x)
+    if not _is_integer(x.dtype):
+        raise TypeError(f"input '{name}' holds integer labels, but its dtype is {x.dtype}")
+    return x
 
 
 def _sum_to(x, shape, full=(), dtype=None):
@@ -53,8 +80,8 @@ def _logsumexp(x, axis, keepdims):
 
 def _extremum_share(x, axis, kind):
     """1/k where ``x`` attains its max (``kind="max"``) or min over ``axis`` k times, else 0."""
-    best = (xp.max if kind == "max" else xp.min)(x, axis=axis, keepdims=True)
-    hit = (x == best).astype(xp.result_type(x, xp.float32))
+    best = (xp.amax if kind == "max" else xp.amin)(x, axis=axis, keepdims=True)
+    hit = xp.asarray(x == best, dtype=x.dtype)  # integers divide to floats
     return hit / xp.sum(hit, axis=axis, keepdims=True)
 
 
@@ -81,32 +108,37 @@ def _expand_dims(g, shape, axis, dtype=None):
 
 
 def _within(x, lower, upper, integer, label):
-    """``x`` itself, after checking its values lie in [lower, upper] (and are integers)."""
-    if integer and not xp.issubdtype(xp.asarray(x).dtype, xp.integer):
-        raise TypeError(f"{label} must hold integers; got dtype {xp.asarray(x).dtype}")
-    if xp.size(x):
+    """``x`` itself, after checking its values lie in [lower, upper] (and are integers); under jit,
+    where the values are unknown, the dtype only (CompiledLoss checks the values beforehand)."""
+    dtype = xp.asarray(x).dtype
+    if integer and not _is_integer(dtype):
+        raise TypeError(f"{label} must hold integers; got dtype {dtype}")
+    if xp.size(x) and not _traced(x):
         lo, hi = xp.min(x), xp.max(x)
         if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
-            raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {lo} to {hi}")
+            raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {_scalar(lo)} to "
+                             f"{_scalar(hi)}")
     return x
 
 
 def _per_sample(w, shape):
     """One value per sample (the leading axis), broadcast against an array of ``shape``."""
+    w = _typed(w)
     w = xp.reshape(w, xp.shape(w) + (1,) * (len(shape) - xp.ndim(w)))
     return xp.broadcast_to(w, xp.broadcast_shapes(xp.shape(w), tuple(shape)))
 
 
 def _per_sample_vjp(g, w_shape, shape):
     padded = tuple(w_shape) + (1,) * (len(shape) - len(w_shape))
-    g = _sum_to(xp.broadcast_to(g, xp.broadcast_shapes(padded, tuple(shape))), padded)
-    return xp.reshape(g, w_shape)
+    g = _sum_to(xp.broadcast_to(_typed(g), xp.broadcast_shapes(padded, tuple(shape))), padded)
+    return xp.reshape(g, tuple(w_shape))
 
 
 def _check_labels(labels, n, label):
-    if xp.size(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
-        raise ValueError(f"{label} must hold class indices in [0, {n}); got values from {xp.min(labels)} "
-                         f"to {xp.max(labels)}")
+    """Under jit, where the values are unknown, nothing (CompiledLoss checks them beforehand)."""
+    if xp.size(labels) and not _traced(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
+        raise ValueError(f"{label} must hold class indices in [0, {n}); got values from "
+                         f"{_scalar(xp.min(labels))} to {_scalar(xp.max(labels))}")
 
 
 def _take(x, labels, axis, label):
@@ -117,18 +149,19 @@ def _take(x, labels, axis, label):
 def _take_vjp(g, labels, shape, axis):
     axis = axis % len(shape) - len(shape)  # counted from the right, where broadcasting aligns
     classes = xp.reshape(xp.arange(shape[axis]), (shape[axis],) + (1,) * (-axis - 1))
+    g = _typed(g)
     g = xp.broadcast_to(g, xp.broadcast_shapes(xp.shape(g), xp.shape(labels)))
     return xp.where(xp.expand_dims(labels, axis) == classes, xp.expand_dims(g, axis), 0)
 
 
 def _one_hot(labels, depth, dt, label):
     _check_labels(labels, depth, label)
-    return (xp.expand_dims(labels, -1) == xp.arange(depth)).astype(dt)
+    return xp.asarray(xp.expand_dims(labels, -1) == xp.arange(depth), dtype=dt)
 
 
 def _matmul_2d(g, a, b, shape):
     """``a @ b``'s operands and its cotangent ``g`` (broadcast to ``shape``) with 1-D operands made 2-D."""
-    g = xp.broadcast_to(g, shape)
+    g = xp.broadcast_to(_typed(g), shape)
     a2 = xp.expand_dims(a, 0) if xp.ndim(a) == 1 else a
     b2 = xp.expand_dims(b, -1) if xp.ndim(b) == 1 else b
     g2 = xp.expand_dims(g, -2) if xp.ndim(a) == 1 else g
@@ -148,9 +181,23 @@ def _matmul_vjp_b(g, a, b, shape):
     return xp.reshape(_sum_to(xp.matmul(xp.swapaxes(a2, -1, -2), g2), xp.shape(b2)), xp.shape(b))
 
 
-def _traced(x):
-    """Whether ``x``'s values are unknown (a JAX tracer under jit; the JAX runtime says which)."""
-    return False
+# --- CTC (connectionist temporal classification): forward-backward over time, vectorised over the
+# batch; static shapes and length masks throughout, so that under jit it traces once
+
+
+def _scan(step, carry, xs, reverse=False):
+    """jax.lax.scan (the JAX runtime's) as a loop: ``carry, y = step(carry, frame t of xs)`` over the
+    leading axis (backwards with ``reverse``); the last carry and the y of every frame, each y shaped
+    and typed like a frame of ``xs[0]``."""
+    ys = xp.empty_like(xs[0])
+    for t in range(len(ys) - 1, -1, -1) if reverse else range(len(ys)):
+        carry, ys[t] = step(carry, tuple(x[t] for x in xs))
+    return carry, ys
+
+
+def _bincount(indices, weights, n):
+    """The sum of ``weights`` at each of the ``n`` bins that ``indices`` (flat, non-negative) name."""
+    return xp.bincount(indices, weights, minlength=n)
 
 
 def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
@@ -174,16 +221,17 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
         x = xp.broadcast_to(x, (B,))
         bad = (x < 0) | (x > top)
         if concrete and xp.any(bad):
-            b = int(xp.argmax(bad))
-            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {x[b]} for sample {b}")
+            b = int(xp.argmax(xp.asarray(bad, dtype=xp.int8)))  # torch's argmax takes no bool
+            raise ValueError(f"{label} must lie in [0, {top}] ({what}); got {_scalar(x[b])} for sample {b}")
         out.append(x)
         ok = ok & ~bad
     used = xp.arange(S) < out[1][:, None]
     bad = used & ((targets < 0) | (targets >= C) | (targets == blank))
     if concrete and xp.any(bad):
-        b, s = divmod(int(xp.argmax(bad)), S)
+        b, s = divmod(int(xp.argmax(xp.asarray(bad, dtype=xp.int8))), S)
         raise ValueError(f"{labels[1]} must hold class labels in [0, {C}) other than blank={blank} in the first "
-                         f"target_lengths[b] entries of each row b; got {targets[b, s]} at sample {b}, position {s}")
+                         f"target_lengths[b] entries of each row b; got {_scalar(targets[b, s])} at sample {b}, "
+                         f"position {s}")
     return out[0], out[1], ok & ~xp.any(bad, axis=1)
 
 
@@ -218,5 +266,69 @@ def _ctc_loglik(last, target_lengths):
     """log p(target | log_probs) per sample from alpha at the last frame: the paths ending in the
     last label or in the blank after it."""
     end = xp.take_along_axis(last, 2 * target_lengths[:, None], axis=1)[:, 0]
-    before = xp.take_along_axis(last, xp.maximum(2 * target_lengths - 1, 0)[:, None], axis=1)[:, 0]
+    before = xp.take_along_axis(last, xp.clip(2 * target_lengths - 1, 0, None)[:, None], axis=1)[:, 0]
     return xp.logaddexp(end, xp.where(target_lengths > 0, before, -xp.inf))
+
+
+def _ctc_alpha(lp, skip, input_lengths):
+    """Forward variables log alpha[t, b, s] (emission at t included), and each sample's alpha at its
+    last frame t = input_length - 1 (before any frame, the empty prefix: 0 at s = 0)."""
+    T, B, L = xp.shape(lp)
+    start = xp.broadcast_to(xp.asarray(xp.where(xp.arange(L) == 0, 0.0, -xp.inf), dtype=lp.dtype), (B, L))
+
+    def step(carry, frame):
+        a, last = carry
+        lp_t, t = frame
+        a = xp.logaddexp(xp.logaddexp(a, _ctc_shift(a, 1)), xp.where(skip, _ctc_shift(a, 2), -xp.inf)) + lp_t
+        return (a, xp.where((t < input_lengths)[:, None], a, last)), a
+
+    (_, last), alphas = _scan(step, (start, start), (lp, xp.arange(T)))
+    return alphas, last
+
+
+def _ctc_beta(lp, skip, final, input_lengths):
+    """Backward variables log beta[t, b, s] (emission at t included), -inf from t = input_length on."""
+    T, B, L = xp.shape(lp)
+    skip_next = xp.concatenate([skip, xp.zeros((B, 2), dtype=bool)], axis=1)[:, 2:]  # s + 2 skips to s
+    start = xp.asarray(xp.where(final, 0.0, -xp.inf), dtype=lp.dtype)
+
+    def step(b, frame):
+        lp_t, t = frame
+        rec = xp.logaddexp(xp.logaddexp(b, _ctc_shift(b, -1)), xp.where(skip_next, _ctc_shift(b, -2), -xp.inf))
+        b = xp.where((t == input_lengths - 1)[:, None], start,
+                     xp.where((t < input_lengths - 1)[:, None], rec, -xp.inf)) + lp_t
+        return b, b
+
+    return _scan(step, xp.full((B, L), -xp.inf, dtype=lp.dtype), (lp, xp.arange(T)), reverse=True)[1]
+
+
+def _ctc_nll(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
+    """Per-sample CTC negative log-likelihood (B,); +inf where no alignment fits (0 with zero_infinity);
+    NaN under jit for a sample whose targets or lengths are out of range."""
+    input_lengths, target_lengths, ok = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank,
+                                                     labels)
+    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
+    nll = 0.0 - _ctc_loglik(_ctc_alpha(lp, skip, input_lengths)[1], target_lengths)
+    nll = xp.where(xp.isposinf(nll), 0.0, nll) if zero_infinity else nll
+    return xp.where(ok, nll, xp.nan)
+
+
+def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, labels):
+    """ct[b] * d nll[b] / d log_probs[t, b, c] = -ct[b] * (the posterior probability that frame t of
+    sample b emits class c), by forward-backward. 0 from t = input_length on; for an infinite loss NaN,
+    or 0 with zero_infinity; NaN for out-of-range targets or lengths under jit."""
+    input_lengths, target_lengths, ok = _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank,
+                                                     labels)
+    T, B, C = xp.shape(log_probs)
+    lp, skip, final, ext = _ctc_tables(log_probs, targets, target_lengths, blank)
+    alphas, last = _ctc_alpha(lp, skip, input_lengths)
+    nll = 0.0 - _ctc_loglik(last, target_lengths)
+    ab = alphas + _ctc_beta(lp, skip, final, input_lengths)
+    reached = ab > -xp.inf
+    occupancy = xp.where(reached, xp.exp(ab - xp.where(reached, lp, 0) + nll[:, None]), 0)
+    cell = (xp.arange(T)[:, None, None] * B + xp.arange(B)[:, None]) * C + ext  # (t, b, ext[b, s]), flat
+    posterior = xp.reshape(_bincount(xp.reshape(cell, (-1,)), xp.reshape(occupancy, (-1,)), T * B * C), (T, B, C))
+    ct = xp.broadcast_to(xp.asarray(ct, dtype=lp.dtype), (B,))
+    g = -xp.asarray(posterior, dtype=lp.dtype) * ct[:, None]
+    g = xp.where(xp.isposinf(nll)[:, None], 0.0 if zero_infinity else xp.nan, g)
+    return xp.where(ok[:, None], g, xp.nan)
