@@ -20,15 +20,29 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def _full() -> bool:
+    return os.environ.get("LOSSDSL_FULL_TABLES", "") not in ("", "0")
+
+
+def _rng(row_id: str) -> random.Random:
+    # a str seed is hashed with SHA-512, the same in every process (hash() of a str is salted)
+    return random.Random(f"{row_id}/{os.environ.get('LOSSDSL_TEST_ROTATION', '0')}")
+
+
+def one_of(row_id: str, values: Sequence[Any]) -> list[Any]:
+    """One of ``values`` for the row ``row_id``, by a seeded draw (all of them under
+    LOSSDSL_FULL_TABLES): for a check whose every value another check of the row already covers."""
+    return list(values) if _full() else [_rng(row_id).choice(list(values))]
+
+
 def covering(row_id: str, axes: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """Combinations of ``axes``' values for the row ``row_id``: all of them under LOSSDSL_FULL_TABLES,
     else a greedy cover of every value of every axis, drawn from a seeded shuffle of the product
     (max(len(axis)) combinations for two axes, instead of their product)."""
     combos = list(itertools.product(*axes))
-    if os.environ.get("LOSSDSL_FULL_TABLES", "") not in ("", "0"):
+    if _full():
         return combos
-    # a str seed is hashed with SHA-512, the same in every process (hash() of a str is salted)
-    random.Random(f"{row_id}/{os.environ.get('LOSSDSL_TEST_ROTATION', '0')}").shuffle(combos)
+    _rng(row_id).shuffle(combos)
     missing = {(k, v) for k, axis in enumerate(axes) for v in axis}
     chosen = []
     while missing:  # greedy cover: the first combination (in shuffled order) that covers most of what is missing
