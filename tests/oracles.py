@@ -21,12 +21,13 @@ def finite_differences(loss, inputs, name, h=1e-6):
     return fd
 
 
-def jax_grads(reference, inputs, names):
+def jax_grads(reference, inputs, names, jit=True):
     """jax.grad of ``reference(**inputs)`` (written in jax.numpy) with respect to each input in ``names``.
 
-    Under jit: one XLA compilation for the whole reference, where eager jax.grad compiles each
-    primitive for each shape on its own (seconds for a table row). A reference that branches in
-    Python on a value it differentiates cannot be traced by jit, and runs eagerly."""
+    Under jit, one XLA compilation for the whole reference. Eagerly (``jit=False``), one per
+    primitive and shape, cached for the process: cheaper for a big table whose rows share shapes.
+    A reference that branches in Python on a value it differentiates cannot be traced by jit, and
+    runs eagerly."""
     import jax
     import jax.numpy as jnp
 
@@ -37,6 +38,8 @@ def jax_grads(reference, inputs, names):
 
     grad = jax.grad(f, argnums=tuple(range(len(names))))
     values = [args[n] for n in names]
+    if not jit:
+        return dict(zip(names, (np.asarray(g) for g in grad(*values))))
     try:
         grads = jax.jit(grad)(*values)
     except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):  # concretization, tracer conversion

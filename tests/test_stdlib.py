@@ -6,9 +6,9 @@ both backends; the gradient with respect to each listed input against jax.grad o
 
 What is sampled (tests/sampling.py): the value and weights checks run, for each row, a covering
 subset of reduction x backend (every reduction and every backend at least once per row, which pairs
-rotating over the table) rather than all six pairs; every check keeps every row. A row's tests share
-one xdist group, so one worker compiles each of its sources once (``lossdsl.compile`` caches) and
-computes its reference gradients once (``_reference_grads``, under jit).
+rotating over the table) rather than all six pairs; every check keeps every row. A process computes
+a row's reference gradients once (``_reference_grads``), and a row's tests share one xdist group, for
+one worker to compile each of its sources once (``lossdsl.compile`` caches) where xdist applies groups.
 """
 
 import functools
@@ -60,9 +60,10 @@ def _compile(case, backend, opts=""):
 
 @functools.cache
 def _reference_grads(case_id: str) -> dict[str, np.ndarray]:
-    """jax.grad of the row's reference (its mean) with respect to each input in ``wrt``, at its sample."""
+    """jax.grad of the row's reference (its mean) with respect to each input in ``wrt``, at its sample
+    (eagerly: the table's rows share shapes, and so JAX's cache of compiled primitives)."""
     case = BY_ID[case_id]
-    return jax_grads(lambda **inputs: _expected(jnp, case, inputs), case.sample(), list(case.wrt))
+    return jax_grads(lambda **inputs: _expected(jnp, case, inputs), case.sample(), list(case.wrt), jit=False)
 
 
 @functools.cache
@@ -70,7 +71,8 @@ def _reference_weights_grad(case_id: str) -> np.ndarray:
     """jax.grad of the row's weighted mean with respect to the weights, at its sample and _weights()."""
     case = BY_ID[case_id]
     inputs = case.sample()
-    return jax_grads(lambda **kw: _expected(jnp, case, inputs, "mean", kw["w"]), {"w": _weights(case)}, ["w"])["w"]
+    return jax_grads(lambda **kw: _expected(jnp, case, inputs, "mean", kw["w"]), {"w": _weights(case)}, ["w"],
+                     jit=False)["w"]
 
 
 def _weights(case) -> np.ndarray:
