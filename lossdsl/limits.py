@@ -11,6 +11,11 @@ well inside Python's recursion limit in every later phase).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 import sympy as sp
 
 from .errors import LimitError, LossTypeError, Span
@@ -21,6 +26,29 @@ MAX_EXPR_NODES = 20_000  # one expression's size, counted as a tree (shared part
 MAX_EXPR_DEPTH = 80  # one expression's depth (SymPy and our printers recurse on it)
 MAX_EXPONENT = 1_000  # a constant exponent's magnitude
 MAX_NUMBER_BITS = 4_096  # an exact constant's numerator and denominator together
+
+
+@dataclass
+class Tally:
+    """What the limits measured inside ``tally()``: a compile's work as the limits count it, which a
+    test can bound where a clock would flake on a busy machine."""
+
+    expressions: int = 0  # intermediate results checked (one per tensor-valued evaluation)
+    nodes: int = 0  # distinct expression nodes measured among them
+
+
+_tally: ContextVar[Tally | None] = ContextVar("lossdsl_limits_tally", default=None)
+
+
+@contextmanager
+def tally() -> Iterator[Tally]:
+    """Counts, in this thread or task, what every ExprMeter checks inside the block."""
+    counts = Tally()
+    token = _tally.set(counts)
+    try:
+        yield counts
+    finally:
+        _tally.reset(token)
 
 
 class ExprMeter:
@@ -35,7 +63,7 @@ class ExprMeter:
         seen = self._seen
         if expr in seen:
             return seen[expr]
-        stack = [(expr, False)]
+        stack, before = [(expr, False)], len(seen)
         while stack:
             node, ready = stack.pop()
             if node in seen:
@@ -50,9 +78,15 @@ class ExprMeter:
                 size, depth = size + s, max(depth, d + 1)
                 bits = -1 if -1 in (bits, b) else max(bits, b)
             seen[node] = (min(size, 1 << 62), depth, bits)
+        counts = _tally.get()
+        if counts is not None:
+            counts.nodes += len(seen) - before
         return seen[expr]
 
     def check(self, expr: sp.Basic, span: Span | None) -> None:
+        counts = _tally.get()
+        if counts is not None:
+            counts.expressions += 1
         size, depth, bits = self.measure(expr)
         if bits < 0:
             raise LossTypeError("division by zero, or a constant with no value such as log(0), in this "

@@ -21,8 +21,13 @@ def finite_differences(loss, inputs, name, h=1e-6):
     return fd
 
 
-def jax_grads(reference, inputs, names):
-    """jax.grad of ``reference(**inputs)`` (written in jax.numpy) with respect to each input in ``names``."""
+def jax_grads(reference, inputs, names, jit=True):
+    """jax.grad of ``reference(**inputs)`` (written in jax.numpy) with respect to each input in ``names``.
+
+    Under jit, one XLA compilation for the whole reference. Eagerly (``jit=False``), one per
+    primitive and shape, cached for the process: cheaper for a big table whose rows share shapes.
+    A reference that branches in Python on a value it differentiates cannot be traced by jit, and
+    runs eagerly."""
     import jax
     import jax.numpy as jnp
 
@@ -31,7 +36,14 @@ def jax_grads(reference, inputs, names):
     def f(*values):
         return reference(**{**args, **dict(zip(names, values))})
 
-    grads = jax.jit(jax.grad(f, argnums=tuple(range(len(names)))))(*(args[n] for n in names))
+    grad = jax.grad(f, argnums=tuple(range(len(names))))
+    values = [args[n] for n in names]
+    if not jit:
+        return dict(zip(names, (np.asarray(g) for g in grad(*values))))
+    try:
+        grads = jax.jit(grad)(*values)
+    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):  # concretization, tracer conversion
+        grads = grad(*values)
     return dict(zip(names, (np.asarray(g) for g in grads)))
 
 
@@ -53,3 +65,14 @@ def assert_finite_differences(loss, inputs, rtol=1e-5, atol=1e-6):
     for name in names:
         np.testing.assert_allclose(np.asarray(grads[name]), finite_differences(loss, inputs, name),
                                    rtol=rtol, atol=atol, err_msg=name)
+
+
+def assert_within_limits(spent) -> None:
+    """A compile's work as ``lossdsl.limits.tally()`` counted it stayed within the limits themselves:
+    no more intermediate results than MAX_EVALUATIONS allows evaluations, no more distinct expression
+    nodes than MAX_EXPR_NODES allows one expression. A bound on work that a busy machine cannot make
+    fail, where a bound on seconds can."""
+    from lossdsl import limits
+
+    assert spent.expressions <= limits.MAX_EVALUATIONS, spent
+    assert spent.nodes <= limits.MAX_EXPR_NODES, spent

@@ -5,6 +5,12 @@ From every row: the value against NumPy; the gradient with respect to every floa
 jax.grad of the jax.numpy reference and against central finite differences in float64; the two
 backends against each other; and, for JAX, jax.grad, jit and vmap through the compiled loss.
 Inputs are drawn away from kinks (|x| = 0, |r| = delta, ties) so that finite differences are valid.
+
+Sampled (tests/sampling.py): finite differences run on one backend per row, drawn per row (each
+backend for about half the rows). Every row's gradient on both backends is still checked against
+jax.grad of the reference, and the backends against each other to 1e-10, so finite differences on
+the other backend would check nothing new. A row's tests share one xdist group (one worker
+compiles each of its sources once).
 """
 
 import functools
@@ -20,6 +26,7 @@ import optax
 import pytest
 import sympy as sp
 from oracles import assert_finite_differences, assert_gradients, float_names, jax_grads
+from sampling import one_of
 
 import lossdsl
 
@@ -258,6 +265,9 @@ ROWS = [
 ]
 
 ROW_IDS = [row.id for row in ROWS]
+GROUPED = [pytest.param(row, id=row.id, marks=pytest.mark.xdist_group(f"expressions/{row.id}")) for row in ROWS]
+FD_PARAMS = [pytest.param(row, b, id=f"{row.id}-{b}", marks=pytest.mark.xdist_group(f"expressions/{row.id}"))
+             for row in ROWS for b in one_of(f"{row.id}/fd", BACKENDS)]
 
 
 def test_the_table_has_enough_rows():
@@ -285,7 +295,7 @@ def _reference_grads(row_id):
 # --- (a) value, (b) gradient vs jax.grad of the reference, (c) finite differences --------------
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+@pytest.mark.parametrize("row", GROUPED)
 def test_value_against_numpy_reference(row, backend):
     inputs = _inputs(row)
     loss = lossdsl.compile(row.source, backend=backend)
@@ -295,21 +305,24 @@ def test_value_against_numpy_reference(row, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+@pytest.mark.parametrize("row", GROUPED)
 def test_gradient_against_jax_grad_of_reference(row, backend):
     inputs = _inputs(row)
     assert_gradients(lossdsl.compile(row.source, backend=backend), inputs, _reference_grads(row.id), rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+def test_finite_differences_visit_every_backend():
+    assert {p.values[1] for p in FD_PARAMS} == set(BACKENDS)
+
+
+@pytest.mark.parametrize("row, backend", FD_PARAMS)
 def test_gradient_against_finite_differences(row, backend):
     assert_finite_differences(lossdsl.compile(row.source, backend=backend), _inputs(row))
 
 
 # --- (d) the backends agree; (e) JAX transformations through the compiled loss -------------------
 
-@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+@pytest.mark.parametrize("row", GROUPED)
 def test_backends_agree(row):
     inputs = _inputs(row)
     names = float_names(inputs)
@@ -321,7 +334,7 @@ def test_backends_agree(row):
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+@pytest.mark.parametrize("row", GROUPED)
 def test_jax_grad_through_the_compiled_loss(row):
     inputs = _inputs(row)
     names = float_names(inputs)
@@ -337,7 +350,7 @@ def test_jax_grad_through_the_compiled_loss(row):
         np.testing.assert_allclose(np.asarray(g), np.asarray(symbolic[name]), rtol=1e-12, atol=1e-14, err_msg=name)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)
+@pytest.mark.parametrize("row", GROUPED)
 def test_jax_jit_and_vmap(row):
     inputs = _inputs(row)
     names = float_names(inputs)

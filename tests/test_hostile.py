@@ -1,24 +1,27 @@
 """Hostile input: every limit with its own message and promptly, no code injection (checked on the
 generated module's AST), clear call-time errors, and fuzzing (random token sequences and mutations
 of stdlib programs) under which only LossDSLError escapes. Crashes the fuzzers found are rows of
-REGRESSIONS."""
+REGRESSIONS.
+
+"Promptly" is asserted as work, not seconds: what ``lossdsl.limits.tally()`` counts while a hostile
+source compiles stays within the limits themselves (oracles.assert_within_limits), which a busy
+machine cannot make fail. How many seconds a refusal takes is a benchmark (benchmarks/), not a test.
+"""
 
 import ast
 import sys
-import time
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import assert_within_limits
 
 import lossdsl
 from lossdsl import limits
 from lossdsl.errors import InputError, LimitError, LossDSLError, NameResolutionError, ParseError
 from lossdsl.library import library
 from lossdsl.resolve import RESERVED
-
-SECONDS = 10  # every hostile compile, generated source included, finishes well within this
 
 
 def _build(source: str, backend: str = "numpy") -> str:
@@ -65,10 +68,9 @@ LIMITS = [
 
 @pytest.mark.parametrize("source, fragment", [c[1:] for c in LIMITS], ids=[c[0] for c in LIMITS])
 def test_each_limit_has_its_own_message_and_is_prompt(source, fragment):
-    start = time.perf_counter()
-    with pytest.raises(LimitError) as info:
+    with limits.tally() as spent, pytest.raises(LimitError) as info:
         _build(source)
-    assert time.perf_counter() - start < SECONDS
+    assert_within_limits(spent)
     assert fragment in info.value.message, str(info.value)
     assert info.value.line is not None and info.value.column is not None
 
@@ -76,10 +78,9 @@ def test_each_limit_has_its_own_message_and_is_prompt(source, fragment):
 def test_constant_integers_do_not_grow_without_bound():
     # 2^62 squared seven times is a 2^7935 integer: folded as floats, it overflows
     source = "a = 2^62\n" + "\n".join(f"{c} = {p}*{p}" for p, c in zip("abcdefg", "bcdefgh")) + "\nx * h"
-    start = time.perf_counter()
-    with pytest.raises(LossDSLError, match="overflows"):
+    with limits.tally() as spent, pytest.raises(LossDSLError, match="overflows"):
         _build(source)
-    assert time.perf_counter() - start < SECONDS
+    assert_within_limits(spent)
 
 
 def _deep_stack(frames: int, fn):
@@ -121,10 +122,10 @@ def test_just_inside_the_depth_limit_computes_the_right_value():
 
 @pytest.mark.parametrize("source", ["mean((x + y)^50)", "mean((x + y + 1)^1000)", "sum((x - 2*y)^7 * (x + y)^9)"])
 def test_large_powers_of_sums_are_not_expanded(source):
-    start = time.perf_counter()
+    """Not expanded by any phase: the module is within 1,000 characters of a square's (the value of
+    (x + y)^50 expanded alone is 51 terms with coefficients of up to 15 digits)."""
     loss = lossdsl.compile(source)
-    assert loss.source
-    assert time.perf_counter() - start < SECONDS
+    assert len(loss.source) < len(lossdsl.compile("mean((x + y)^2)").source) + 1_000
     x, y = np.array([0.01, 0.02]), np.array([-0.01, 0.005])
     expected = eval(source.replace("^", "**").replace("mean", "np.mean").replace("sum", "np.sum"))  # noqa: S307
     np.testing.assert_allclose(loss(x=x, y=y), expected, rtol=1e-9)
@@ -319,13 +320,13 @@ def test_call_errors_name_the_inputs(backend):
 # --- fuzzing ----------------------------------------------------------------------------------
 
 def _compile_fully(source: str) -> None:
-    """Only LossDSLError may escape, and within the time bound."""
-    start = time.perf_counter()
-    try:
-        _build(source)
-    except LossDSLError:
-        pass
-    assert time.perf_counter() - start < SECONDS, source
+    """Only LossDSLError may escape, and the compile's work stays within the limits."""
+    with limits.tally() as spent:
+        try:
+            _build(source)
+        except LossDSLError:
+            pass
+    assert_within_limits(spent)
 
 
 TOKENS = ["x", "y_true", "y_pred", "mean", "sum", "exp", "log", "huber", "take", "def", "return", "assert", "if",

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+# one worker runs the module's tests under xdist, so its subprocess (the report fixture) runs once
+pytestmark = pytest.mark.xdist_group("sharding")
 DEVICES = 8
 B = 2 * DEVICES  # two samples per device
 

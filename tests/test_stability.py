@@ -5,9 +5,12 @@ computed in 50-digit arithmetic by mpmath (values from the formula, gradients by
 differentiation), so the rewrite pass is what makes them finite. And every row of the standard
 library's test table with its inputs pushed to extremes, against the row's float64 reference.
 Both in float32 and float64, both backends: wherever the float64 mathematical value is finite, the
-value and gradient must be finite and match.
+value and gradient must be finite and match. The user expressions run every backend x dtype pair;
+each stdlib row runs a covering sample of them (both dtypes and both backends for every row, every
+pair over the table: tests/sampling.py), its references computed once per dtype.
 """
 
+import functools
 import importlib
 import pkgutil
 
@@ -17,6 +20,8 @@ import mpmath as mp
 import numpy as np
 import pytest
 import stdlib_rows
+from oracles import jax_grads
+from sampling import covering
 
 import lossdsl
 from lossdsl.errors import InputError
@@ -104,6 +109,7 @@ def test_user_expression_at_extremes(row, backend, dtype):
 
 CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
          for case in importlib.import_module(f"stdlib_rows.{info.name}").CASES]
+CASE_BY_ID = {case.id: case for case in CASES}
 # gradients that are rounding noise, checked for finiteness only: all distances tie (which side of
 # the kink each term takes depends on rounding), or the exact gradient is 0 (parallel vectors)
 NOISE = {"triplet-all-equal", "cosine_similarity-parallel"}
@@ -128,30 +134,40 @@ def _extreme(case):
     return out
 
 
-def _reference(case, inputs, wrt):
-    xp_value = case.reference(np, **inputs)
-    value = float(np.mean(xp_value)) if case.reducible else float(xp_value)
-    grads = {}
-    for name in wrt:
-        def ref(v, name=name):
-            r = case.reference(jnp, **{**inputs, name: v})
-            return jnp.mean(r) if case.reducible else r
-        grads[name] = np.asarray(jax.grad(ref)(jnp.asarray(inputs[name], dtype=jnp.float64)))
-    return value, grads
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_stdlib_at_extremes(case, backend, dtype):
-    cast = {k: (np.asarray(v).astype(dtype) if np.issubdtype(np.asarray(v).dtype, np.floating) else v)
+def _cast(case, dtype):
+    """The row's extreme inputs, its floats rounded to ``dtype``."""
+    return {k: (np.asarray(v).astype(dtype) if np.issubdtype(np.asarray(v).dtype, np.floating) else v)
             for k, v in _extreme(case).items()}
-    # the reference sees the inputs as rounded to dtype, in float64
+
+
+@functools.cache
+def _reference(case_id: str, dtype: type) -> tuple[dict, float, dict, int]:
+    """The inputs as rounded to ``dtype``, in float64; the reference's value (a mean where reducible),
+    jax.grad of it with respect to each input in ``wrt``, and the number of terms in the mean. Cached:
+    each backend checks the same references."""
+    case = CASE_BY_ID[case_id]
     inputs = {k: (v.astype(np.float64) if np.issubdtype(np.asarray(v).dtype, np.floating) else v)
-              for k, v in cast.items()}
+              for k, v in _cast(case, dtype).items()}
     with np.errstate(all="ignore"):
-        want_value, want_grads = _reference(case, inputs, case.wrt)
-        n = max(np.size(case.reference(np, **inputs)), 1) if case.reducible else 1
+        xp_value = case.reference(np, **inputs)
+        value = float(np.mean(xp_value)) if case.reducible else float(xp_value)
+        n = max(np.size(xp_value), 1) if case.reducible else 1
+
+    def mean(**kw):
+        r = case.reference(jnp, **kw)
+        return jnp.mean(r) if case.reducible else r
+    return inputs, value, jax_grads(mean, inputs, list(case.wrt), jit=False), n
+
+
+# every row in float32 and float64 and on both backends, a covering sample of the four pairs
+# (tests/sampling.py); a row's tests share the xdist group of its tests in test_stdlib.py
+@pytest.mark.parametrize("case, backend, dtype", [
+    pytest.param(c, b, d, id=f"{c.id}-{b}-{d.__name__}", marks=pytest.mark.xdist_group(c.id))
+    for c in CASES for b, d in covering(f"{c.id}/extremes", [BACKENDS, DTYPES])])
+def test_stdlib_at_extremes(case, backend, dtype):
+    cast = _cast(case, dtype)
+    # the reference sees the inputs as rounded to dtype, in float64
+    inputs, want_value, want_grads, n = _reference(case.id, dtype)
     loss = lossdsl.compile(case.call.format(opts=""), backend=backend)
     try:
         value, grads = loss.value_and_grad(list(case.wrt))(**cast)

@@ -3,8 +3,15 @@
 From each row the harness derives: the value for each reduction and with per-sample weights, in
 both backends; the gradient with respect to each listed input against jax.grad of the reference
 (written against jax.numpy) and against central finite differences in float64; and finiteness.
+
+What is sampled (tests/sampling.py): the value and weights checks run, for each row, a covering
+subset of reduction x backend (every reduction and every backend at least once per row, which pairs
+rotating over the table) rather than all six pairs; every check keeps every row. A process computes
+a row's reference gradients once (``_reference_grads``), and a row's tests share one xdist group, for
+one worker to compile each of its sources once (``lossdsl.compile`` caches) where xdist applies groups.
 """
 
+import functools
 import importlib
 import pkgutil
 
@@ -13,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import stdlib_rows
-from oracles import finite_differences
+from oracles import finite_differences, jax_grads
+from sampling import covering
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -22,7 +30,16 @@ jax.config.update("jax_enable_x64", True)
 
 CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
          for case in importlib.import_module(f"stdlib_rows.{info.name}").CASES]
+BY_ID = {case.id: case for case in CASES}
 BACKENDS = ["numpy", "jax"]  # torch has its own table against torch.nn.functional (test_torch_backend.py)
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _params(cases, *axes, check):
+    """One pytest.param per row and per combination of ``axes`` that covering() keeps for it, in the
+    row's xdist group."""
+    return [pytest.param(c, *combo, id="-".join([c.id, *map(str, combo)]), marks=pytest.mark.xdist_group(c.id))
+            for c in cases for combo in (covering(f"{c.id}/{check}", axes) if axes else [()])]
 
 
 def _reduce(xp, losses, reduction="mean", weights=None):
@@ -41,8 +58,26 @@ def _compile(case, backend, opts=""):
     return lossdsl.compile(case.call.format(opts=opts), backend=backend)
 
 
-VALUE_PARAMS = [pytest.param(c, r, id=f"{c.id}-{r}") for c in CASES
-                for r in (("mean", "sum", "none") if c.reducible else ("mean",))]
+@functools.cache
+def _reference_grads(case_id: str) -> dict[str, np.ndarray]:
+    """jax.grad of the row's reference (its mean) with respect to each input in ``wrt``, at its sample
+    (eagerly: the table's rows share shapes, and so JAX's cache of compiled primitives)."""
+    case = BY_ID[case_id]
+    return jax_grads(lambda **inputs: _expected(jnp, case, inputs), case.sample(), list(case.wrt), jit=False)
+
+
+@functools.cache
+def _reference_weights_grad(case_id: str) -> np.ndarray:
+    """jax.grad of the row's weighted mean with respect to the weights, at its sample and _weights()."""
+    case = BY_ID[case_id]
+    inputs = case.sample()
+    return jax_grads(lambda **kw: _expected(jnp, case, inputs, "mean", kw["w"]), {"w": _weights(case)}, ["w"],
+                     jit=False)["w"]
+
+
+def _weights(case) -> np.ndarray:
+    samples = np.shape(case.reference(np, **case.sample()))[0]
+    return np.random.default_rng(1).uniform(0.5, 2.0, size=samples)
 
 
 def test_every_row_names_a_library_loss():
@@ -51,8 +86,24 @@ def test_every_row_names_a_library_loss():
         assert case.call.split("(")[0] in names, case.id
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case, reduction", VALUE_PARAMS)
+VALUE_PARAMS = (_params([c for c in CASES if c.reducible], REDUCTIONS, BACKENDS, check="value")
+                + _params([c for c in CASES if not c.reducible], ["mean"], BACKENDS, check="value"))
+WEIGHTS_PARAMS = _params([c for c in CASES if c.reducible], REDUCTIONS, BACKENDS, check="weights")
+
+
+@pytest.mark.parametrize("params", [VALUE_PARAMS, WEIGHTS_PARAMS], ids=["value", "weights"])
+def test_the_sample_covers_each_row_and_every_pair(params):
+    """The sampled checks still see, for every row, every reduction and both backends, and over the
+    table every (reduction, backend) pair."""
+    seen = {(p.values[0].id, *p.values[1:]) for p in params}
+    for case in {p.values[0].id: p.values[0] for p in params}.values():
+        mine = {s[1:] for s in seen if s[0] == case.id}
+        assert {r for r, _ in mine} == (set(REDUCTIONS) if case.reducible else {"mean"}), case.id
+        assert {b for _, b in mine} == set(BACKENDS), case.id
+    assert {s[1:] for s in seen} == {(r, b) for r in REDUCTIONS for b in BACKENDS}
+
+
+@pytest.mark.parametrize("case, reduction, backend", VALUE_PARAMS)
 def test_value(case, reduction, backend):
     inputs = case.sample()
     opts = f', reduction="{reduction}"' if case.reducible else ""
@@ -62,57 +113,50 @@ def test_value(case, reduction, backend):
     np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("case", [c for c in CASES if c.reducible], ids=lambda c: c.id)
+@pytest.mark.parametrize("case, reduction, backend", WEIGHTS_PARAMS)
 def test_weights(case, reduction, backend):
-    inputs = case.sample()
-    samples = np.shape(case.reference(np, **inputs))[0]
-    w = np.random.default_rng(1).uniform(0.5, 2.0, size=samples)
+    """Every reducible row with weights, under every reduction and on both backends (a covering
+    sample of the pairs); the gradient with respect to the weights where the reduction is the mean."""
+    inputs, w = case.sample(), _weights(case)
     loss = _compile(case, backend, f', reduction="{reduction}", weights=sample_w')
     got = np.asarray(loss(**inputs, sample_w=w))
     np.testing.assert_allclose(got, _expected(np, case, inputs, reduction, w), rtol=case.rtol, atol=case.atol)
     if reduction == "mean":
         grad = loss.grad("sample_w")(**inputs, sample_w=w)
-        ref = jax.grad(lambda v: _expected(jnp, case, inputs, "mean", v))(jnp.asarray(w))
-        np.testing.assert_allclose(grad, ref, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(grad, _reference_weights_grad(case.id), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case, backend", _params(CASES, BACKENDS, check="gradient"))  # every pair
 def test_gradient_matches_jax_grad_of_reference(case, backend):
     inputs = case.sample()
     loss = _compile(case, backend)
     value, grads = loss.value_and_grad(list(case.wrt))(**inputs)
     assert np.isfinite(value)
+    want = _reference_grads(case.id)
     for name in case.wrt:
-        def ref(v, name=name):
-            return _expected(jnp, case, {**inputs, name: v})
-        want = jax.grad(ref)(jnp.asarray(inputs[name], dtype=jnp.float64))
         got = np.asarray(grads[name])
         assert got.shape == np.shape(inputs[name]) and np.all(np.isfinite(got)), name
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=case.atol, err_msg=name)
+        np.testing.assert_allclose(got, want[name], rtol=1e-6, atol=case.atol, err_msg=name)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_numpy_by_row_blocks(case):
+@pytest.mark.parametrize("case", _params(CASES, check="blocks"))
+def test_numpy_by_row_blocks(case, monkeypatch):
     """NumPy evaluates a mean over rows a block of rows at a time (lossdsl/blocking.py), here blocks
     of 2 elements: the value and every gradient still match the reference."""
     inputs = case.sample()
     loss = _compile(case, "numpy")
     blocks = row_blocks(loss.graph, loss.root)
-    module = loss.module
-    module.ROW_BLOCK = 2
+    module = loss.module  # shared with every later compile of this source: patched for this test only
+    monkeypatch.setattr(module, "ROW_BLOCK", 2, raising=False)  # modules without row blocks ignore it
     calls = []
     if blocks is not None:
         whole = module._value_and_grad_rows
-        module._value_and_grad_rows = lambda **kw: calls.append(1) or whole(**kw)
+        monkeypatch.setattr(module, "_value_and_grad_rows", lambda **kw: calls.append(1) or whole(**kw))
     value, grads = module.value_and_grad(**inputs)
     np.testing.assert_allclose(value, _expected(np, case, inputs), rtol=case.rtol, atol=case.atol)
+    want = _reference_grads(case.id)
     for name in case.wrt:
-        want = jax.grad(lambda v, name=name: _expected(jnp, case, {**inputs, name: v}))(
-            jnp.asarray(inputs[name], dtype=jnp.float64))
-        np.testing.assert_allclose(grads[name], want, rtol=1e-6, atol=case.atol, err_msg=name)
+        np.testing.assert_allclose(grads[name], want[name], rtol=1e-6, atol=case.atol, err_msg=name)
     if blocks is not None:
         arrays = {k: np.asarray(v) for k, v in inputs.items()}
         _, rows = module._rows_per_block(arrays, tuple(loss.graph.index_inputs), blocks.min_rank, 2)
@@ -120,7 +164,7 @@ def test_numpy_by_row_blocks(case):
         np.testing.assert_allclose(module.loss(**inputs), value, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.finite_differences], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", _params([c for c in CASES if c.finite_differences], check="fd"))
 def test_gradient_matches_finite_differences(case):
     inputs = case.sample()
     loss = _compile(case, "numpy")
@@ -130,7 +174,7 @@ def test_gradient_matches_finite_differences(case):
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "optax" in c.extra], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", _params([c for c in CASES if "optax" in c.extra], check="optax"))
 def test_agrees_with_optax(case):
     inputs = case.sample()
     got = float(_compile(case, "jax")(**inputs))
