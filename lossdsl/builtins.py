@@ -168,6 +168,25 @@ FUNCTION_NAMES: dict[type, dict[str, str]] = {
 }
 
 
+def _native_forms() -> dict[type, type]:
+    """SymPy's own classes that are a builtin's ``elementary`` form (Abs for abs, Max for maximum,
+    ...): SymPy writes them as it evaluates (sqrt(x^2) is Abs(x)); the rewrite pass and the analysis
+    read them as the builtin, which has a printed form and the library's derivative conventions."""
+    out: dict[type, type] = {}
+    for cls in FUNCTION_NAMES:
+        elementary_form, arity = getattr(cls, "elementary", None), getattr(cls, "nargs", {None})
+        if elementary_form is None or len(arity) != 1:
+            continue
+        args = sp.symbols(f"a:{next(iter(arity))}", real=True)
+        native = elementary_form(*args)
+        if native.args == args and type(native) not in FUNCTION_NAMES:
+            out[type(native)] = cls
+    return out
+
+
+NATIVE_FORMS = _native_forms()
+
+
 # --- Primitives: explicit IR ops with their printers and reverse-mode rules --------------------
 
 VJP = Callable[[Graph, Apply, sp.Symbol, sp.Expr], tuple[sp.Expr | None, ...]]

@@ -30,7 +30,7 @@ from itertools import combinations
 import sympy as sp
 from sympy.core.parameters import global_parameters
 
-from .builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
+from .builtins import NATIVE_FORMS, abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
 from .ir import Apply, Graph
 
 _a, _b = sp.Wild("a"), sp.Wild("b")
@@ -218,6 +218,8 @@ def _candidate_pairs(pattern: sp.Mul, expr: sp.Mul) -> list[tuple[sp.Basic, sp.B
 
 
 def _rewrite_node(expr: sp.Basic) -> sp.Basic:
+    if type(expr) in NATIVE_FORMS:  # SymPy's Abs (from sqrt(x^2)), Max, sign, ... read as the builtin
+        expr = NATIVE_FORMS[type(expr)](*expr.args)
     expr = merge_powers(expr)
     clipped = as_clip(expr)
     if clipped is not None:

@@ -5,7 +5,9 @@ import pytest
 import sympy as sp
 
 import lossdsl
-from lossdsl.builtins import abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
+from lossdsl.backend import BACKENDS
+from lossdsl.builtins import NATIVE_FORMS, abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
+from lossdsl.printer import ExprPrinter
 from lossdsl.rewrite import share_logistic, stabilize
 
 x, y = sp.symbols("x y", real=True)
@@ -127,3 +129,27 @@ def test_user_written_bce_on_logits_is_stable(backend):
     # 1/n, not relatively where it is smaller (1 - sigmoid(30) = 9e-14 in float64)
     atol = 4 * np.finfo(dtype).eps / z.size
     np.testing.assert_allclose(np.asarray(grad, dtype=np.float64), ref_grad, rtol=rtol * 1e3, atol=atol)
+
+
+@pytest.mark.parametrize("native", sorted(NATIVE_FORMS, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_sympys_own_forms_of_builtins_read_as_the_builtin(native):
+    """SymPy writes Abs, Max, sign, ... as it evaluates (sqrt(x^2) is Abs(x)); each becomes the builtin
+    whose elementary form it is, which prints on every backend (the native has no printed form)."""
+    builtin = NATIVE_FORMS[native]
+    args = sp.symbols(f"a:{next(iter(builtin.nargs))}", real=True)
+    expr = native(*args)
+    assert type(expr) is native and type(stabilize(expr)) is builtin
+    for b in BACKENDS.values():
+        assert ExprPrinter(b)(stabilize(expr)).endswith(")")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_sqrt_of_a_square_is_abs_with_its_subgradient(backend):
+    x = np.array([-2.0, 0.0, 3.0])
+    loss = lossdsl.compile("mean(sqrt(y_pred^2))", backend=backend)
+    arg = x
+    if backend == "torch":
+        import torch
+        arg = torch.as_tensor(x)
+    np.testing.assert_allclose(np.asarray(loss(y_pred=arg)), np.mean(np.abs(x)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(loss.grad("y_pred")(y_pred=arg)), np.sign(x) / 3, rtol=1e-6)

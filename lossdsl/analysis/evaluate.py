@@ -13,27 +13,9 @@ import sympy as sp
 
 from ..backend import NUMPY
 from ..backends.copying import helpers_for, imports_for
-from ..builtins import FUNCTION_NAMES
+from ..builtins import NATIVE_FORMS
 from ..codegen import load_module
 from ..printer import ExprPrinter
-
-
-def _natives() -> dict[type, type]:
-    """SymPy's own classes that are a registry builtin's ``elementary`` form (Abs for abs, Max for
-    maximum, ...): SymPy writes them when it evaluates (sqrt(x^2) is Abs(x)); they print as the builtin."""
-    out: dict[type, type] = {}
-    for cls in FUNCTION_NAMES:
-        elementary_form, arity = getattr(cls, "elementary", None), getattr(cls, "nargs", {None})
-        if elementary_form is None or len(arity) != 1:
-            continue
-        args = sp.symbols(f"a:{next(iter(arity))}", real=True)
-        native = elementary_form(*args)
-        if native.args == args and type(native) not in FUNCTION_NAMES:
-            out[type(native)] = cls
-    return out
-
-
-_NATIVE = _natives()
 
 
 @lru_cache(maxsize=512)
@@ -61,7 +43,7 @@ def numpy_function(expr: sp.Expr, params: tuple[sp.Symbol, ...]) -> Callable[...
     if stray:
         raise ValueError(f"free symbols besides the parameters: {sorted(map(str, stray))}")
     names = [sp.Symbol(f"_p{k}") for k in range(len(params))]
-    ours = expr.replace(lambda a: type(a) in _NATIVE, lambda a: _NATIVE[type(a)](*a.args))
+    ours = expr.replace(lambda a: type(a) in NATIVE_FORMS, lambda a: NATIVE_FORMS[type(a)](*a.args))
     code = ExprPrinter(NUMPY)(ours.xreplace(dict(zip(params, names))))
     source = "\n\n\n".join([imports_for(code, NUMPY), helpers_for(code, NUMPY),
                             f"def _evaluate({', '.join(map(str, names))}):\n    return {code}\n"])

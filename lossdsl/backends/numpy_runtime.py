@@ -38,14 +38,19 @@ def _fit(g, x):
 def _own(value, grads):
     """The gradients, each an array of its own: one that shares memory with the value or with an
     earlier gradient (one temporary returned twice, as for exp(x) unreduced) is copied."""
-    seen = [value]
+    seen = {_buffer(value)}  # arrays over different buffers cannot share memory: one pass, not one per pair
     for name, g in grads.items():
-        for other in seen:
-            if np.may_share_memory(g, other):
-                grads[name] = g = g.copy()
-                break
-        seen.append(g)
+        if _buffer(g) in seen:
+            grads[name] = g = g.copy()
+        seen.add(_buffer(g))
     return grads
+
+
+def _buffer(a):
+    """The id of the array that owns ``a``'s memory (``a`` itself, or the base its views lead to)."""
+    while getattr(a, "base", None) is not None:  # views, and broadcast_to's wrapper of its operand
+        a = a.base
+    return id(a)
 
 
 def _into(ufunc, x, *rest):
