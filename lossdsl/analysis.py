@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .builtins import ELEMENTWISE, INF, PRIMITIVES, Shape
+from .backends import numpy_runtime
+from .builtins import ELEMENTWISE, FUNCTION_NAMES, INF, PRIMITIVES, Shape
 from .compiled import CompiledLoss
 from .formula import render
 from .ir import Apply, Graph, Input
@@ -34,6 +35,9 @@ Interval = tuple[float, float]
 _FULL: Interval = (-INF, INF)
 _SHAPES: dict[type, Shape] = {(e.sympy_class or e.func): e.shape for e in ELEMENTWISE if e.sympy_class is not sp.Pow}
 _NONSMOOTH = tuple(cls for cls, s in _SHAPES.items() if s.kink or s.jump)
+# functions NumPy lacks (erf, lgamma, ...), by name, as the NumPy backend computes them: for lambdify
+_NUMPY_HELPERS = {cls.__name__: getattr(numpy_runtime, forms["numpy"]) for cls, forms in FUNCTION_NAMES.items()
+                  if hasattr(numpy_runtime, forms["numpy"])}
 
 
 # --- interval arithmetic ---------------------------------------------------------------------
@@ -586,7 +590,7 @@ def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
         offsets = np.logspace(-4, 3, 200)
         grid = np.concatenate([centre - offsets[::-1], [centre], centre + offsets])
         grid = grid[(grid >= lo) & (grid <= hi)]
-    f = sp.lambdify(t, elementary(el.expr), modules="numpy")
+    f = sp.lambdify(t, elementary(el.expr), modules=[_NUMPY_HELPERS, "numpy"])
     with np.errstate(all="ignore"):
         values = np.broadcast_to(np.asarray(f(grid), dtype=float), grid.shape)
     ok = np.isfinite(values)

@@ -436,6 +436,14 @@ def _digamma_positive(x):
     return out
 
 
+def _cot_pi(r):
+    """cot(pi r) for |r| <= 1/2: near +-1/2 as tan(pi (1/2 - |r|)), whose argument is exact (Sterbenz),
+    where 1/tan(pi r) would magnify the rounding of pi r a hundredfold."""
+    a = np.abs(r)
+    with np.errstate(divide="ignore"):
+        return np.where(a < 0.25, 1.0 / np.tan(np.pi * r), np.copysign(np.tan(np.pi * (0.5 - a)), r))
+
+
 def _digamma(x):
     """digamma(x) = d lgamma/dx, as scipy.special.psi: reflected for x < 0, digamma(1 - x) - pi/tan(pi x);
     -inf at +0, +inf at -0, NaN at the negative integers and -inf."""
@@ -446,7 +454,7 @@ def _digamma(x):
     out[positive] = _digamma_positive(x[positive])
     t = x[neg]
     r = t - np.round(t)
-    reflected = _digamma_positive(1.0 - t) - np.pi / np.tan(np.pi * r)
+    reflected = _digamma_positive(1.0 - t) - np.pi * _cot_pi(r)
     out[neg] = np.where(r == 0, np.nan, reflected)
     zero = x == 0
     out[zero] = np.copysign(np.inf, -x[zero])
@@ -492,7 +500,6 @@ def _polygamma(n, x):
     t = x[neg]
     r = t - np.round(t)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cot = 1.0 / np.tan(np.pi * r)
-        reflected = (-1.0) ** n * _polygamma_positive(n, 1.0 - t) - np.pi ** (n + 1) * p(cot)
+        reflected = (-1.0) ** n * _polygamma_positive(n, 1.0 - t) - np.pi ** (n + 1) * p(_cot_pi(r))
     out[neg] = np.where((r == 0) | (t == -np.inf), (-1.0) ** (n + 1) * np.inf, reflected)
     return out.astype(dt, copy=False)
