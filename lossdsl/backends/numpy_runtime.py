@@ -373,18 +373,21 @@ def _gamma_near_one(w, derivative):
     return out
 
 
+def _gamma_reduce(x, top):
+    """Masks of x < 0.75, 0.75 <= x < 2.5, 2.5 <= x < top and the rest (and NaN); for the third, u in
+    [1.5, 2.5) and the whole number n with x = u + n (exact: x and n have the same last place or coarser)."""
+    low, mid, high = x < 0.75, (x >= 0.75) & (x < 2.5), (x >= 2.5) & (x < top)
+    n = np.floor(x[high] - 1.5)
+    return low, mid, high, ~(low | mid | high), x[high] - n, n
+
+
 def _lgamma_positive(x):
     """log Gamma(x) for x > 0 (and +inf): the series about 1, x0 and 2 (_gamma_near_one) after the
     recurrence Gamma(x + 1) = x Gamma(x) moves x into [0.75, 2.5); Stirling's series from 13 on."""
     out = np.empty_like(x)
-    low, mid, high = x < 0.75, (x >= 0.75) & (x < 2.5), (x >= 2.5) & (x < 13.0)
-    big = ~(low | mid | high)
-    t = x[low]
-    out[low] = _gamma_near_one(t, False) - np.log(t)
+    low, mid, high, big, u, n = _gamma_reduce(x, 13.0)
+    out[low] = _gamma_near_one(x[low], False) - np.log(x[low])
     out[mid] = _gamma_near_one(x[mid] - 1.0, False)
-    t = x[high]
-    n = np.floor(t - 1.5)
-    u = t - n  # in [1.5, 2.5), exact
     product = np.ones_like(u)
     for k in range(11):
         product *= np.where(k < n, u + k, 1.0)
@@ -397,18 +400,24 @@ def _lgamma_positive(x):
     return out
 
 
-def _lgamma(x):
-    """log|Gamma(x)|, as scipy.special.gammaln: reflected for x < 0, log(pi / |sin(pi x)|) - lgamma(1 - x);
-    +inf at the poles (0, -1, -2, ...) and at +inf, -inf at -inf, as scipy gives."""
+def _by_sign(x, positive, negative):
+    """(x in float64, ``positive`` of it where x >= 0 or NaN and ``negative`` where x < 0, the result dtype)."""
     x, dt = _special_input(x)
     out = np.empty_like(x)
     neg = x < 0
-    positive = ~neg
-    out[positive] = _lgamma_positive(x[positive])
-    t = x[neg]
-    r = t - np.round(t)  # sin(pi x) = +-sin(pi r), r in [-1/2, 1/2] exact
-    reflected = np.log(np.pi / np.abs(np.sin(np.pi * r))) - _lgamma_positive(1.0 - t)
-    out[neg] = np.where(t == -np.inf, -np.inf, np.where(r == 0, np.inf, reflected))
+    out[~neg] = positive(x[~neg])
+    out[neg] = negative(x[neg])
+    return x, out, dt
+
+
+def _lgamma(x):
+    """log|Gamma(x)|, as scipy.special.gammaln: reflected for x < 0, log(pi / |sin(pi x)|) - lgamma(1 - x);
+    +inf at the poles (0, -1, -2, ...) and at +inf, -inf at -inf, as scipy gives."""
+    def negative(t):
+        r = t - np.round(t)  # sin(pi x) = +-sin(pi r), r in [-1/2, 1/2] exact
+        reflected = np.log(np.pi / np.abs(np.sin(np.pi * r))) - _lgamma_positive(1.0 - t)
+        return np.where(t == -np.inf, -np.inf, np.where(r == 0, np.inf, reflected))
+    x, out, dt = _by_sign(x, _lgamma_positive, negative)
     out[x == 0] = np.inf
     return out.astype(dt, copy=False)
 
@@ -417,14 +426,9 @@ def _digamma_positive(x):
     """digamma(x) for x > 0 (and +inf): the series of _gamma_near_one after the recurrence
     digamma(x + 1) = digamma(x) + 1/x moves x into [0.75, 2.5); the asymptotic series from 10 on."""
     out = np.empty_like(x)
-    low, mid, high = x < 0.75, (x >= 0.75) & (x < 2.5), (x >= 2.5) & (x < 10.0)
-    big = ~(low | mid | high)
-    t = x[low]
-    out[low] = _gamma_near_one(t, True) - 1.0 / t
+    low, mid, high, big, u, n = _gamma_reduce(x, 10.0)
+    out[low] = _gamma_near_one(x[low], True) - 1.0 / x[low]
     out[mid] = _gamma_near_one(x[mid] - 1.0, True)
-    t = x[high]
-    n = np.floor(t - 1.5)
-    u = t - n
     total = np.zeros_like(u)
     for k in range(8):
         total += np.where(k < n, 1.0 / (u + k), 0.0)
@@ -447,15 +451,10 @@ def _cot_pi(r):
 def _digamma(x):
     """digamma(x) = d lgamma/dx, as scipy.special.psi: reflected for x < 0, digamma(1 - x) - pi/tan(pi x);
     -inf at +0, +inf at -0, NaN at the negative integers and -inf."""
-    x, dt = _special_input(x)
-    out = np.empty_like(x)
-    neg = x < 0
-    positive = ~neg
-    out[positive] = _digamma_positive(x[positive])
-    t = x[neg]
-    r = t - np.round(t)
-    reflected = _digamma_positive(1.0 - t) - np.pi * _cot_pi(r)
-    out[neg] = np.where(r == 0, np.nan, reflected)
+    def negative(t):
+        r = t - np.round(t)
+        return np.where(r == 0, np.nan, _digamma_positive(1.0 - t) - np.pi * _cot_pi(r))
+    x, out, dt = _by_sign(x, _digamma_positive, negative)
     zero = x == 0
     out[zero] = np.copysign(np.inf, -x[zero])
     return out.astype(dt, copy=False)
