@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import mpmath
 import sympy as sp
 
 from .args import Args
@@ -82,6 +83,42 @@ inside = _function("inside", 3, lambda x, lo, hi: (sp.Integer(0),) * 3,
                    r"\mathbf{{1}}_{{[{1}, {2}]}}\left({0}\right)")
 clip = _function("clip", 3, lambda x, lo, hi: (inside(x, lo, hi), 1 - _half_step(x - lo), _half_step(x - hi)),
                  lambda x, lo, hi: sp.Min(sp.Max(x, lo), hi), r"\operatorname{{clip}}\left({0}, {1}, {2}\right)")
+def _gamma_family(itself: Callable[[], type[sp.Function]], mp_form: Callable[..., Any],
+                  sympy_form: Callable[..., sp.Expr]) -> Callable[..., sp.Expr]:
+    """The value of a function of the gamma family at numbers: by mpmath to 30 digits (SymPy's own
+    computes loggamma(10**8) as log((10**8 - 1)!)), SymPy's at infinities and poles; at symbols, the
+    function itself, so that a number substituted later is evaluated here too."""
+
+    def value(*args: sp.Expr) -> sp.Expr:
+        if not all(a.is_number for a in args):
+            return itself()(*args, evaluate=False)
+        x = args[-1]
+        if not x.is_finite:
+            return sympy_form(*args)
+        if x <= 0 and (x.is_integer or (x.is_Float and float(x).is_integer())):  # a pole: 0, -1, ...
+            return sympy_form(*args[:-1], sp.Integer(int(x)))
+        with mpmath.workdps(30):
+            try:
+                return sp.Float(mp_form(*(mpmath.mpf(str(a.evalf(30))) for a in args)), 30)
+            except (ValueError, ZeroDivisionError):  # a pole, 0, -1, ...: SymPy's value there
+                return sympy_form(*args[:-1], sp.Integer(int(x)))
+    return value
+
+
+# special functions, declared here rather than taken from SymPy: SymPy rewrites erfc(-x) as 2 - erfc(x),
+# which loses the tail, and its loggamma is complex for x < 0, where lgamma is log|Gamma(x)|
+erf = _function("erf", 1, lambda x: (2 / sp.sqrt(sp.pi) * sp.exp(-x**2),), sp.erf, r"\operatorname{{erf}}\left({0}\right)")
+erfc = _function("erfc", 1, lambda x: (-2 / sp.sqrt(sp.pi) * sp.exp(-x**2),), sp.erfc,
+                 r"\operatorname{{erfc}}\left({0}\right)")
+# the n-th derivative of digamma, for a whole number n: what derivatives of lgamma and digamma need
+polygamma = _function("polygamma", 2, lambda n, x: (sp.Integer(0), polygamma(n + 1, x)),
+                      _gamma_family(lambda: polygamma, lambda n, x: mpmath.polygamma(int(n), x), sp.polygamma),
+                      r"\psi^{{({0})}}\left({1}\right)")
+digamma = _function("digamma", 1, lambda x: (polygamma(1, x),),
+                    _gamma_family(lambda: digamma, mpmath.digamma, lambda x: sp.polygamma(0, x)), r"\psi\left({0}\right)")
+lgamma = _function("lgamma", 1, lambda x: (digamma(x),),
+                   _gamma_family(lambda: lgamma, lambda x: mpmath.re(mpmath.loggamma(x)), sp.loggamma),
+                   r"\log\left|\Gamma\left({0}\right)\right|")
 
 
 INF = float("inf")
@@ -157,6 +194,19 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("heaviside", ("x", "h0"), heaviside, dict.fromkeys(BACKENDS, "_heaviside"),
                 doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0",
                 shape=Shape("unknown", ("increasing", ""), (0, 1), jump=True)),
+    # convex for x <= 0, concave for x >= 0: more than a Shape says
+    Elementwise("erf", ("x",), erf, {"numpy": "_erf", "jax": "jax.scipy.special.erf", "torch": "torch.special.erf"},
+                doc="error function, 2/sqrt(pi) times the integral of e^(-t^2) from 0 to x",
+                shape=Shape("unknown", ("increasing",), (-1, 1))),
+    Elementwise("erfc", ("x",), erfc, {"numpy": "_erfc", "jax": "jax.scipy.special.erfc", "torch": "torch.special.erfc"},
+                doc="1 - erf(x), accurate in the tail", shape=Shape("unknown", ("decreasing",), (0, 2))),
+    # like log, for x > 0 (poles at 0, -1, -2, ...): lgamma'' = polygamma(1, x) > 0 there
+    Elementwise("lgamma", ("x",), lgamma, {"numpy": "_lgamma", "jax": "jax.scipy.special.gammaln",
+                                           "torch": "torch.lgamma"},
+                doc="log|Gamma(x)|, as scipy.special.gammaln", shape=Shape("convex")),
+    Elementwise("digamma", ("x",), digamma, {"numpy": "_digamma", "jax": "jax.scipy.special.digamma",
+                                             "torch": "torch.special.digamma"},
+                doc="d lgamma(x)/dx", shape=Shape("concave", ("increasing",))),
 )
 
 #: SymPy function class -> printed name per backend: the builtins, and the functions only the
@@ -165,6 +215,7 @@ FUNCTION_NAMES: dict[type, dict[str, str]] = {
     **{(e.sympy_class or e.func): e.printed for e in ELEMENTWISE if e.sympy_class is not sp.Pow},
     clip: {"numpy": "np.clip", "jax": "jnp.clip", "torch": "torch.clamp"},
     inside: dict.fromkeys(BACKENDS, "_inside"),
+    polygamma: {"numpy": "_polygamma", "jax": "jax.scipy.special.polygamma", "torch": "torch.special.polygamma"},
 }
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special as jss
 import numpy as np
 import pytest
+import scipy.special as sc
 from oracles import assert_finite_differences, assert_gradients, float_names, jax_grads
 
 import lossdsl
@@ -223,6 +225,21 @@ ROWS = [
         lambda x, y: np.sum((x > 0) * y**2), lambda x, y: jnp.sum(jnp.heaviside(x, 0.5) * y**2),
         elementwise("sum(heaviside(x, 0.5))", [-1e3, -1e-300, 0.0, 1e-300, 1e3], lambda x: np.heaviside(x, 0.5),
                     np.zeros_like)),
+    Row("erf", "sum(erf(x))", real(6),
+        lambda x: np.sum(sc.erf(x)), lambda x: jnp.sum(jss.erf(x)),
+        elementwise("sum(erf(x))", [-1e300, -30.0, -3.0, -1e-300, 0.0, 0.3, 6.0, 1e300], sc.erf,
+                    lambda x: 2 / np.sqrt(np.pi) * np.exp(-x * x))),
+    Row("erfc", "sum(erfc(x))", real(6),
+        lambda x: np.sum(sc.erfc(x)), lambda x: jnp.sum(jss.erfc(x)),
+        elementwise("sum(erfc(x))", [-1e300, -30.0, -0.3, 0.0, 5.0, 20.0, 26.0, 30.0, 1e300], sc.erfc,
+                    lambda x: -2 / np.sqrt(np.pi) * np.exp(-x * x))),
+    Row("lgamma", "sum(lgamma(x))", positive(6, 0.05, 30.0),
+        lambda x: np.sum(sc.gammaln(x)), lambda x: jnp.sum(jss.gammaln(x)),
+        elementwise("sum(lgamma(x))", [1e-300, 1e-8, 1.0, 2.0, 1e5, 1e300, -2.5, -1e-8], sc.gammaln, sc.psi)),
+    Row("digamma", "sum(digamma(x))", positive(6, 0.05, 30.0),
+        lambda x: np.sum(sc.psi(x)), lambda x: jnp.sum(jss.digamma(x)),
+        elementwise("sum(digamma(x))", [1e-150, 1e-8, 1.0, 3.0, 1e5, 1e150, -2.5], sc.psi,
+                    lambda x: sc.polygamma(1, x))),
     Row("where", "sum(where(x > y, x*y, x - y^2))", pair(6),
         lambda x, y: np.sum(np.where(x > y, x * y, x - y * y)), lambda x, y: jnp.sum(jnp.where(x > y, x * y, x - y**2)),
         elementwise("sum(where(x < 0, exp(x), 1 + x))", BIG, lambda x: np.where(x < 0, np.exp(np.minimum(x, 0)), 1 + x),

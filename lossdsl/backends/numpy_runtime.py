@@ -178,3 +178,264 @@ def _softplus(x):
     t = _into(np.log1p, _into(np.exp, -np.abs(x)))
     t += np.clip(x, 0, np.inf)
     return t
+
+
+
+def _special_input(x):
+    """``x`` as a float64 array, and the dtype of the result: the input's float dtype (float64 for integers)."""
+    x = np.asarray(x)
+    return np.asarray(x, np.float64), (x.dtype if x.dtype.kind == "f" else np.dtype(np.float64))
+
+
+def _polyval(coefficients, t):
+    """sum(coefficients[k] * t**k), by Horner's rule."""
+    out = np.full_like(t, coefficients[-1])
+    for c in coefficients[-2::-1]:
+        out = out * t + c
+    return out
+
+
+def _erf_small(x):
+    """erf(x) for |x| <= 0.46875: W. J. Cody's rational Chebyshev approximation x R(x^2) (Math. Comp. 23,
+    1969; netlib specfun CALERF), good to about 1e-18 relative."""
+    a = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03,
+         1.85777706184603153e-1)
+    b = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
+    z = x * x
+    num, den = a[4] * z, z
+    for i in range(3):
+        num, den = (num + a[i]) * z, (den + b[i]) * z
+    return x * (num + a[3]) / (den + b[3])
+
+
+def _erfc_large(y):
+    """erfc(y) for y > 0.46875 (Cody, as _erf_small): exp(-y^2) R(y), R rational in y up to 4 and in
+    1/y^2 beyond. exp(-y^2) is exp(-s^2) exp(-(y - s)(y + s)) for s = y cut to a multiple of 1/16 (s^2
+    exact), so that the rounding of y^2, 700 ulp of exp's argument at y = 26, stays out of the tail."""
+    c = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
+         8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03,
+         2.15311535474403846e-8)
+    d = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
+         3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03, 1.23033935480374942e03)
+    p = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
+         6.58749161529837803e-4, 1.63153871373020978e-2)
+    q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2,
+         2.33520497626869185e-3)
+    r = np.empty_like(y)
+    near = y <= 4.0
+    t = y[near]
+    num, den = c[8] * t, t
+    for i in range(7):
+        num, den = (num + c[i]) * t, (den + d[i]) * t
+    r[near] = (num + c[7]) / (den + d[7])
+    t = y[~near]  # and NaN
+    z = 1.0 / (t * t)
+    num, den = p[5] * z, z
+    for i in range(4):
+        num, den = (num + p[i]) * z, (den + q[i]) * z
+    r[~near] = (0.56418958354775628695 - z * (num + p[4]) / (den + q[4])) / t
+    y = np.minimum(y, 28.0)  # erfc(28) underflows to 0, and so does r
+    s = np.trunc(y * 16.0) / 16.0
+    return np.exp(-s * s) * (np.exp(-(y - s) * (y + s)) * r)
+
+
+def _erf(x):
+    x, dt = _special_input(x)
+    y = np.abs(x)
+    small = y <= 0.46875
+    out = np.empty_like(x)
+    out[small] = _erf_small(x[small])
+    out[~small] = np.copysign((0.5 - _erfc_large(y[~small])) + 0.5, x[~small])
+    return out.astype(dt, copy=False)
+
+
+def _erfc(x):
+    """erfc(x), accurate in the far tail (to x = 26.5, where it underflows), not computed as 1 - erf(x)."""
+    x, dt = _special_input(x)
+    y = np.abs(x)
+    small = y <= 0.46875
+    out = np.empty_like(x)
+    out[small] = 1.0 - _erf_small(x[small])
+    tail = _erfc_large(y[~small])
+    out[~small] = np.where(x[~small] < 0, 2.0 - tail, tail)
+    return out.astype(dt, copy=False)
+
+
+def _gamma_series():
+    """Taylor coefficients (mpmath, 50 digits; tests/test_special.py recomputes them): ``a`` about 2,
+    lgamma(2 + e) = sum(a[k] e^k), a[1] = 1 - Euler's constant, a[k] = (-1)^k (zeta(k) - 1)/k; ``b``
+    about x0, the positive zero of digamma, digamma(x0 + e) = sum(b[k] e^k), b[k] = polygamma(k, x0)/k!.
+    Then digamma(2 + e) = sum(k a[k] e^(k-1)), lgamma(x0 + e) = lgamma(x0) + sum(b[k] e^(k+1)/(k+1)),
+    and about 1, lgamma(1 + e) = sum((a[k] + (-1)^k/k) e^k)."""
+    a = (0.0, 0.42278433509846713, 0.3224670334241132, -0.0673523010531981, 0.020580808427784546,
+         -0.007385551028673986, 0.0028905103307415234, -0.001192753911703261, 0.0005096695247430425,
+         -0.00022315475845357939, 9.945751278180853e-05, -4.492623673813314e-05, 2.050721277567069e-05,
+         -9.439488275268397e-06, 4.374866789907488e-06, -2.039215753801366e-06, 9.55141213040742e-07,
+         -4.492469198764566e-07, 2.1207184805554665e-07, -1.0043224823968099e-07, 4.7698101693639804e-08,
+         -2.2711094608943164e-08, 1.0838659214896955e-08, -5.183475041970047e-09, 2.4836745438024785e-09,
+         -1.1921401405860912e-09, 5.731367241678862e-10, -2.7595228851242334e-10, 1.330476437424449e-10,
+         -6.4229645638381e-11, 3.1044247747322276e-11)
+    b = (0.0, 0.9676722454476212, -0.4427631689835921, 0.258499760955651, -0.16394270544240652,
+         0.10782405069126237, -0.07219956125645471, 0.04880428816414311, -0.03316112647484736,
+         0.022597648232218104, -0.01542476590494896, 0.010538791616612175, -0.007204534386356869,
+         0.004926781395729853, -0.003369801655439328, 0.002305126326734928, -0.0015769367714301972,
+         0.0010788252019162967, -0.0007380709389960052, 0.000504953265834602, -0.0003454680251063077,
+         0.00023635601564027053, -0.00016170622091974803, 0.0001106337276874741, -7.569179582195066e-05,
+         5.178575795222081e-05, -3.5430070947659604e-05)
+    return a, b
+
+
+def _gamma_near_one(w, derivative):
+    """lgamma(1 + w) (or, with ``derivative``, digamma(1 + w)) for -0.25 <= w < 1.5, ``w`` exact: by
+    the Taylor series about 1 (w < 0.16), about x0 = 1.4616... (w < 0.76) or about 2. Each series
+    keeps its full relative accuracy at its centre's zero (lgamma(1) = lgamma(2) = digamma(x0) = 0)."""
+    a, b = _gamma_series()
+    out = np.empty_like(w)
+    one, root = w < 0.16, (w >= 0.16) & (w < 0.76)
+    two = ~(one | root)
+    e = w[one]
+    near_one = [c + (-1.0) ** k / k if k else c for k, c in enumerate(a)]
+    e2 = w[two] - 1.0
+    # x0 as 0.46163214496836225 + 1 + 9.55e-17: w minus the first part is exact (Sterbenz)
+    ex0 = (w[root] - 0.46163214496836225) - 9.549995429965697e-17
+    if derivative:
+        out[one] = _polyval([k * c for k, c in enumerate(near_one)][1:], e)
+        out[root] = _polyval(b, ex0)
+        out[two] = _polyval([k * c for k, c in enumerate(a)][1:], e2)
+    else:
+        out[one] = e * _polyval(near_one[1:], e)
+        out[root] = -0.12148629053584961 + (3.364991468473138e-18 + ex0 * ex0 * _polyval(
+            [c / (k + 2) for k, c in enumerate(b[1:])], ex0))
+        out[two] = e2 * _polyval(a[1:], e2)
+    return out
+
+
+def _gamma_reduce(x, top):
+    """Masks of x < 0.75, 0.75 <= x < 2.5, 2.5 <= x < top and the rest (and NaN); for the third, u in
+    [1.5, 2.5) and the whole number n with x = u + n (exact: x and n have the same last place or coarser)."""
+    low, mid, high = x < 0.75, (x >= 0.75) & (x < 2.5), (x >= 2.5) & (x < top)
+    n = np.floor(x[high] - 1.5)
+    return low, mid, high, ~(low | mid | high), x[high] - n, n
+
+
+def _lgamma_positive(x):
+    """log Gamma(x) for x > 0 (and +inf): the series about 1, x0 and 2 (_gamma_near_one) after the
+    recurrence Gamma(x + 1) = x Gamma(x) moves x into [0.75, 2.5); Stirling's series from 13 on."""
+    out = np.empty_like(x)
+    low, mid, high, big, u, n = _gamma_reduce(x, 13.0)
+    out[low] = _gamma_near_one(x[low], False) - np.log(x[low])
+    out[mid] = _gamma_near_one(x[mid] - 1.0, False)
+    product = np.ones_like(u)
+    for k in range(11):
+        product *= np.where(k < n, u + k, 1.0)
+    out[high] = _gamma_near_one(u - 1.0, False) + np.log(product)
+    t = x[big]
+    z = 1.0 / (t * t)
+    stirling = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)  # B_2k/(2k(2k-1))
+    series = _polyval(stirling, z) / t
+    out[big] = np.where(t == np.inf, np.inf, ((t - 0.5) * np.log(t) - t) + (0.9189385332046728 + series))
+    return out
+
+
+def _by_sign(x, positive, negative):
+    """(x in float64, ``positive`` of it where x >= 0 or NaN and ``negative`` where x < 0, the result dtype)."""
+    x, dt = _special_input(x)
+    out = np.empty_like(x)
+    neg = x < 0
+    out[~neg] = positive(x[~neg])
+    out[neg] = negative(x[neg])
+    return x, out, dt
+
+
+def _lgamma(x):
+    """log|Gamma(x)|, as scipy.special.gammaln: reflected for x < 0, log(pi / |sin(pi x)|) - lgamma(1 - x);
+    +inf at the poles (0, -1, -2, ...) and at +inf, -inf at -inf, as scipy gives."""
+    def negative(t):
+        r = t - np.round(t)  # sin(pi x) = +-sin(pi r), r in [-1/2, 1/2] exact
+        reflected = np.log(np.pi / np.abs(np.sin(np.pi * r))) - _lgamma_positive(1.0 - t)
+        return np.where(t == -np.inf, -np.inf, np.where(r == 0, np.inf, reflected))
+    x, out, dt = _by_sign(x, _lgamma_positive, negative)
+    out[x == 0] = np.inf
+    return out.astype(dt, copy=False)
+
+
+def _digamma_positive(x):
+    """digamma(x) for x > 0 (and +inf): the series of _gamma_near_one after the recurrence
+    digamma(x + 1) = digamma(x) + 1/x moves x into [0.75, 2.5); the asymptotic series from 10 on."""
+    out = np.empty_like(x)
+    low, mid, high, big, u, n = _gamma_reduce(x, 10.0)
+    out[low] = _gamma_near_one(x[low], True) - 1.0 / x[low]
+    out[mid] = _gamma_near_one(x[mid] - 1.0, True)
+    total = np.zeros_like(u)
+    for k in range(8):
+        total += np.where(k < n, 1.0 / (u + k), 0.0)
+    out[high] = _gamma_near_one(u - 1.0, True) + total
+    t = x[big]
+    z = 1.0 / (t * t)
+    asymptotic = (1 / 12, -1 / 120, 1 / 252, -1 / 240, 1 / 132, -691 / 32760, 1 / 12, -3617 / 8160)  # B_2k/(2k)
+    out[big] = np.log(t) - (0.5 / t + z * _polyval(asymptotic, z))
+    return out
+
+
+def _cot_pi(r):
+    """cot(pi r) for |r| <= 1/2: near +-1/2 as tan(pi (1/2 - |r|)), whose argument is exact (Sterbenz),
+    where 1/tan(pi r) would magnify the rounding of pi r a hundredfold."""
+    a = np.abs(r)
+    with np.errstate(divide="ignore"):
+        return np.where(a < 0.25, 1.0 / np.tan(np.pi * r), np.copysign(np.tan(np.pi * (0.5 - a)), r))
+
+
+def _digamma(x):
+    """digamma(x) = d lgamma/dx, as scipy.special.psi: reflected for x < 0, digamma(1 - x) - pi/tan(pi x);
+    -inf at +0, +inf at -0, NaN at the negative integers and -inf."""
+    def negative(t):
+        r = t - np.round(t)
+        return np.where(r == 0, np.nan, _digamma_positive(1.0 - t) - np.pi * _cot_pi(r))
+    x, out, dt = _by_sign(x, _digamma_positive, negative)
+    zero = x == 0
+    out[zero] = np.copysign(np.inf, -x[zero])
+    return out.astype(dt, copy=False)
+
+
+def _polygamma_positive(n, x):
+    """polygamma(n, x) for n >= 1 and x > 0: (-1)^(n+1) n! zeta(n + 1, x), the Hurwitz zeta function
+    summed directly up to x + k >= 12 + 2n (each x + k rounded once), then by its asymptotic series."""
+    terms = 12 + 2 * n
+    head = np.zeros_like(x)
+    for k in range(terms):
+        head += np.where(x + k < terms, (x + k) ** -(n + 1.0), 0.0)
+    z = np.where(x < terms, x + np.ceil(terms - x), x)
+    # zeta(n + 1, z) ~ z^-n/n + z^-(n+1)/2 + sum B_2k/(2k)! (n+1)(n+2)...(n+2k-1) z^-(n+2k)
+    bernoulli = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
+    coefficients, rising, factorial = [], 1.0, 1.0
+    for k, b2k in enumerate(bernoulli, start=1):
+        rising *= (n + 2 * k - 2) * (n + 2 * k - 1) if k > 1 else n + 1
+        factorial *= (2 * k - 1) * (2 * k)
+        coefficients.append(b2k * rising / factorial)
+    w = 1.0 / (z * z)
+    tail = z ** -float(n) * (1.0 / n + (0.5 + w * z * _polyval(coefficients, w)) / z)
+    sign_factorial = (-1.0) ** (n + 1) * float(np.prod(np.arange(1, n + 1, dtype=np.float64)))
+    return sign_factorial * (head + np.where(x == np.inf, 0.0, tail))
+
+
+def _polygamma(n, x):
+    """The n-th derivative of digamma, as scipy.special.polygamma: for x < 0 by reflection,
+    polygamma(n, x) = (-1)^n polygamma(n, 1 - x) - pi d^n/dx^n cot(pi x), where the n-th derivative of
+    cot(pi x) is pi^n P_n(cot(pi x)), P_0(c) = c, P_(k+1)(c) = -(1 + c^2) P_k'(c); (-1)^(n+1) inf at poles."""
+    n = int(n)
+    if n == 0:
+        return _digamma(x)
+    x, dt = _special_input(x)
+    out = np.empty_like(x)
+    neg = x <= 0
+    positive = ~neg
+    out[positive] = _polygamma_positive(n, x[positive])
+    p = np.polynomial.Polynomial([0.0, 1.0])
+    for _ in range(n):
+        p = -p.deriv() * np.polynomial.Polynomial([1.0, 0.0, 1.0])
+    t = x[neg]
+    r = t - np.round(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reflected = (-1.0) ** n * _polygamma_positive(n, 1.0 - t) - np.pi ** (n + 1) * p(_cot_pi(r))
+    out[neg] = np.where((r == 0) | (t == -np.inf), (-1.0) ** (n + 1) * np.inf, reflected)
+    return out.astype(dt, copy=False)
