@@ -35,7 +35,8 @@ MAX_CALL_DEPTH = 64
 # against the names every generated function reads.
 RESERVED = frozenset().union(*(b.names for b in BACKENDS.values())) | frozenset({
     "math", "value_and_grad", "SOURCE", "INPUTS", "DIFFERENTIABLE",
-    "ROW_BLOCK", "IndexError", "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "hasattr", "int", "isinstance",
+    "ROW_BLOCK", "IndexError", "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "getattr", "hasattr", "id",
+    "int", "isinstance",
     "len", "list", "range", "str", "tuple", "zip",
 })
 INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # ASCII only: no look-alikes reach generated code
