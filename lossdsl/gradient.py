@@ -57,9 +57,9 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
     ``seed`` is the cotangent of ``root``: 1 for the gradient of a scalar loss, a symbol for a
     vector-Jacobian product. A non-scalar root with seed 1 gives the gradient of its sum.
     """
+    graph = graph.copy()  # first: even looking an input up (graph.input) may add it
     forward = list(graph)
     need = requires_grad(graph, wrt)
-    graph = graph.copy()
     # each leaf's contributions, summed once when its op is reached (a running sum is quadratic)
     ct: dict[sp.Symbol, list[sp.Expr]] = defaultdict(list)
     partials = Partials(need)
