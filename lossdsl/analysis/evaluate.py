@@ -26,12 +26,23 @@ def elementary(e: sp.Expr) -> sp.Expr:
 
 
 def value_at(e: sp.Expr, t: sp.Symbol, at: sp.Expr) -> float:
-    """``e`` at ``t = at``, to 30 digits in SymPy (NaN where it is not a real number)."""
-    v = sp.N(elementary(e).subs(t, at), 30)
+    """``e`` at ``t = at``, to 30 digits in SymPy (NaN where it is not a real number). Each distinct
+    outermost function application is evaluated once, to 60 digits, and the arithmetic around them
+    then: a product's derivative holds its n factors n times over."""
+    tree = elementary(e)
+    calls = {f: sp.N(f.subs(t, at), 60) for f in _outermost_calls(tree) if t in f.free_symbols}
+    v = sp.N(tree.xreplace(calls).subs(t, at), 30)
     try:
         return float(v)
     except TypeError:
         return math.nan
+
+
+def _outermost_calls(e: sp.Basic) -> set[sp.Basic]:
+    """The function applications in ``e`` that no other function application holds."""
+    if isinstance(e, sp.Function):
+        return {e}
+    return set().union(*(_outermost_calls(a) for a in e.args)) if e.args else set()
 
 
 @lru_cache(maxsize=256)
