@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import islice
 from typing import Any
 
 import sympy as sp
@@ -127,6 +126,7 @@ class Graph:
         self.op_of: dict[sp.Symbol, Op] = {}
         self._rank_rules = rank_rules
         self._rank_of: dict[sp.Symbol, Rank] = {}  # each op's rank, set once as the op is created
+        self._position: dict[sp.Symbol, int] = {}  # each op's place in graph order: leaves() sorts by it
         self.inputs: list[str] = []
         self.index_inputs: set[str] = set()
 
@@ -134,6 +134,7 @@ class Graph:
         """An independent graph with the same ops, to extend without changing this one."""
         other = Graph(self._rank_rules)
         other._symbol_of, other.op_of, other._rank_of = dict(self._symbol_of), dict(self.op_of), dict(self._rank_of)
+        other._position = dict(self._position)
         other.inputs, other.index_inputs = list(self.inputs), set(self.index_inputs)
         return other
 
@@ -165,6 +166,7 @@ class Graph:
             self._symbol_of[op] = sym
             self.op_of[sym] = op
             self._rank_of[sym] = self._op_rank(op)
+            self._position[sym] = len(self._position)
             if isinstance(op, Input):
                 self.inputs.append(op.name)
         return sym
@@ -191,18 +193,8 @@ class Graph:
 
     def leaves(self, expr: sp.Basic) -> list[sp.Symbol]:
         """The leaf symbols of ``expr``, in graph order."""
-        position = self._positions()
+        position = self._position
         return sorted((s for s in expr.free_symbols if s in position), key=position.__getitem__)
-
-    def _positions(self) -> dict[sp.Symbol, int]:
-        """Each leaf's place in graph order, extended as ops are added (they are only appended;
-        a graph grows in one thread, and others only read it), so that ``leaves`` costs the size
-        of its expression rather than of the graph."""
-        position: dict[sp.Symbol, int] = self.__dict__.setdefault("_position", {})
-        if len(position) < len(self.op_of):
-            start = len(position)
-            position.update((s, i) for i, s in enumerate(islice(self.op_of, start, None), start))
-        return position
 
     def dependencies(self, exprs: list[sp.Basic]) -> list[sp.Symbol]:
         """Every leaf that ``exprs`` need, transitively, in graph (topological) order."""
@@ -219,8 +211,7 @@ class Graph:
                 fresh = [o for o in op.operands if o not in seen]
                 seen.update(fresh)
                 stack.extend(t for o in fresh for t in o.free_symbols if t in self.op_of)
-        position = self._positions()
-        return sorted(need, key=position.__getitem__)
+        return sorted(need, key=self._position.__getitem__)
 
     def __iter__(self) -> Iterator[tuple[sp.Symbol, Op]]:
         return iter(self.op_of.items())
