@@ -7,6 +7,7 @@ and different losses and parse programs, with Python switching threads every mic
 every result with a single-threaded run of the same work.
 """
 
+import contextlib
 import copy
 import importlib
 import pickle
@@ -21,6 +22,7 @@ import stdlib_rows
 
 import lossdsl
 from lossdsl.compiled import CompiledLoss
+from lossdsl.errors import LossDSLError
 from lossdsl.pipeline import build
 
 CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
@@ -203,3 +205,20 @@ def test_eight_threads_share_losses_and_the_parser():
         sys.setswitchinterval(interval)
     assert not errors, errors[:3]
     assert not mismatches, mismatches[:5]
+
+
+@pytest.mark.parametrize("case", FIRST_OF_EACH_LOSS, ids=lambda c: c.id)
+def test_derivations_leave_the_graph_they_are_given_unchanged(case):
+    """The gradient and Hessian passes extend copies: the compiled loss's own graph keeps its ops,
+    even when asked about a name that is not one of its inputs, and when a derivation fails part way
+    (CTC has no second derivative)."""
+    from lossdsl.gradient import gradients
+    from lossdsl.hessian import hessian_rowsum, hessian_vector
+    loss = lossdsl.compile(case.call.format(opts=""))
+    g = loss.graph
+    before = (dict(g.op_of), list(g.inputs), set(g.index_inputs))
+    gradients(g, loss.root, [*loss.differentiable, "not_an_input"])
+    for derive in (hessian_vector, hessian_rowsum):
+        with contextlib.suppress(LossDSLError):
+            derive(g, loss.root, loss.differentiable[0])
+    assert (dict(g.op_of), list(g.inputs), set(g.index_inputs)) == before
