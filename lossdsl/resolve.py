@@ -411,7 +411,9 @@ class Resolver:
         try:
             for b in d.body:
                 self._statement(b, scope)
-            return self.eval(d.result, scope)
+            result = self.eval(d.result, scope)
+            # a function's result may hold a pattern its parts could not (log_softmax's x - logsumexp(x))
+            return Tensor(fold_ops(self.graph, result.expr)) if isinstance(result, Tensor) else result
         except LossDSLError as e:
             if not (library_only and from_user and e.span is not None and e.span.file.startswith("stdlib/")):
                 raise

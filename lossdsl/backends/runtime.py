@@ -78,6 +78,14 @@ def _logsumexp(x, axis, keepdims):
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
+def _log_softmax(x, axis):
+    # the shifted logits minus their logsumexp: x - logsumexp(x) would lose the low digits of both
+    # at logits of 1000 (float32's ulp there is 6e-5)
+    m = xp.max(x, axis=axis, keepdims=True)
+    s = x - xp.where(xp.isfinite(m), m, 0)
+    return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
+
+
 def _extremum_share(x, axis, kind):
     """1/k where ``x`` attains its max (``kind="max"``) or min over ``axis`` k times, else 0."""
     best = (xp.amax if kind == "max" else xp.amin)(x, axis=axis, keepdims=True)
