@@ -8,11 +8,12 @@ Each rule is declared once, as a pattern and its replacement. There are two kind
   longer product. The printer applies ``stabilize`` to every expression it prints (values and
   gradients), and the gradient pass differentiates the stabilized form, so a gradient is derived
   from ``softplus`` rather than from ``log(sigmoid)``.
-* ``OP_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` → ``logsumexp(a)``. In
+* ``OP_RULES`` and ``SHIFT_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` →
+  ``logsumexp(a)`` and ``a - logsumexp(a, keepdims=true)`` → ``log_softmax(a)``. In
   the IR, ``sum(exp(a))`` is a leaf symbol standing for a ``sum`` op whose operand is ``exp(a)``, so
   no SymPy pattern can see through it; the rule needs the graph and creates a new op. It must fire
   before the gradient pass (which walks a fixed list of ops), so the resolver applies
-  ``fold_ops`` to the result of every builtin call, as the IR is built; the ``sum`` op it bypassed
+  ``fold_ops`` to the result of every call, as the IR is built; the ``sum`` op it bypassed
   is then dead and never printed.
 
 SymPy itself already turns ``log(exp(a))`` into ``a`` for real ``a``, which is how
