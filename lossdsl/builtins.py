@@ -22,6 +22,7 @@ import sympy as sp
 
 from .args import Args
 from .ir import Apply, Graph, Rank, RankRule, Tensor
+from .limits import MAX_AXIS, MAX_STATIC_SIZE
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -552,13 +553,13 @@ def _matmul(a: Args) -> Tensor:
 
 
 def _take(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis"),
+    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis", limit=MAX_AXIS),
                                 label=a.describe_input("labels")))
 
 
 def _expand_dims(a: Args) -> Tensor:
     x = a.tensor("x")
-    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis")))
+    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis", limit=MAX_AXIS)))
 
 
 def _transpose(a: Args) -> Tensor:
@@ -584,7 +585,8 @@ def _per_sample(a: Args) -> Tensor:
 
 
 def _one_hot(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=a.static_int("num_classes", minimum=1),
+    depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
+    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=depth,
                                 label=a.describe_input("labels")))
 
 

@@ -226,3 +226,30 @@ def test_grad_says_what_n_is(capsys):
     assert code == 0 and "/n" in out and "n: the element count of the mean" in err
     code, out, err = _cli(capsys, "grad", "sum(x^2)")
     assert code == 0 and "element count" not in out + err
+
+
+# --- sizes and messages ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, fragment", [
+    ("sum(one_hot(labels, 10^9))", "'num_classes' of one_hot(): 1000000000 is beyond the limit"),
+    ("mean(take(x, l, axis=10^9))", "'axis' of take(): 1000000000 is beyond the limit of 64"),
+    ("sum(z, axis=10^18)", "'axis' of sum(): 1000000000000000000 is beyond the limit of 64"),
+    ("mean(logsumexp(z, axis=-65))", "beyond the limit of 64"),
+    ("mean(expand_dims(z, 100))", "beyond the limit of 64"),
+    ("mean(x^1000.0000001)", "exponent 1000.0000001 is larger than the limit"),
+])
+def test_sizes_the_source_fixes_have_limits_in_plain_words(source, fragment):
+    with pytest.raises(LimitError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("^", r"\^")):
+        lossdsl.compile(source)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_sizes_from_inputs_are_checked_before_allocating(backend):
+    """3,000 labels x 100,000 classes would be 3e8 elements: refused before one_hot allocates them."""
+    loss = lossdsl.compile("sum(one_hot(labels, 100000) * x)", backend=backend)
+    labels, x = np.zeros(3000, dtype=np.int64), np.ones(100000)
+    if backend == "torch":
+        import torch
+        labels, x = torch.from_numpy(labels), torch.from_numpy(x)
+    with pytest.raises(lossdsl.InputError, match="more than 2\\^28"):
+        loss(labels=labels, x=x)

@@ -149,6 +149,14 @@ def _check_labels(labels, n, label):
                          f"{_scalar(xp.min(labels))} to {_scalar(xp.max(labels))}")
 
 
+def _check_size(elements, label):
+    """Before an array whose size the inputs set is allocated: at most 2^28 elements (2 GiB of
+    float64), rather than a MemoryError or an out-of-memory kill part way through."""
+    if elements > 1 << 28:
+        raise ValueError(f"{label}: the result would hold {elements} elements, more than 2^28 (2 GiB of "
+                         "float64); pass fewer labels or classes at a time")
+
+
 def _take(x, labels, axis, label):
     _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
@@ -164,6 +172,7 @@ def _take_vjp(g, labels, shape, axis):
 
 def _one_hot(labels, depth, dt, label):
     _check_labels(labels, depth, label)
+    _check_size(xp.size(labels) * depth, label)
     return xp.asarray(xp.expand_dims(labels, -1) == xp.arange(depth), dtype=dt)
 
 
