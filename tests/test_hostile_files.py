@@ -253,3 +253,24 @@ def test_sizes_from_inputs_are_checked_before_allocating(backend):
         labels, x = torch.from_numpy(labels), torch.from_numpy(x)
     with pytest.raises(lossdsl.InputError, match="more than 2\\^28"):
         loss(labels=labels, x=x)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_missing_backend_package_names_the_extra(tmp_path, backend):
+    """With the package hidden (sys.modules[name] = None), compile() and the CLI say what to install,
+    and the CLI exits 2 without leaving an empty folder behind."""
+    out = tmp_path / "build" / "loss.py"
+    code = (f"import sys; sys.modules[{backend!r}] = None\n"
+            "import lossdsl\n"
+            "try:\n"
+            f"    lossdsl.compile('mse()', backend={backend!r})\n"
+            "except lossdsl.LossDSLError as e:\n"
+            "    print('API:', e)\n"
+            "from lossdsl.cli import main\n"
+            f"sys.exit(main(['compile', 'mse()', '--backend', {backend!r}, '-o', sys.argv[1]]))")
+    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    hint = f'pip install "lossdsl[{backend}]"'
+    assert f"API: the {backend} backend needs {backend}" in run.stdout and hint in run.stdout
+    assert hint in run.stderr and "internal error" not in run.stderr
+    assert not (tmp_path / "build").exists()
