@@ -144,15 +144,15 @@ class TorchBackend(Backend):
     """The loss value, with the symbolic gradient as its backward."""
 
     @staticmethod
-    def forward(ctx, {args}):
-        ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
+    def forward(_ctx, {args}):  # _ctx: no input name starts with '_'
+        _ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
         return _value({_kwargs(names)})
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, _ct):
-        grads = _vjp(*ctx.inputs, _ct){regroup}
-        return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
+    def backward(_ctx, _ct):
+        grads = _vjp(*_ctx.inputs, _ct){regroup}
+        return tuple(g if need else None for g, need in zip(grads, _ctx.needs_input_grad))
 
 
 def loss(*, {args}):

@@ -126,7 +126,7 @@ class CompiledLoss:
         if not self._c.backend.traced(stats):  # under someone's jit the values are unknown
             reporting_input_errors(lambda: check_ranges(self._c.writer.checked, stats), {})
 
-    def __call__(self, **inputs: Any) -> Any:
+    def __call__(self, /, **inputs: Any) -> Any:  # positional-only: an input may be called 'self'
         if self._checks_fn is not None and not self._c.backend.traced(inputs):
             return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
         self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
@@ -185,7 +185,7 @@ class CompiledLoss:
         (name,) = self._wrt(wrt)
         fn = self._derived("hvp", name, hessian_vector)
 
-        def hvp(direction: Any, **inputs: Any) -> Any:
+        def hvp(direction: Any, /, **inputs: Any) -> Any:  # an input may be called 'direction'
             self._check(inputs)
             return reporting_input_errors(fn, {**inputs, DIRECTION: direction})
         return hvp

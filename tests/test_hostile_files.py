@@ -274,3 +274,54 @@ def test_a_missing_backend_package_names_the_extra(tmp_path, backend):
     assert f"API: the {backend} backend needs {backend}" in run.stdout and hint in run.stdout
     assert hint in run.stderr and "internal error" not in run.stderr
     assert not (tmp_path / "build").exists()
+
+
+# --- names: every builtin, parameter and wrapper-internal name as an input ------------------------
+
+def _names_to_try() -> list[str]:
+    from lossdsl.builtins import BUILTINS
+    from lossdsl.library import library
+    params = {p.name for d in library().values() for p in d.params}
+    wrapper = {"self", "direction", "ctx", "inputs", "wrt", "kwargs", "args", "grads", "need", "fn", "names",
+               "loss", "grad", "hvp", "hessian", "value", "source", "backend", "module", "x", "rows", "stats"}
+    return sorted(params | wrapper | set(BUILTINS) - {"y_true", "y_pred"})
+
+
+NAMES = _names_to_try()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_every_name_is_an_input_or_a_clear_error(backend):
+    """Each name as the one input of mean(name^2): it works through every entry point (value,
+    gradient, value_and_grad, hvp, second derivative), or compile() refuses it with a message naming
+    it; never a TypeError from a wrapper's own parameters or a broken generated module."""
+    import torch
+
+    from lossdsl.errors import NameResolutionError
+    x = np.array([1.0, -2.0, 3.0])
+    arg = torch.from_numpy(x) if backend == "torch" else x
+    refused = []
+    for name in NAMES:
+        try:
+            loss = lossdsl.compile(f"mean({name}^2)", backend=backend)
+        except NameResolutionError as e:
+            assert name in str(e), (name, str(e))
+            refused.append(name)
+            continue
+        except LossDSLError as e:  # a builtin's name used as a value: "is a function"
+            assert name in str(e), (name, str(e))
+            refused.append(name)
+            continue
+        assert loss.inputs == (name,), name
+        np.testing.assert_allclose(np.asarray(loss(**{name: arg})), np.mean(x**2), err_msg=name)
+        np.testing.assert_allclose(np.asarray(loss.grad(name)(**{name: arg})), 2 * x / 3, err_msg=name)
+        value, grads = loss.value_and_grad()(**{name: arg})
+        np.testing.assert_allclose(np.asarray(grads[name]), 2 * x / 3, err_msg=name)
+        hv = loss.hvp(name)(np.ones(3), **{name: arg})
+        np.testing.assert_allclose(np.asarray(hv), np.full(3, 2 / 3), err_msg=name)
+        if backend == "torch":
+            t = torch.from_numpy(x.copy()).requires_grad_(True)
+            loss(**{name: t}).backward()
+            np.testing.assert_allclose(t.grad.numpy(), 2 * x / 3, err_msg=name)
+    # the wrapper's own parameters are never what refuses a name
+    assert not {"self", "direction", "ctx", "inputs", "wrt", "kwargs", "args"} & set(refused), refused
