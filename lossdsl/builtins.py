@@ -123,6 +123,12 @@ lgamma = _function("lgamma", 1, lambda x: (digamma(x),),
 
 
 INF = float("inf")
+# an increasing function convex left of 0 and concave right of it (sigmoid, tanh, erf)
+_S_CURVE = ((-INF, 0.0, "convex", "increasing"), (0.0, INF, "concave", "increasing"))
+# lgamma is least on x > 0 at digamma's root 1.46163214496836234..., where it is -0.12148629053584961...:
+# bounds rounded outwards, so that each piece below holds on the whole of its interval
+LGAMMA_ARGMIN = (1.4616321449683, 1.4616321449684)
+LGAMMA_MIN = -0.1214862905358497
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,10 @@ class Shape:
     integer labels matter), or "" (neither). ``range`` bounds the value, or ``range_of`` derives it
     from operand 0's: "operand" (within its range: a mean, a gather) or "sign" (its sign: a sum).
     ``kink``: continuous but not differentiable where its argument is 0 (or its two arguments are
-    equal; for a reduction, at ties); ``jump``: discontinuous there.
+    equal; for a reduction, at ties); ``jump``: discontinuous there. ``domain``: the interval of
+    its (one) argument on which all of this holds and which the analysis studies (lgamma: x > 0);
+    ``pieces``: ``(lo, hi, curvature, monotone)``, what holds besides where the argument lies in
+    ``[lo, hi]`` (erf: convex for x <= 0, concave for x >= 0); the first that contains it applies.
     """
 
     curvature: str = "unknown"
@@ -145,6 +154,8 @@ class Shape:
     range_of: str = ""
     kink: bool = False
     jump: bool = False
+    domain: tuple[float, float] = (-INF, INF)
+    pieces: tuple[tuple[float, float, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,13 +188,14 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("sign", ("x",), sign, {"numpy": "np.sign", "jax": "jnp.sign", "torch": "torch.sign"}, doc="-1, 0 or 1; gradient 0",
                 shape=Shape("unknown", ("increasing",), (-1, 1), jump=True)),
     Elementwise("tanh", ("x",), sp.tanh, {"numpy": "np.tanh", "jax": "jnp.tanh", "torch": "torch.tanh"}, doc="hyperbolic tangent",
-                shape=Shape("unknown", ("increasing",), (-1, 1))),
+                shape=Shape("unknown", ("increasing",), (-1, 1), pieces=_S_CURVE)),
     Elementwise("cosh", ("x",), sp.cosh, {"numpy": "np.cosh", "jax": "jnp.cosh", "torch": "torch.cosh"}, doc="hyperbolic cosine",
                 shape=Shape("convex", ("sign",), (1, INF))),
     Elementwise("sinh", ("x",), sp.sinh, {"numpy": "np.sinh", "jax": "jnp.sinh", "torch": "torch.sinh"}, doc="hyperbolic sine",
-                shape=Shape("unknown", ("increasing",))),
+                shape=Shape("unknown", ("increasing",),
+                            pieces=((-INF, 0, "concave", "increasing"), (0, INF, "convex", "increasing")))),
     Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "_sigmoid", "torch": "torch.sigmoid"},
-                doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1))),
+                doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1), pieces=_S_CURVE)),
     Elementwise("softplus", ("x",), softplus, dict.fromkeys(BACKENDS, "_softplus"),
                 doc="log(1 + e^x), evaluated without overflow", shape=Shape("convex", ("increasing",), (0, INF))),
     Elementwise("maximum", ("x", "y"), maximum, {"numpy": "np.maximum", "jax": "jnp.maximum", "torch": "_maximum"},
@@ -195,19 +207,25 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("heaviside", ("x", "h0"), heaviside, dict.fromkeys(BACKENDS, "_heaviside"),
                 doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0",
                 shape=Shape("unknown", ("increasing", ""), (0, 1), jump=True)),
-    # convex for x <= 0, concave for x >= 0: more than a Shape says
+    # erf'' = -2x erf'(x)
     Elementwise("erf", ("x",), erf, {"numpy": "_erf", "jax": "jax.scipy.special.erf", "torch": "torch.special.erf"},
                 doc="error function, 2/sqrt(pi) times the integral of e^(-t^2) from 0 to x",
-                shape=Shape("unknown", ("increasing",), (-1, 1))),
+                shape=Shape("unknown", ("increasing",), (-1, 1), pieces=_S_CURVE)),
     Elementwise("erfc", ("x",), erfc, {"numpy": "_erfc", "jax": "jax.scipy.special.erfc", "torch": "torch.special.erfc"},
-                doc="1 - erf(x), accurate in the tail", shape=Shape("unknown", ("decreasing",), (0, 2))),
-    # like log, for x > 0 (poles at 0, -1, -2, ...): lgamma'' = polygamma(1, x) > 0 there
+                doc="1 - erf(x), accurate in the tail",
+                shape=Shape("unknown", ("decreasing",), (0, 2),
+                            pieces=((-INF, 0, "concave", "decreasing"), (0, INF, "convex", "decreasing")))),
+    # studied for x > 0, as in the losses that use it (poles at 0, -1, -2, ...; log|Gamma| is
+    # unbounded below as x -> -inf): lgamma'' = polygamma(1, x) > 0
     Elementwise("lgamma", ("x",), lgamma, {"numpy": "_lgamma", "jax": "jax.scipy.special.gammaln",
                                            "torch": "torch.lgamma"},
-                doc="log|Gamma(x)|, as scipy.special.gammaln", shape=Shape("convex")),
+                doc="log|Gamma(x)|, as scipy.special.gammaln",
+                shape=Shape("convex", ("",), (LGAMMA_MIN, INF), domain=(0, INF),
+                            pieces=((0, LGAMMA_ARGMIN[0], "convex", "decreasing"), (LGAMMA_ARGMIN[1], INF, "convex", "increasing")))),
+    # between poles digamma increases, and for x > 0 digamma'' = polygamma(2, x) < 0
     Elementwise("digamma", ("x",), digamma, {"numpy": "_digamma", "jax": "jax.scipy.special.digamma",
                                              "torch": "torch.special.digamma"},
-                doc="d lgamma(x)/dx", shape=Shape("concave", ("increasing",))),
+                doc="d lgamma(x)/dx", shape=Shape("concave", ("increasing",), domain=(0, INF))),
 )
 
 #: SymPy function class -> printed name per backend: the builtins, and the functions only the
