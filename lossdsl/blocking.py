@@ -46,6 +46,8 @@ def row_blocks(graph: Graph, root: sp.Expr) -> RowBlocks | None:
     ranks = _Ranks(graph)
     try:
         deficit = ranks.of(op.operands[0])
+        for check in graph.checks_for([root]):  # printed beside the terms, on the same blocks
+            ranks.of(check)
     except _Unblockable:
         return None
     if deficit is None:  # a constant

@@ -595,7 +595,7 @@ def _within(a: Args) -> Tensor:
             kind = "an integer" if integer else "a number"
             raise a.error("x", f"must be {kind} in [{lower}, {upper}]; got the constant {x}")
         return Tensor(x)
-    return Tensor(a.graph.apply("within", x, lower=lower, upper=upper, integer=integer, label=a.describe_input("x")))
+    return Tensor(a.graph.check("within", x, lower=lower, upper=upper, integer=integer, label=a.describe_input("x")))
 
 
 def _per_sample(a: Args) -> Tensor:

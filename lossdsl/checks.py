@@ -21,7 +21,7 @@ CHECKED = {"within": 0, "take": 1, "one_hot": 0}  # op -> the operand whose valu
 
 def checked_ops(graph: Graph, root: sp.Expr) -> tuple[Apply, ...]:
     """The ops whose call-time checks read values (ranges, labels) that ``root`` depends on."""
-    needed = set(graph.dependencies([root]))
+    needed = set(graph.dependencies([root, *graph.checks_for([root])]))
     return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED)
 
 

@@ -265,7 +265,8 @@ class FunctionPrinter:
             list[str], list[str]]:
         """Lines computing ``outputs`` from the inputs, and the code of each output."""
         g = self.graph
-        needed = [s for s in g.dependencies(list(outputs)) if isinstance(g.op_of[s], Apply)]
+        # the checks on values the outputs read run with them (they stand beside the expressions)
+        needed = [s for s in g.dependencies([*outputs, *g.checks_for(list(outputs))]) if isinstance(g.op_of[s], Apply)]
         ops = [(s, g.op_of[s]) for s in needed]
         # operands a template reads only through {shapeK} are never computed
         original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]

@@ -89,40 +89,36 @@ def as_clip(expr: sp.Basic) -> sp.Basic | None:
     return None
 
 
-# f(-a) in terms of f(a): where an expression holds both, one evaluation serves both, as in
-# binary cross-entropy from logits, y*softplus(-x) + (1 - y)*softplus(x), and its gradient
-REFLECTIONS: dict[type[sp.Function], Callable[[sp.Expr], sp.Expr]] = {
-    softplus: lambda a: softplus(a) - a,
-    sigmoid: lambda a: 1 - sigmoid(a),
-}
-
-
-def share_reflections(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with ``f(-a)`` written through ``f(a)`` wherever both occur (see REFLECTIONS)."""
-    for f, reflect in REFLECTIONS.items():
-        args = {call.args[0] for call in expr.atoms(f)}
-        # keep the argument without a leading minus: softplus(x), not softplus(-x)
-        pairs = {f(-a): reflect(a) for a in args if -a in args and (-a).could_extract_minus_sign()}
-        if pairs:
-            expr = expr.xreplace(pairs)
-    return expr
+def _reflected(arg: sp.Basic) -> tuple[sp.Basic, bool]:
+    """``(a, flipped)`` with ``arg = -a`` if flipped, else ``arg = a``: ``a`` without a leading minus,
+    so that f(x) and f(-x) meet under one key."""
+    return (-arg, True) if arg.could_extract_minus_sign() else (arg, False)
 
 
 def share_logistic(exprs: list[sp.Basic]) -> list[sp.Basic]:
-    """``exprs`` with ``softplus(a)`` and ``sigmoid(a)``, where both occur among them (the value and
-    the gradient of BCE from logits), written through one ``e = exp(-|a|)``: ``max(a, 0) + log1p(e)``
-    and ``where(a >= 0, 1, e)/(1 + e)``, each as stable as the helper it replaces, for a backend
-    that evaluates each helper on its own (NumPy): one exponential where there were two."""
-    calls = [c for e in exprs for c in e.atoms(softplus, sigmoid)]
-    both = {c.args[0] for c in calls if isinstance(c, softplus)} & {c.args[0] for c in calls if isinstance(c, sigmoid)}
-    if not both:
-        return exprs
+    """``exprs`` with the calls among ``softplus(±a)`` and ``sigmoid(±a)``, where two or more of them
+    occur (the value and the gradient of BCE and focal loss from logits), written through one
+    ``e = exp(-|a|)``: ``softplus(±a) = max(±a, 0) + log1p(e)``, ``sigmoid(a) = where(a >= 0, 1, e)/(1 + e)``
+    and ``sigmoid(-a) = where(a >= 0, e, 1)/(1 + e)``, each as accurate as the helper it replaces, for
+    a backend that evaluates each helper on its own (NumPy): one exponential where there were up to
+    four. Never ``softplus(-a) = softplus(a) - a`` or ``sigmoid(-a) = 1 - sigmoid(a)``: both cancel
+    where ``a`` is large (the first is 0 at a = 40 in float64, where the true value is 4e-18)."""
+    groups: dict[sp.Basic, set[sp.Basic]] = {}
+    for call in {c for e in exprs for c in e.atoms(softplus, sigmoid)}:
+        groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
     forms: dict[sp.Basic, sp.Basic] = {}
-    for a in both:
+    for a, calls in groups.items():
+        if len(calls) < 2:
+            continue
         e = sp.exp(-abs_(a))
-        forms[softplus(a)] = maximum(a, 0) + log1p(e)
-        forms[sigmoid(a)] = sp.Piecewise((sp.Integer(1), a >= 0), (e, True)) / (1 + e)
-    return [x.xreplace(forms) for x in exprs]
+        for call in calls:
+            flipped = _reflected(call.args[0])[1]
+            if isinstance(call, softplus):
+                forms[call] = maximum(-a if flipped else a, 0) + log1p(e)
+            else:
+                near, far = (e, sp.Integer(1)) if flipped else (sp.Integer(1), e)
+                forms[call] = sp.Piecewise((near, a >= 0), (far, True)) / (1 + e)
+    return [x.xreplace(forms) for x in exprs] if forms else exprs
 
 
 @dataclass(frozen=True)
@@ -268,9 +264,7 @@ def _spread(term: sp.Basic) -> list[sp.Basic] | None:
 
 def cancel_terms(expr: sp.Basic) -> sp.Basic:
     """A sum with its products by a sum distributed, where terms then cancel: fewer operations.
-    ``1/2 - (1 + sign(r))/2`` is ``-sign(r)/2`` (the quantile loss's gradient); the reflected BCE
-    ``y*(softplus(x) - x) + (1 - y)*softplus(x)`` is ``softplus(x) - x*y``, and its gradient
-    ``y*(sigmoid(x) - 1) + (1 - y)*sigmoid(x)`` is ``sigmoid(x) - y``. Only a product with one
+    ``1/2 - (1 + sign(r))/2`` is ``-sign(r)/2`` (the quantile loss's gradient). Only a product with one
     sum among its factors is distributed: that is neutral numerically (c*(a + b) and c*a + c*b
     lose the same where a + b cancels), while (x - a)*(x + a) → x² - a² would not be. The
     gradient pass builds under ``distribute(False)``, so SymPy leaves these apart on its own."""
@@ -284,8 +278,8 @@ def cancel_terms(expr: sp.Basic) -> sp.Basic:
 
 
 def stabilize(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every rule applied wherever its pattern matches, innermost first, its
-    reflected pairs shared, and terms that then cancel cancelled."""
+    """``expr`` with every rule applied wherever its pattern matches, innermost first, and terms
+    that then cancel cancelled."""
     stable = _stabilized(expr, *_evaluation())
     return expr if stable == expr else stable  # the caller's own object where nothing changed
 
@@ -305,7 +299,7 @@ _MEMO = 1 << 16
 
 @functools.lru_cache(maxsize=_MEMO)
 def _stabilized(expr: sp.Basic, *flags: bool) -> sp.Basic:
-    return _cancelled(share_reflections(_rules_applied(expr, *flags)), *flags)
+    return _cancelled(_rules_applied(expr, *flags), *flags)
 
 
 @functools.lru_cache(maxsize=_MEMO)
