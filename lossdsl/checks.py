@@ -5,7 +5,7 @@ and lengths). Under JAX's jit the values are unknown while the code runs, so the
 functions compute statistics of each checked operand (its (min, max), CTC's targets and lengths):
 ``CompiledLoss`` raises the NumPy backend's error from them before it returns (``check_stats``),
 and under a caller's own jit, where nothing can raise, each function returns NaN for its value and
-every gradient unless all checks pass (``passes_code``). The operands are whatever expressions the
+every gradient unless all checks pass (``stats_code``). The operands are whatever expressions the
 ops read, inputs or not.
 """
 
@@ -45,40 +45,30 @@ def _split(ops: Sequence[Apply], codes: Sequence[str]) -> list[list[str]]:
     return groups
 
 
-def ranges_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> str:
-    """A tuple display of each checked op's statistics: ``_value_range(values)`` (min, max, size),
-    and for ``take`` the class count, for ``ctc`` its targets and lengths and the shape of its
-    log-probabilities; ``shape``: how the backend prints NumPy's ``shape``."""
-    stats = []
-    for op, group in zip(ops, _split(ops, codes)):
+def stats_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> tuple[str, str]:
+    """Printed from ``codes`` (the printed ``checked_operands``): a tuple display of each checked op's
+    statistics, ``_value_range(values)`` (min, max, size), for ``take`` with the class count, for
+    ``ctc`` its targets and lengths and the shape of its log-probabilities; and a boolean expression,
+    for traced code, of whether every check passes, reading that tuple as ``_stats``. ``shape``: how
+    the backend prints NumPy's ``shape``."""
+    stats, tests = [], []
+    for k, (op, group) in enumerate(zip(ops, _split(ops, codes))):
+        s = f"_stats[{k}]"
         if op.prim == "ctc":
             stats.append(f"({group[0]}, {group[1]}, {group[2]}, {shape}({group[3]}))")
-        elif op.prim == "take":
-            stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
-        else:
-            stats.append(f"_value_range({group[0]})")
-    return "(" + "".join(c + ", " for c in stats) + ")"
-
-
-def passes_code(ops: Sequence[Apply], codes: Sequence[str], stats: str) -> str:
-    """A boolean expression: whether every check passes, from ``stats`` (the name of ``ranges_code``'s
-    tuple) and ``codes`` (the printed operands); for code whose values are traced."""
-    tests = []
-    for k, (op, group) in enumerate(zip(ops, _split(ops, codes))):
-        s = f"{stats}[{k}]"
-        if op.prim == "ctc":
             tests.append(f"_ctc_passes({group[3]}, *{s}[:3], {op.param('blank')}, {op.param('labels')!r})")
         elif op.prim == "take":
+            stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
             tests.append(f"_in_range({s}[:3], 0, {s}[3] - 1)")
-        elif op.prim == "one_hot":
-            tests.append(f"_in_range({s}, 0, {op.param('depth') - 1})")
         else:
-            tests.append(f"_in_range({s}, {op.param('lower')!r}, {op.param('upper')!r})")
-    return " & ".join(tests)
+            stats.append(f"_value_range({group[0]})")
+            bounds = (0, op.param("depth") - 1) if op.prim == "one_hot" else (op.param("lower"), op.param("upper"))
+            tests.append(f"_in_range({s}, {bounds[0]!r}, {bounds[1]!r})")
+    return "(" + "".join(c + ", " for c in stats) + ")", " & ".join(tests)
 
 
 def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
-    """Raise the NumPy backend's error for any check that ``ranges_code``'s statistics fail."""
+    """Raise the NumPy backend's error for any check that ``stats_code``'s statistics fail."""
     from .backends.runtime import _check_labels, _ctc_lengths, _within
     for op, s in zip(ops, stats):
         if op.prim == "ctc":

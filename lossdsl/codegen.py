@@ -18,7 +18,7 @@ import sympy as sp
 from .backend import Backend
 from .backends.copying import helpers_for, imports_for
 from .blocking import RowBlocks, row_blocks
-from .checks import checked_operands, checked_ops, passes_code, ranges_code
+from .checks import checked_operands, checked_ops, stats_code
 from .formula import Renderer, render
 from .gradient import gradients
 from .ir import Apply, Graph
@@ -78,12 +78,12 @@ def {name}(*, {", ".join(names)}):
         return self.checked if self.b.fused_checks else ()
 
     def _guard(self, codes: Sequence[str]) -> tuple[list[str], Callable[[str], str]]:
-        """Lines that compute ``_stats`` (checks.ranges_code) and ``_ok`` from ``codes``, the printed
+        """Lines that compute ``_stats`` and ``_ok`` (checks.stats_code) from ``codes``, the printed
         ``checked_operands(self.guarded)``, and what makes an output NaN unless ``_ok``."""
         if not self.guarded:
             return [], lambda out: out
-        return ([f"_stats = {ranges_code(self.guarded, codes, self.b.fn('shape'))}",
-                 f"_ok = {passes_code(self.guarded, codes, '_stats')}"], lambda out: f"_nan_unless(_ok, {out})")
+        stats, passes = stats_code(self.guarded, codes, self.b.fn("shape"))
+        return [f"_stats = {stats}", f"_ok = {passes}"], lambda out: f"_nan_unless(_ok, {out})"
 
     def value_function(self, name: str = "loss") -> str:
         doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
@@ -127,11 +127,11 @@ def {name}(*, {", ".join(names)}):
                            doc="Cotangents of the inputs for an output cotangent _ct (for the backward pass).")
 
     def checks_function(self) -> str:
-        """``_checks``: the statistics each check reads (checks.ranges_code), computed under jit
+        """``_checks``: the statistics each check reads (checks.stats_code), computed under jit
         where the values are otherwise unknown (XLA drops everything else)."""
         fp = FunctionPrinter(self.graph, self.b)
         lines, codes = fp.body(self.sig, checked_operands(self.checked))
-        return fp.function("_checks", self.sig, lines, ranges_code(self.checked, codes, self.b.fn("shape")),
+        return fp.function("_checks", self.sig, lines, stats_code(self.checked, codes, self.b.fn("shape"))[0],
                            doc="Value ranges that call-time checks need (see CompiledLoss).")
 
     def header(self) -> str:
