@@ -95,8 +95,12 @@ class Args:
     def describe_input(self, name: str) -> str:
         """How a runtime error names this argument: the input it is, and the loss it went to."""
         v = self._values[name]
-        inputs = self._inputs_read(v.expr) if isinstance(v, Tensor) else []
-        what = f"input '{inputs[0]}'" if len(inputs) == 1 else f"argument '{name}'"
+        read = set(self._inputs_read(v.expr)) if isinstance(v, Tensor) else set()
+        inputs = [n for n in self.graph.inputs if n in read]  # in a fixed order: labels are printed
+        if len(inputs) == 1:
+            what = f"input '{inputs[0]}'"
+        else:  # not this builtin's own parameter name, which the caller's reader never wrote
+            what = f"the expression of inputs {', '.join(map(repr, inputs))}" if inputs else f"argument '{name}'"
         return what + (f" of {self._caller}()" if self._caller else "")
 
     def _inputs_read(self, expr: sp.Basic) -> list[str]:

@@ -635,7 +635,7 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
     Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
     Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False)), _within,
-            "x itself, checked at call time (where values are concrete) to lie in [lower, upper]"),
+            "x itself, checked at call time to lie in [lower, upper] (under a caller's jax.jit: NaN if not)"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),

@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .backend import module_class
-from .checks import check_ctc, check_names, check_ranges, ctc_inputs, reporting_input_errors
+from .checks import check_names, check_stats, reporting_input_errors
 from .codegen import load_module
 from .errors import InputError, LossDSLError, did_you_mean
 from .formula import render
@@ -36,7 +36,7 @@ def _restore(text: str, file: str, backend: str) -> CompiledLoss:
 class CompiledLoss:
     """A loss compiled for one backend: call it by keyword; ask it for gradients and formulas."""
 
-    __slots__ = ("_c", "_value_fn", "_checks_fn", "_ctc", "_memo", "_lock")
+    __slots__ = ("_c", "_value_fn", "_checks_fn", "_memo", "_lock")
 
     def __init__(self, compilation: Compilation):
         c = compilation
@@ -44,7 +44,6 @@ class CompiledLoss:
         checks = load_module(c.writer.checks_module(), f"{c.backend.name}:checks")._checks if fused else None
         for name, value in (("_c", c), ("_value_fn", c.backend.jit(c.module.loss)),
                             ("_checks_fn", None if checks is None else c.backend.jit(checks)),
-                            ("_ctc", ctc_inputs(c.graph, c.root) if c.backend.fused_checks else ()),
                             ("_memo", {}), ("_lock", threading.Lock())):
             object.__setattr__(self, name, value)
 
@@ -114,17 +113,16 @@ class CompiledLoss:
         return fn
 
     def _check(self, kwargs: dict[str, Any], fused: bool = False) -> None:
-        """Input names; JAX: value ranges from ``_checks`` (unless the function about to run returns
-        them itself: ``fused``) and CTC's targets and lengths."""
+        """Input names; JAX: the checks' statistics from ``_checks`` (unless the function about to
+        run returns them itself: ``fused``)."""
         check_names(self.inputs, kwargs)
         if self._checks_fn is not None and not fused:
-            self._check_ranges(reporting_input_errors(self._checks_fn, kwargs))
-        if self._ctc and not self._c.backend.traced(kwargs):
-            reporting_input_errors(lambda: check_ctc(self._ctc, kwargs), {})
+            self._check_stats(reporting_input_errors(self._checks_fn, kwargs))
 
-    def _check_ranges(self, stats: Any) -> None:
-        if not self._c.backend.traced(stats):  # under someone's jit the values are unknown
-            reporting_input_errors(lambda: check_ranges(self._c.writer.checked, stats), {})
+    def _check_stats(self, stats: Any) -> None:
+        # under someone's jit the values are unknown: the generated code returns NaN if a check fails
+        if not self._c.backend.traced(stats):
+            reporting_input_errors(lambda: check_stats(self._c.writer.checked, stats), {})
 
     def __call__(self, /, **inputs: Any) -> Any:  # positional-only: an input may be called 'self'
         if self._checks_fn is not None and not self._c.backend.traced(inputs):
@@ -158,9 +156,9 @@ class CompiledLoss:
 
         def value_and_grad(**inputs: Any) -> Any:
             self._check(inputs, fused=fused)
-            value, grads, *ranges = reporting_input_errors(fn, inputs)
-            if ranges:
-                self._check_ranges(ranges[0])
+            value, grads, *stats = reporting_input_errors(fn, inputs)
+            if stats:
+                self._check_stats(stats[0])
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
         return value_and_grad
 

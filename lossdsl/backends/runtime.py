@@ -129,6 +129,24 @@ def _within(x, lower, upper, integer, label):
     return x
 
 
+def _in_range(stats, lower, upper):
+    """Whether (min, max, size) statistics of an array lie in [lower, upper] (None: no bound); an
+    empty array does, NaN does not. For traced values, where ``_within`` cannot check."""
+    lo, hi, size = stats
+    ok = True
+    if size and lower is not None:
+        ok = ok & (lo >= lower)
+    if size and upper is not None:
+        ok = ok & (hi <= upper)
+    return ok
+
+
+def _nan_unless(ok, x):
+    """``x``, or NaN throughout where ``ok`` (one flag) is false: traced code cannot raise, and a
+    failed check must not pass for a plausible number."""
+    return xp.where(ok, x, xp.nan)
+
+
 def _per_sample(w, shape):
     """One value per sample (the leading axis), broadcast against an array of ``shape``."""
     w = _typed(w)
@@ -250,6 +268,11 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
                          f"target_lengths[b] entries of each row b; got {_scalar(targets[b, s])} at sample {b}, "
                          f"position {s}")
     return out[0], out[1], ok & ~xp.any(bad, axis=1)
+
+
+def _ctc_passes(log_probs, targets, input_lengths, target_lengths, blank, labels):
+    """Whether every sample's targets and lengths are in range (shapes raise, as always)."""
+    return xp.all(_ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)[2])
 
 
 def _ctc_tables(log_probs, targets, target_lengths, blank):
