@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .errors import LimitError, LossTypeError, Span
+from .ir import post_order
 from .representable import HINT, UNDEFINED, Constants, shown
 
 MAX_EVALUATIONS = 20_000  # expression nodes evaluated, counting each inlined call anew
@@ -65,15 +66,8 @@ class ExprMeter:
         seen = self._seen
         if expr in seen:
             return seen[expr]
-        stack, before = [(expr, False)], len(seen)
-        while stack:
-            node, ready = stack.pop()
-            if node in seen:
-                continue
-            if not ready:
-                stack.append((node, True))
-                stack.extend((a, False) for a in node.args if a not in seen)
-                continue
+        before = len(seen)
+        for node in post_order(expr, seen):
             size, depth, bits = 1, 1, _bits(node)
             for a in node.args:
                 s, d, b = seen[a]

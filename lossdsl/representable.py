@@ -16,6 +16,8 @@ import sys
 
 import sympy as sp
 
+from .ir import post_order
+
 FLOAT64_MAX = sys.float_info.max
 UNDEFINED = "has no value"  # SymPy's zoo and nan: x/0, log(0), 0*log(0) folded
 INFINITE = "is infinite"
@@ -61,7 +63,7 @@ def shown(c: sp.Expr) -> str:
 
 class Constants:
     """Finds a number that generated code cannot hold in an expression, walking each distinct
-    node once across calls (expressions are DAGs that share subexpressions), without recursion."""
+    node once across calls."""
 
     def __init__(self, allow: tuple[str, ...] = ()) -> None:
         self.allow = allow  # problems not counted: a derivative's NaN where it has no value
@@ -71,15 +73,7 @@ class Constants:
     def first(self, expr: sp.Basic) -> tuple[sp.Expr, str] | None:
         """``(number, why)`` for a number in ``expr`` that cannot be a constant, or None."""
         seen = self._seen
-        stack = [(expr, False)]
-        while stack:
-            node, ready = stack.pop()
-            if node in seen:
-                continue
-            if not ready:
-                stack.append((node, True))
-                stack.extend((a, False) for a in node.args if a not in seen)
-                continue
+        for node in post_order(expr, seen):
             number = isinstance(node, sp.Expr) and (node.is_number if node.is_Atom
                                                      else all(seen[a][0] for a in node.args))
             why = problem(node) if number else None

@@ -221,7 +221,8 @@ def test_the_gradient_of_0_to_the_x_is_what_jax_and_torch_give_at_and_right_of_t
     np.testing.assert_array_equal(got, t.grad.numpy())
     right = x > 0  # where 0^x is 0 on both sides: central differences
     h = 1e-6
-    fd = (0.0 ** (x + h) - 0.0 ** (x - h)) / (2 * h) / x.size
+    with np.errstate(divide="ignore"):  # 0^(0 - h) is inf, at the step, which the mask leaves out
+        fd = (0.0 ** (x + h) - 0.0 ** (x - h)) / (2 * h) / x.size
     np.testing.assert_array_equal(got[right], fd[right])
 
 
