@@ -8,7 +8,7 @@ arithmetic between two ops is fused into one expression and differentiated by Sy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -71,6 +71,21 @@ def to_sympy(value: int | float | bool) -> sp.Expr:
         return {True: sp.oo, False: -sp.oo}[value > 0] if value == value else sp.nan
     frac = Fraction(repr(value))
     return sp.Rational(frac.numerator, frac.denominator)
+
+
+def post_order(expr: sp.Basic, seen: Container[sp.Basic]) -> Iterator[sp.Basic]:
+    """The nodes of ``expr`` (a DAG: SymPy shares subexpressions) not in ``seen``, each after its
+    arguments, without recursion; the caller puts each node in ``seen`` before taking the next."""
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in seen:
+            continue
+        if ready:
+            yield node
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if a not in seen)
 
 
 def as_number(b: sp.Basic) -> sp.Expr:

@@ -82,8 +82,15 @@ class Compilation:
 def build(text: str, file: str, backend_name: str) -> Compilation:
     """Run every phase for ``text`` and the backend called ``backend_name``."""
     b = backend(backend_name)
-    graph, root = lower(parse(text, file))
+    program = parse(text, file)
+    graph, root = lower(program)
     float_inputs = tuple(n for n in graph.inputs if n not in graph.index_inputs)
-    writer = ModuleWriter(text, b, graph, root, gradients(graph, root, float_inputs))
+    try:
+        gradient = gradients(graph, root, float_inputs)
+    except LossDSLError as e:  # the derivative of the whole loss: point at the loss expression
+        if e.span is not None or program.result is None:
+            raise
+        raise type(e)(e.message, program.result.span, e.hint) from None
+    writer = ModuleWriter(text, b, graph, root, gradient)
     source = writer.module()
     return Compilation(text, file, b, graph, root, writer, source, load_module(source, b.name))
