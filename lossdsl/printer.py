@@ -25,6 +25,19 @@ _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
 _SHAPE_INLINE = 8  # leaves whose broadcast shape is printed where it is used; more, once in a variable
 
 
+#: operands printed in one chain at most: Python's compiler recurses once per operator of a chain
+#: (a + b + c is ((a + b) + c)), and a sum of 3,000 terms exceeds its recursion limit
+_CHAIN = 64
+
+
+def _balanced(chunks: list[str], op: str) -> str:
+    """Chains joined pairwise in parentheses, so that the nesting grows with the log of their number."""
+    while len(chunks) > 1:
+        pairs = [chunks[i:i + 2] for i in range(0, len(chunks), 2)]
+        chunks = [f"({p[0]}){op}({p[1]})" if len(p) == 2 else p[0] for p in pairs]
+    return chunks[0]
+
+
 class ExprPrinter:
     """Prints a SymPy expression as array code; every leaf symbol prints as its name."""
 
@@ -118,13 +131,17 @@ class ExprPrinter:
         if positive is not None and terms[0].could_extract_minus_sign():
             terms.remove(positive)
             terms.insert(0, positive)
+        chunks = [self._terms(terms[i:i + _CHAIN]) for i in range(0, len(terms), _CHAIN)]
+        return _balanced(chunks, " + "), _ADD
+
+    def _terms(self, terms: list[sp.Expr]) -> str:
         out = self._wrap(terms[0], _ADD - 1) if not terms[0].could_extract_minus_sign() else self._p(terms[0])[0]
         for t in terms[1:]:
             if t.could_extract_minus_sign():
                 out += " - " + self._wrap(-t, _ADD)
             else:
                 out += " + " + self._wrap(t, _ADD)
-        return out, _ADD
+        return out
 
     def _mul(self, e: sp.Mul) -> tuple[str, int]:
         """A product, with its small factors (numbers, counts, reductions) gathered so that
@@ -193,7 +210,8 @@ class ExprPrinter:
     def _fraction(self, num: list[sp.Expr], den: list[sp.Expr]) -> tuple[str, int]:
         if len(num) == 1 and not den:
             return self._p(num[0])
-        code = "*".join(self._wrap(f, _MUL) for f in num) if num else "1"
+        factors = [self._wrap(f, _MUL) for f in num]
+        code = _balanced(["*".join(factors[i:i + _CHAIN]) for i in range(0, len(factors), _CHAIN)], "*") if num else "1"
         return (code + "/" + self._denominator(den) if den else code), _MUL
 
     def _pow(self, e: sp.Pow) -> tuple[str, int]:

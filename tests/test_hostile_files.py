@@ -323,3 +323,25 @@ def test_every_name_is_an_input_or_a_clear_error(backend):
             np.testing.assert_allclose(t.grad.numpy(), 2 * x / 3, err_msg=name)
     # the wrapper's own parameters are never what refuses a name
     assert not {"self", "direction", "ctx", "inputs", "wrt", "kwargs", "args"} & set(refused), refused
+
+
+@pytest.mark.parametrize("op", ["+", "-"])
+def test_thousands_of_terms_print_as_code_python_can_compile(op):
+    """A sum of 3,000 distinct terms, legal by every limit: printed as balanced chains, since Python's
+    compiler recurses once per operator of one chain (found by fuzz --mode sizes)."""
+    n = 3000
+    loss = lossdsl.compile(f"sum({f' {op} '.join(f'tanh(x*{k}/{n})' for k in range(n))})")
+    x = np.array([0.3, -0.7])
+    parts = np.tanh(x * np.arange(n)[:, None] / n)
+    want = (parts.sum(0) if op == "+" else parts[0] - parts[1:].sum(0)).sum()
+    np.testing.assert_allclose(loss(x=x), want, rtol=1e-12)
+
+
+def test_long_products_print_as_balanced_chains():
+    """A product of 150 inputs prints in chains of at most 64 factors, and still computes."""
+    names = [f"x{k}" for k in range(150)]
+    loss = lossdsl.compile(f"mean({'*'.join(names)})")
+    body = loss.source.split("def loss")[1]
+    assert max(len(chain.split("*")) for chain in body.replace("(", " ").replace(")", " ").split()) <= 64
+    values = {n: np.array([1.01, 0.99]) + 0.001 * k for k, n in enumerate(names)}
+    np.testing.assert_allclose(loss(**values), np.mean(np.prod(list(values.values()), axis=0)), rtol=1e-12)
