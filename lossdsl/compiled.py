@@ -24,6 +24,7 @@ from .codegen import load_module
 from .errors import InputError, did_you_mean
 from .formula import render
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
+from .input_values import check_values
 from .ir import Graph
 from .pipeline import Compilation, build, read_source
 
@@ -116,11 +117,16 @@ class CompiledLoss:
     def _check(self, kwargs: dict[str, Any], fused: bool = False) -> None:
         """Input names; JAX: value ranges from ``_checks`` (unless the function about to run returns
         them itself: ``fused``) and CTC's targets and lengths."""
-        check_names(self.inputs, kwargs)
+        self._check_inputs(kwargs)
         if self._checks_fn is not None and not fused:
             self._check_ranges(reporting_input_errors(self._checks_fn, kwargs))
         if self._ctc and not self._c.backend.traced(kwargs):
             reporting_input_errors(lambda: check_ctc(self._ctc, kwargs), {})
+
+    def _check_inputs(self, kwargs: dict[str, Any]) -> None:
+        """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
+        check_names(self.inputs, kwargs)
+        check_values(kwargs, self.backend, self._c.backend.foreign)
 
     def _check_ranges(self, stats: Any) -> None:
         if not self._c.backend.traced(stats):  # under someone's jit the values are unknown
@@ -185,6 +191,7 @@ class CompiledLoss:
 
         def hvp(direction: Any, **inputs: Any) -> Any:
             self._check(inputs)
+            check_values({"direction": direction}, self.backend, self._c.backend.foreign)
             return reporting_input_errors(fn, {**inputs, DIRECTION: direction})
         return hvp
 
@@ -205,6 +212,7 @@ class CompiledLoss:
         hvp = self.hvp(wrt)
 
         def hessian(**inputs: Any) -> Any:
+            self._check_inputs(inputs)  # before NumPy reads the input
             x = np.asarray(inputs[wrt])
             rows = [np.asarray(hvp(np.eye(1, x.size, k, dtype=x.dtype).reshape(x.shape), **inputs))
                     for k in range(x.size)]
