@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .errors import LossTypeError, Span
+from .errors import LimitError, LossTypeError, Span
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
+from .limits import MAX_AXIS
 
 Value = Tensor | int | float | bool | str | None
 
@@ -62,17 +63,22 @@ class Args:
             return v.expr
         raise self.error(name, f"expected a condition such as 'a > b', got {describe(v)}")
 
-    def static_int(self, name: str, minimum: int | None = None) -> int:
+    def static_int(self, name: str, minimum: int | None = None, limit: int | None = None) -> int:
+        """A constant integer argument, at least ``minimum``; beyond ``limit`` in size a LimitError."""
         v = self._values[name]
         if isinstance(v, Tensor) and v.expr.is_Integer:
             v = int(v.expr)
         if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
             need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
             raise self.error(name, f"expected {need}, got {describe(v)}")
+        if limit is not None and abs(v) > limit:
+            raise LimitError(f"argument '{name}' of {self.func}(): {v} is beyond the limit of {limit}",
+                             self._spans.get(name, self.span))
         return v
 
     def axis(self, name: str) -> int | None:
-        return None if self._values[name] is None else self.static_int(name)
+        """An axis (None: all of them), within the 64 axes an array can have."""
+        return None if self._values[name] is None else self.static_int(name, limit=MAX_AXIS)
 
     def flag(self, name: str) -> bool:
         v = self._values[name]
@@ -89,8 +95,12 @@ class Args:
     def describe_input(self, name: str) -> str:
         """How a runtime error names this argument: the input it is, and the loss it went to."""
         v = self._values[name]
-        inputs = self._inputs_read(v.expr) if isinstance(v, Tensor) else []
-        what = f"input '{inputs[0]}'" if len(inputs) == 1 else f"argument '{name}'"
+        read = set(self._inputs_read(v.expr)) if isinstance(v, Tensor) else set()
+        inputs = [n for n in self.graph.inputs if n in read]  # in a fixed order: labels are printed
+        if len(inputs) == 1:
+            what = f"input '{inputs[0]}'"
+        else:  # not this builtin's own parameter name, which the caller's reader never wrote
+            what = f"the expression of inputs {', '.join(map(repr, inputs))}" if inputs else f"argument '{name}'"
         return what + (f" of {self._caller}()" if self._caller else "")
 
     def _inputs_read(self, expr: sp.Basic) -> list[str]:

@@ -10,6 +10,7 @@ and the compiled loss ask these objects and never test a backend's name.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -57,6 +58,11 @@ class Backend:
     # array libraries whose arrays it refuses as inputs (input_values.py): a torch tensor reaches
     # NumPy or JAX only through .numpy(), which fails for one that requires grad or lives on a GPU
     foreign: tuple[str, ...] = ()
+
+    @property
+    def package(self) -> str:
+        """The installed package its generated code imports first (numpy, jax, torch)."""
+        return self.imports.split()[1].split(".")[0]
 
     @property
     def runtime(self) -> ModuleType:
@@ -141,15 +147,15 @@ class TorchBackend(Backend):
     """The loss value, with the symbolic gradient as its backward."""
 
     @staticmethod
-    def forward(ctx, {args}):
-        ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
+    def forward(_ctx, {args}):  # _ctx: no input name starts with '_'
+        _ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
         return _value({_kwargs(names)})
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, _ct):
-        grads = _vjp(*ctx.inputs, _ct){regroup}
-        return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
+    def backward(_ctx, _ct):
+        grads = _vjp(*_ctx.inputs, _ct){regroup}
+        return tuple(g if need else None for g, need in zip(grads, _ctx.needs_input_grad))
 
 
 def loss(*, {args}):
@@ -173,6 +179,9 @@ def backend(name: str) -> Backend:
     found = BACKENDS.get(name) if isinstance(name, str) else None
     if found is None:
         raise LossDSLError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if importlib.util.find_spec(found.package) is None:
+        raise LossDSLError(f"the {name} backend needs {found.package}, which is not installed here: "
+                           f'pip install "lossdsl[{name}]"')
     return found
 
 

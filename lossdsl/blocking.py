@@ -46,6 +46,8 @@ def row_blocks(graph: Graph, root: sp.Expr) -> RowBlocks | None:
     ranks = _Ranks(graph)
     try:
         deficit = ranks.of(op.operands[0])
+        for check in graph.checks_for([root]):  # printed beside the terms, on the same blocks
+            ranks.of(check)
     except _Unblockable:
         return None
     if deficit is None:  # a constant
@@ -91,7 +93,7 @@ class _Ranks:
             return
         if op.prim == "within":
             self._operand(op.operands[0])
-        elif op.prim in REDUCTIONS:
+        elif op.prim in REDUCTIONS or op.prim == "log_softmax":  # it reads along its axis only
             d = self._operand(op.operands[0])
             axes = op.param("axis")
             axes = (axes,) if isinstance(axes, int) else axes

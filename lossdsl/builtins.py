@@ -22,6 +22,7 @@ import sympy as sp
 
 from .args import Args
 from .ir import Apply, Graph, Rank, RankRule, Tensor
+from .limits import MAX_AXIS, MAX_STATIC_SIZE
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -122,6 +123,12 @@ lgamma = _function("lgamma", 1, lambda x: (digamma(x),),
 
 
 INF = float("inf")
+# an increasing function convex left of 0 and concave right of it (sigmoid, tanh, erf)
+_S_CURVE = ((-INF, 0.0, "convex", "increasing"), (0.0, INF, "concave", "increasing"))
+# lgamma is least on x > 0 at digamma's root 1.46163214496836234..., where it is -0.12148629053584961...:
+# bounds rounded outwards, so that each piece below holds on the whole of its interval
+LGAMMA_ARGMIN = (1.4616321449683, 1.4616321449684)
+LGAMMA_MIN = -0.1214862905358497
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,10 @@ class Shape:
     integer labels matter), or "" (neither). ``range`` bounds the value, or ``range_of`` derives it
     from operand 0's: "operand" (within its range: a mean, a gather) or "sign" (its sign: a sum).
     ``kink``: continuous but not differentiable where its argument is 0 (or its two arguments are
-    equal; for a reduction, at ties); ``jump``: discontinuous there.
+    equal; for a reduction, at ties); ``jump``: discontinuous there. ``domain``: the interval of
+    its (one) argument on which all of this holds and which the analysis studies (lgamma: x > 0);
+    ``pieces``: ``(lo, hi, curvature, monotone)``, what holds besides where the argument lies in
+    ``[lo, hi]`` (erf: convex for x <= 0, concave for x >= 0); the first that contains it applies.
     """
 
     curvature: str = "unknown"
@@ -144,6 +154,8 @@ class Shape:
     range_of: str = ""
     kink: bool = False
     jump: bool = False
+    domain: tuple[float, float] = (-INF, INF)
+    pieces: tuple[tuple[float, float, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,13 +188,14 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("sign", ("x",), sign, {"numpy": "np.sign", "jax": "jnp.sign", "torch": "torch.sign"}, doc="-1, 0 or 1; gradient 0",
                 shape=Shape("unknown", ("increasing",), (-1, 1), jump=True)),
     Elementwise("tanh", ("x",), sp.tanh, {"numpy": "np.tanh", "jax": "jnp.tanh", "torch": "torch.tanh"}, doc="hyperbolic tangent",
-                shape=Shape("unknown", ("increasing",), (-1, 1))),
+                shape=Shape("unknown", ("increasing",), (-1, 1), pieces=_S_CURVE)),
     Elementwise("cosh", ("x",), sp.cosh, {"numpy": "np.cosh", "jax": "jnp.cosh", "torch": "torch.cosh"}, doc="hyperbolic cosine",
                 shape=Shape("convex", ("sign",), (1, INF))),
     Elementwise("sinh", ("x",), sp.sinh, {"numpy": "np.sinh", "jax": "jnp.sinh", "torch": "torch.sinh"}, doc="hyperbolic sine",
-                shape=Shape("unknown", ("increasing",))),
+                shape=Shape("unknown", ("increasing",),
+                            pieces=((-INF, 0, "concave", "increasing"), (0, INF, "convex", "increasing")))),
     Elementwise("sigmoid", ("x",), sigmoid, {"numpy": "_sigmoid", "jax": "_sigmoid", "torch": "torch.sigmoid"},
-                doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1))),
+                doc="1 / (1 + e^-x), evaluated without overflow", shape=Shape("unknown", ("increasing",), (0, 1), pieces=_S_CURVE)),
     Elementwise("softplus", ("x",), softplus, dict.fromkeys(BACKENDS, "_softplus"),
                 doc="log(1 + e^x), evaluated without overflow", shape=Shape("convex", ("increasing",), (0, INF))),
     Elementwise("maximum", ("x", "y"), maximum, {"numpy": "np.maximum", "jax": "jnp.maximum", "torch": "_maximum"},
@@ -194,19 +207,25 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("heaviside", ("x", "h0"), heaviside, dict.fromkeys(BACKENDS, "_heaviside"),
                 doc="0 for x < 0, h0 at 0, 1 for x > 0; gradient 0",
                 shape=Shape("unknown", ("increasing", ""), (0, 1), jump=True)),
-    # convex for x <= 0, concave for x >= 0: more than a Shape says
+    # erf'' = -2x erf'(x)
     Elementwise("erf", ("x",), erf, {"numpy": "_erf", "jax": "jax.scipy.special.erf", "torch": "torch.special.erf"},
                 doc="error function, 2/sqrt(pi) times the integral of e^(-t^2) from 0 to x",
-                shape=Shape("unknown", ("increasing",), (-1, 1))),
+                shape=Shape("unknown", ("increasing",), (-1, 1), pieces=_S_CURVE)),
     Elementwise("erfc", ("x",), erfc, {"numpy": "_erfc", "jax": "jax.scipy.special.erfc", "torch": "torch.special.erfc"},
-                doc="1 - erf(x), accurate in the tail", shape=Shape("unknown", ("decreasing",), (0, 2))),
-    # like log, for x > 0 (poles at 0, -1, -2, ...): lgamma'' = polygamma(1, x) > 0 there
+                doc="1 - erf(x), accurate in the tail",
+                shape=Shape("unknown", ("decreasing",), (0, 2),
+                            pieces=((-INF, 0, "concave", "decreasing"), (0, INF, "convex", "decreasing")))),
+    # studied for x > 0, as in the losses that use it (poles at 0, -1, -2, ...; log|Gamma| is
+    # unbounded below as x -> -inf): lgamma'' = polygamma(1, x) > 0
     Elementwise("lgamma", ("x",), lgamma, {"numpy": "_lgamma", "jax": "jax.scipy.special.gammaln",
                                            "torch": "torch.lgamma"},
-                doc="log|Gamma(x)|, as scipy.special.gammaln", shape=Shape("convex")),
+                doc="log|Gamma(x)|, as scipy.special.gammaln",
+                shape=Shape("convex", ("",), (LGAMMA_MIN, INF), domain=(0, INF),
+                            pieces=((0, LGAMMA_ARGMIN[0], "convex", "decreasing"), (LGAMMA_ARGMIN[1], INF, "convex", "increasing")))),
+    # between poles digamma increases, and for x > 0 digamma'' = polygamma(2, x) < 0
     Elementwise("digamma", ("x",), digamma, {"numpy": "_digamma", "jax": "jax.scipy.special.digamma",
                                              "torch": "torch.special.digamma"},
-                doc="d lgamma(x)/dx", shape=Shape("concave", ("increasing",))),
+                doc="d lgamma(x)/dx", shape=Shape("concave", ("increasing",), domain=(0, INF))),
 )
 
 #: SymPy function class -> printed name per backend: the builtins, and the functions only the
@@ -293,7 +312,15 @@ def _vjp_extremum(g, op, out, ct):
 
 
 def _vjp_logsumexp(g, op, out, ct):
-    return (_expand(g, op, ct) * sp.exp(op.operands[0] - _expand(g, op, out)),)
+    # softmax as exp(log_softmax): exp(x - logsumexp(x)) would subtract two large numbers
+    return (_expand(g, op, ct) * sp.exp(g.apply("log_softmax", op.operands[0], axis=op.param("axis"))),)
+
+
+def _vjp_log_softmax(g, op, out, ct):
+    r, full = g.rank(ct), g.rank(out)
+    if (r.deficit, r.fixed) != (full.deficit, full.fixed) or r.deficit is r.fixed is None:
+        ct = g.apply("broadcast", ct, out)  # a seed of lower rank (the mean's 1/n): summed along the axis
+    return (ct - sp.exp(out) * g.apply("sum", ct, axis=op.param("axis"), keepdims=True),)
 
 
 def _vjp_norm(g, op, out, ct):
@@ -429,6 +456,9 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("concave", ("increasing",), range_of="operand", kink=True), rank=_reduced),
     Primitive("logsumexp", _everywhere("_logsumexp(" + _REDUCE + ")"), _vjp_logsumexp,
               shape=Shape("convex", ("increasing",)), rank=_reduced),
+    Primitive("log_softmax", _everywhere("_log_softmax({0}, {axis})"), _vjp_log_softmax,
+              doc="x - logsumexp(x) along the axis (None: all), computed as (x - max) - log(sum(exp(x - max)))",
+              shape=Shape("concave", ("",), (-INF, 0)), rank=_same),
     Primitive("norm", {"numpy": "np.sqrt(np.sum(np.square({0}), axis={axis}, keepdims={keepdims}))",
                        "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))",
                        "torch": "torch.sqrt(torch.sum(torch.square({0}), dim={axis}, keepdim={keepdims}))"},
@@ -541,13 +571,13 @@ def _matmul(a: Args) -> Tensor:
 
 
 def _take(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis"),
+    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis", limit=MAX_AXIS),
                                 label=a.describe_input("labels")))
 
 
 def _expand_dims(a: Args) -> Tensor:
     x = a.tensor("x")
-    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis")))
+    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis", limit=MAX_AXIS)))
 
 
 def _transpose(a: Args) -> Tensor:
@@ -565,7 +595,7 @@ def _within(a: Args) -> Tensor:
             kind = "an integer" if integer else "a number"
             raise a.error("x", f"must be {kind} in [{lower}, {upper}]; got the constant {x}")
         return Tensor(x)
-    return Tensor(a.graph.apply("within", x, lower=lower, upper=upper, integer=integer, label=a.describe_input("x")))
+    return Tensor(a.graph.check("within", x, lower=lower, upper=upper, integer=integer, label=a.describe_input("x")))
 
 
 def _per_sample(a: Args) -> Tensor:
@@ -573,7 +603,8 @@ def _per_sample(a: Args) -> Tensor:
 
 
 def _one_hot(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=a.static_int("num_classes", minimum=1),
+    depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
+    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=depth,
                                 label=a.describe_input("labels")))
 
 
@@ -604,7 +635,7 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
     Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
     Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False)), _within,
-            "x itself, checked at call time (where values are concrete) to lie in [lower, upper]"),
+            "x itself, checked at call time to lie in [lower, upper] (under a caller's jax.jit: NaN if not)"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),

@@ -1,8 +1,12 @@
 """Call-time input checks: which ops read checked values, and the errors that name the inputs.
 
-The NumPy backend checks values as it goes (``within``, labels in range). Under JAX's jit the
-values are unknown while the code runs, so the generated module also returns the (min, max) of
-each checked operand and these functions raise the NumPy backend's error from them.
+The NumPy and torch backends check values as they go (``within``, labels in range, CTC's targets
+and lengths). Under JAX's jit the values are unknown while the code runs, so there the generated
+functions compute statistics of each checked operand (its (min, max), CTC's targets and lengths):
+``CompiledLoss`` raises the NumPy backend's error from them before it returns (``check_stats``),
+and under a caller's own jit, where nothing can raise, each function returns NaN for its value and
+every gradient unless all checks pass (``stats_code``). The operands are whatever expressions the
+ops read, inputs or not.
 """
 
 from __future__ import annotations
@@ -14,72 +18,72 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError
-from .ir import Apply, Graph, Input
+from .ir import Apply, Graph
 
-CHECKED = {"within": 0, "take": 1, "one_hot": 0}  # op -> the operand whose values are checked
+# op -> the operands its check reads: the values checked, then those whose shape gives a bound
+CHECKED = {"within": (0,), "take": (1, 0), "one_hot": (0,), "ctc": (1, 2, 3, 0)}
 
 
 def checked_ops(graph: Graph, root: sp.Expr) -> tuple[Apply, ...]:
-    """The ops whose call-time checks read values (ranges, labels) that ``root`` depends on."""
-    needed = set(graph.dependencies([root]))
+    """The ops whose call-time checks read values (ranges, labels, lengths) that ``root`` depends on."""
+    needed = set(graph.dependencies([root, *graph.checks_for([root])]))
     return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED)
 
 
 def checked_operands(ops: Sequence[Apply]) -> list[sp.Expr]:
-    """For each checked op, the operand checked and its operand 0 (a gather's class count, a static shape)."""
-    return [o for op in ops for o in (op.operands[CHECKED[op.prim]], op.operands[0])]
+    """The operands each checked op's check reads (``CHECKED``), op after op."""
+    return [op.operands[k] for op in ops for k in CHECKED[op.prim]]
 
 
-def ranges_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> str:
-    """A tuple display of ``_value_range(operand) + (class count,)`` for each checked op; ``shape``:
-    how the backend prints NumPy's ``shape``."""
-    stats = []
-    for op, code, whole in zip(ops, codes[::2], codes[1::2]):
-        count = f"{shape}({whole})[{op.param('axis')}]" if op.prim == "take" else "0"
-        stats.append(f"_value_range({code}) + ({count},)")
-    return "(" + "".join(c + ", " for c in stats) + ")"
+def _split(ops: Sequence[Apply], codes: Sequence[str]) -> list[list[str]]:
+    """``codes`` (printed ``checked_operands``) grouped by op."""
+    groups, k = [], 0
+    for op in ops:
+        n = len(CHECKED[op.prim])
+        groups.append(list(codes[k:k + n]))
+        k += n
+    return groups
 
 
-def check_ranges(ops: Sequence[Apply], stats: Sequence[tuple[Any, Any, Any, Any]]) -> None:
-    """Raise the NumPy backend's error for any checked operand whose (min, max) is out of range."""
-    from .backends.runtime import _check_labels, _within
-    for op, (lo, hi, size, count) in zip(ops, stats):
+def stats_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> tuple[str, str]:
+    """Printed from ``codes`` (the printed ``checked_operands``): a tuple display of each checked op's
+    statistics, ``_value_range(values)`` (min, max, size), for ``take`` with the class count, for
+    ``ctc`` its targets and lengths and the shape of its log-probabilities; and a boolean expression,
+    for traced code, of whether every check passes, reading that tuple as ``_stats``. ``shape``: how
+    the backend prints NumPy's ``shape``."""
+    stats, tests = [], []
+    for k, (op, group) in enumerate(zip(ops, _split(ops, codes))):
+        s = f"_stats[{k}]"
+        if op.prim == "ctc":
+            stats.append(f"({group[0]}, {group[1]}, {group[2]}, {shape}({group[3]}))")
+            tests.append(f"_ctc_passes({group[3]}, *{s}[:3], {op.param('blank')}, {op.param('labels')!r})")
+        elif op.prim == "take":
+            stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
+            tests.append(f"_in_range({s}[:3], 0, {s}[3] - 1)")
+        else:
+            stats.append(f"_value_range({group[0]})")
+            bounds = (0, op.param("depth") - 1) if op.prim == "one_hot" else (op.param("lower"), op.param("upper"))
+            tests.append(f"_in_range({s}, {bounds[0]!r}, {bounds[1]!r})")
+    return "(" + "".join(c + ", " for c in stats) + ")", " & ".join(tests)
+
+
+def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
+    """Raise the NumPy backend's error for any check that ``stats_code``'s statistics fail."""
+    from .backends.runtime import _check_labels, _ctc_lengths, _within
+    for op, s in zip(ops, stats):
+        if op.prim == "ctc":
+            targets, input_lengths, target_lengths, shape = (np.asarray(x) for x in s)
+            _ctc_lengths(np.broadcast_to(np.float32(0), tuple(shape)), targets, input_lengths, target_lengths,
+                         op.param("blank"), op.param("labels"))
+            continue
+        lo, hi, size, *count = s
         if not size:
             continue
         values = np.array([lo, hi])
         if op.prim == "within":
             _within(values, op.param("lower"), op.param("upper"), False, op.param("label"))
         else:
-            _check_labels(values, int(count) if op.prim == "take" else op.param("depth"), op.param("label"))
-
-
-def ctc_inputs(graph: Graph, root: sp.Expr) -> tuple[tuple[Apply, tuple[str, ...], tuple[str, ...]], ...]:
-    """Each CTC op whose targets and lengths are inputs: the op, their input names, and the inputs
-    its log-probabilities are computed from (computed operands are checked inside, where concrete)."""
-    def name(e: sp.Expr) -> str | None:
-        op = graph.op_of.get(e)
-        return op.name if isinstance(op, Input) else None
-
-    needed = set(graph.dependencies([root]))
-    out = []
-    for sym, op in graph:
-        if sym not in needed or not isinstance(op, Apply) or op.prim != "ctc":
-            continue
-        names = tuple(name(o) for o in op.operands[1:])
-        sources = tuple(name(s) for s in op.operands[0].free_symbols)
-        if None not in names and None not in sources:
-            out.append((op, names, sources))
-    return tuple(out)
-
-
-def check_ctc(ctc: Sequence[tuple[Apply, tuple[str, ...], tuple[str, ...]]], kwargs: dict[str, Any]) -> None:
-    """CTC's targets and lengths, checked as the NumPy backend does, where they are inputs (the JAX
-    dynamic program runs under jit, where it can only return NaN)."""
-    from .backends.runtime import _ctc_lengths
-    for op, names, sources in ctc:
-        shape = np.broadcast_shapes(*(np.shape(kwargs[n]) for n in sources))
-        _ctc_lengths(np.broadcast_to(np.float32(0), shape), *(np.asarray(kwargs[n]) for n in names),
-                     op.param("blank"), op.param("labels"))
+            _check_labels(values, int(count[0]) if op.prim == "take" else op.param("depth"), op.param("label"))
 
 
 def check_names(inputs: Sequence[str], kwargs: dict[str, Any]) -> None:
@@ -137,7 +141,7 @@ _EMPTY_REDUCTION = ("zero-size array to reduction operation", "to have non-zero 
 def _explain(message: str, inputs: dict[str, Any]) -> str:
     """A message that names the inputs: ours already do; an array library's error about shapes,
     raised deep inside the generated code, is prefixed with the inputs' shapes."""
-    if "input '" in message:
+    if "input '" in message or "inputs '" in message:  # ours (see Args.describe_input)
         return message
     shapes = _shapes(inputs)
     if any(m in message for m in _EMPTY_REDUCTION):

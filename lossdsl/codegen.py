@@ -18,7 +18,7 @@ import sympy as sp
 from .backend import Backend
 from .backends.copying import helpers_for, imports_for
 from .blocking import RowBlocks, row_blocks
-from .checks import checked_operands, checked_ops, ranges_code
+from .checks import checked_operands, checked_ops, stats_code
 from .formula import Renderer, render
 from .gradient import gradients
 from .ir import Apply, Graph
@@ -68,52 +68,70 @@ def {name}(*, {", ".join(names)}):
     return _by_rows(_{name}_rows, {inputs}, {labels!r}, {b.min_rank}, {b.reduction!r}, ROW_BLOCK)'''
 
     @staticmethod
-    def _grad_codes(wrt: Sequence[str], codes: Sequence[str]) -> list[str]:
-        return [f"_fit({c}, {w})" for w, c in zip(wrt, codes)]
+    def _grad_codes(wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str]) -> list[str]:
+        return [poison(f"_fit({c}, {w})") for w, c in zip(wrt, codes)]
+
+    @property
+    def guarded(self) -> tuple[Apply, ...]:
+        """The checked ops that the generated functions test themselves: on a backend whose code
+        runs traced (JAX), where a failed check cannot raise (see checks.py)."""
+        return self.checked if self.b.fused_checks else ()
+
+    def _guard(self, codes: Sequence[str]) -> tuple[list[str], Callable[[str], str]]:
+        """Lines that compute ``_stats`` and ``_ok`` (checks.stats_code) from ``codes``, the printed
+        ``checked_operands(self.guarded)``, and what makes an output NaN unless ``_ok``."""
+        if not self.guarded:
+            return [], lambda out: out
+        stats, passes = stats_code(self.guarded, codes, self.b.fn("shape"))
+        return [f"_stats = {stats}", f"_ok = {passes}"], lambda out: f"_nan_unless(_ok, {out})"
 
     def value_function(self, name: str = "loss") -> str:
         doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
 
         def function(name: str) -> str:
             fp = FunctionPrinter(self.graph, self.b)
-            lines, (v,) = fp.body(self.sig, [self.root])
-            return fp.function(name, self.sig, lines, f"_out({v}, _dt)", doc=doc)
+            lines, (v, *checks) = fp.body(self.sig, [self.root, *checked_operands(self.guarded)])
+            guard, poison = self._guard(checks)
+            return fp.function(name, self.sig, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc)
         return self._by_rows(name, doc, function)
 
     def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
         """``value_and_grad`` for the inputs ``wrt``, their entries of the full gradient IR;
-        ``checked``: it also returns the value ranges of ``_checks``, computed in the same jit (one
-        dispatch, and XLA may share the passes over the inputs)."""
-        ops = self.checked if checked else ()
+        ``checked``: it also returns the statistics of ``_checks``, computed in the same jit (one
+        dispatch, and XLA shares the passes over the inputs)."""
         doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
 
         def function(name: str) -> str:
             fp = FunctionPrinter(self.grad_graph, self.b)
-            lines, codes = fp.body(self.sig, [self.root, *(self.grads[w] for w in wrt), *checked_operands(ops)])
+            lines, codes = fp.body(self.sig, [self.root, *(self.grads[w] for w in wrt),
+                                              *checked_operands(self.guarded)])
             k = 1 + len(wrt)
-            grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, self._grad_codes(wrt, codes[1:k])))}}}"
-            extra, returns = self.b.returns(codes[0], grad_dict)
+            guard, poison = self._guard(codes[k:])
+            grads = self._grad_codes(wrt, codes[1:k], poison)
+            grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, grads))}}}"
+            extra, returns = self.b.returns(poison(codes[0]), grad_dict)
             if checked:
-                returns += ", " + ranges_code(ops, codes[k:], self.b.fn("shape"))
-            return fp.function(name, self.sig, [*lines, *extra], returns, doc=doc)
+                returns += ", _stats"
+            return fp.function(name, self.sig, [*lines, *guard, *extra], returns, doc=doc)
         return self._by_rows(name, doc, function)
 
     def vjp_function(self) -> str:
         wrt = self.differentiable
         graph, grads = gradients(self.graph, self.root, wrt, seed=SEED)
         fp = FunctionPrinter(graph, self.b)
-        lines, codes = fp.body(self.sig, [grads[w] for w in wrt])
+        lines, codes = fp.body(self.sig, [*(grads[w] for w in wrt), *checked_operands(self.guarded)])
+        guard, poison = self._guard(codes[len(wrt):])
         params = [*self.sig.inputs, "_ct"]
-        returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes)) + ")"
-        return fp.function("_vjp", self.sig, lines, returns, params=params,
+        returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes[:len(wrt)], poison)) + ")"
+        return fp.function("_vjp", self.sig, [*lines, *guard], returns, params=params,
                            doc="Cotangents of the inputs for an output cotangent _ct (for the backward pass).")
 
     def checks_function(self) -> str:
-        """``_checks``: the (min, max) of each checked operand, and for labels the class count,
-        computed under jit where the values are otherwise unknown (XLA drops everything else)."""
+        """``_checks``: the statistics each check reads (checks.stats_code), computed under jit
+        where the values are otherwise unknown (XLA drops everything else)."""
         fp = FunctionPrinter(self.graph, self.b)
         lines, codes = fp.body(self.sig, checked_operands(self.checked))
-        return fp.function("_checks", self.sig, lines, ranges_code(self.checked, codes, self.b.fn("shape")),
+        return fp.function("_checks", self.sig, lines, stats_code(self.checked, codes, self.b.fn("shape"))[0],
                            doc="Value ranges that call-time checks need (see CompiledLoss).")
 
     def header(self) -> str:
@@ -165,8 +183,10 @@ def {name}(*, {", ".join(names)}):
         of this loss's graph) shaped like the input ``like``."""
         sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
         fp = FunctionPrinter(graph, self.b)
-        lines, (code,) = fp.body(sig, [expr])
-        return self._assemble([fp.function("derived", sig, lines, f"_fit({code}, {like})")], header=False)
+        lines, (code, *checks) = fp.body(sig, [expr, *checked_operands(self.guarded)])
+        guard, poison = self._guard(checks)
+        return self._assemble([fp.function("derived", sig, [*lines, *guard], poison(f"_fit({code}, {like})"))],
+                              header=False)
 
     def subset_module(self, wrt: Sequence[str], checked: bool = False) -> str:
         return self._assemble([self.value_and_grad_function(wrt, checked=checked)], header=False,

@@ -19,9 +19,9 @@ import numpy as np
 import sympy as sp
 
 from .backend import module_class
-from .checks import check_ctc, check_names, check_ranges, ctc_inputs, reporting_input_errors
+from .checks import check_names, check_stats, reporting_input_errors
 from .codegen import load_module
-from .errors import InputError, did_you_mean
+from .errors import InputError, LossDSLError, did_you_mean
 from .formula import render
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
 from .input_values import check_values
@@ -37,7 +37,7 @@ def _restore(text: str, file: str, backend: str) -> CompiledLoss:
 class CompiledLoss:
     """A loss compiled for one backend: call it by keyword; ask it for gradients and formulas."""
 
-    __slots__ = ("_c", "_value_fn", "_checks_fn", "_ctc", "_memo", "_lock")
+    __slots__ = ("_c", "_value_fn", "_checks_fn", "_memo", "_lock")
 
     def __init__(self, compilation: Compilation):
         c = compilation
@@ -45,7 +45,6 @@ class CompiledLoss:
         checks = load_module(c.writer.checks_module(), f"{c.backend.name}:checks")._checks if fused else None
         for name, value in (("_c", c), ("_value_fn", c.backend.jit(c.module.loss)),
                             ("_checks_fn", None if checks is None else c.backend.jit(checks)),
-                            ("_ctc", ctc_inputs(c.graph, c.root) if c.backend.fused_checks else ()),
                             ("_memo", {}), ("_lock", threading.Lock())):
             object.__setattr__(self, name, value)
 
@@ -115,31 +114,30 @@ class CompiledLoss:
         return fn
 
     def _check(self, kwargs: dict[str, Any], fused: bool = False) -> None:
-        """Input names; JAX: value ranges from ``_checks`` (unless the function about to run returns
-        them itself: ``fused``) and CTC's targets and lengths."""
+        """Input names and kinds; JAX: the checks' statistics from ``_checks`` (unless the function
+        about to run returns them itself: ``fused``)."""
         self._check_inputs(kwargs)
         if self._checks_fn is not None and not fused:
-            self._check_ranges(reporting_input_errors(self._checks_fn, kwargs))
-        if self._ctc and not self._c.backend.traced(kwargs):
-            reporting_input_errors(lambda: check_ctc(self._ctc, kwargs), {})
+            self._check_stats(reporting_input_errors(self._checks_fn, kwargs))
 
     def _check_inputs(self, kwargs: dict[str, Any]) -> None:
         """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
         check_names(self.inputs, kwargs)
         check_values(kwargs, self.backend, self._c.backend.foreign)
 
-    def _check_ranges(self, stats: Any) -> None:
-        if not self._c.backend.traced(stats):  # under someone's jit the values are unknown
-            reporting_input_errors(lambda: check_ranges(self._c.writer.checked, stats), {})
+    def _check_stats(self, stats: Any) -> None:
+        # under someone's jit the values are unknown: the generated code returns NaN if a check fails
+        if not self._c.backend.traced(stats):
+            reporting_input_errors(lambda: check_stats(self._c.writer.checked, stats), {})
 
-    def __call__(self, **inputs: Any) -> Any:
+    def __call__(self, /, **inputs: Any) -> Any:  # positional-only: an input may be called 'self'
         if self._checks_fn is not None and not self._c.backend.traced(inputs):
             return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
         self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
         return reporting_input_errors(self._value_fn, inputs)
 
-    def _wrt(self, wrt: str | Sequence[str]) -> tuple[str, ...]:
-        names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    def _wrt(self, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
+        names = self.differentiable if wrt is None else (wrt,) if isinstance(wrt, str) else tuple(wrt)
         for n in names:
             if n not in self.inputs:
                 raise InputError(f"'{n}' is not an input of this loss{did_you_mean(n, self.inputs)}")
@@ -155,22 +153,24 @@ class CompiledLoss:
             return self._c.backend.jit(load_module(source, f"{self.backend}:grad").value_and_grad)
         return self._memoised(("grad", *names), make)
 
-    def value_and_grad(self, wrt: str | Sequence[str]) -> Callable[..., Any]:
-        """A function of the inputs returning (value, gradient): an array for one name, else a dict."""
+    def value_and_grad(self, wrt: str | Sequence[str] | None = None) -> Callable[..., Any]:
+        """A function of the inputs returning (value, gradient): an array for one name, else a dict
+        (with respect to every float input when ``wrt`` is None)."""
         names = self._wrt(wrt)
         fn = self._subset(names)
         fused = self._checks_fn is not None
 
         def value_and_grad(**inputs: Any) -> Any:
             self._check(inputs, fused=fused)
-            value, grads, *ranges = reporting_input_errors(fn, inputs)
-            if ranges:
-                self._check_ranges(ranges[0])
+            value, grads, *stats = reporting_input_errors(fn, inputs)
+            if stats:
+                self._check_stats(stats[0])
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
         return value_and_grad
 
-    def grad(self, wrt: str | Sequence[str]) -> Callable[..., Any]:
-        """A function of the inputs returning the gradient: an array for one name, else a dict."""
+    def grad(self, wrt: str | Sequence[str] | None = None) -> Callable[..., Any]:
+        """A function of the inputs returning the gradient: an array for one name, else a dict
+        (with respect to every float input when ``wrt`` is None)."""
         vg = self.value_and_grad(wrt)
         return lambda **inputs: vg(**inputs)[1]
 
@@ -189,7 +189,7 @@ class CompiledLoss:
         (name,) = self._wrt(wrt)
         fn = self._derived("hvp", name, hessian_vector)
 
-        def hvp(direction: Any, **inputs: Any) -> Any:
+        def hvp(direction: Any, /, **inputs: Any) -> Any:  # an input may be called 'direction'
             self._check(inputs)
             check_values({"direction": direction}, self.backend, self._c.backend.foreign)
             return reporting_input_errors(fn, {**inputs, DIRECTION: direction})
@@ -260,5 +260,9 @@ def compile(source: str | Path, backend: str = "numpy") -> CompiledLoss:  # noqa
     Every phase runs now: a loss that cannot be differentiated or printed fails here. Results are
     cached by source text and backend (the same object for the same text: it is immutable).
     """
+    if not isinstance(source, str | Path):
+        raise LossDSLError(f"source must be a string or a path, not {type(source).__name__}")
+    if not isinstance(backend, str):
+        raise LossDSLError(f"backend must be a string, not {type(backend).__name__}")
     text, file = read_source(source)
     return _compile(text, file, backend)

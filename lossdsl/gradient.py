@@ -18,6 +18,7 @@ from .builtins import PRIMITIVES
 from .errors import LossTypeError
 from .ir import Apply, Graph
 from .partials import Partials
+from .representable import COMPLEX, HINT, INFINITE, UNDEFINED, Constants, shown
 from .rewrite import stabilize
 
 # a sum_to lists the tensors its contribution lacks (their shape is broadcast in) up to this many;
@@ -102,4 +103,20 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
             for operand, cot in zip(op.operands, rule(graph, op, sym, sp.Add(*ct[sym]))):
                 if cot is not None:
                     push(operand, cot)
-        return graph, {name: sp.Add(*ct[graph.input(name)]) for name in wrt}
+        grads = {name: sp.Add(*ct[graph.input(name)]) for name in wrt}
+    _check_constants([*grads.values(), *(o for _, op in list(graph)[len(forward):] if isinstance(op, Apply)
+                                         for o in op.operands)])
+    return graph, grads
+
+
+def _check_constants(exprs: Sequence[sp.Expr]) -> None:
+    """Refuse a derivative that holds a number generated code cannot (see representable.py): a
+    product of constants within float64's range may leave it once a derivative's factor joins it
+    (``x^1000*1e306``). NaN and infinities are the derivative's values where it has none."""
+    scan = Constants(allow=(UNDEFINED, INFINITE))
+    for e in exprs:
+        found = scan.first(e)
+        if found is not None:
+            number, why = found
+            raise LossTypeError(f"the derivative holds the constant {shown(number)}, which {why}", None,
+                                None if why == COMPLEX else HINT)

@@ -8,7 +8,7 @@ arithmetic between two ops is fused into one expression and differentiated by Sy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -73,6 +73,21 @@ def to_sympy(value: int | float | bool) -> sp.Expr:
     return sp.Rational(frac.numerator, frac.denominator)
 
 
+def post_order(expr: sp.Basic, seen: Container[sp.Basic]) -> Iterator[sp.Basic]:
+    """The nodes of ``expr`` (a DAG: SymPy shares subexpressions) not in ``seen``, each after its
+    arguments, without recursion; the caller puts each node in ``seen`` before taking the next."""
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in seen:
+            continue
+        if ready:
+            yield node
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if a not in seen)
+
+
 def as_number(b: sp.Basic) -> sp.Expr:
     """A boolean expression used as a number is 1 where true and 0 where false."""
     if b is sp.true:
@@ -129,6 +144,7 @@ class Graph:
         self._position: dict[sp.Symbol, int] = {}  # each op's place in graph order: leaves() sorts by it
         self.inputs: list[str] = []
         self.index_inputs: set[str] = set()
+        self.checks: list[sp.Symbol] = []  # call-time checks (see check), in creation order
 
     def copy(self) -> Graph:
         """An independent graph with the same ops, to extend without changing this one."""
@@ -136,6 +152,7 @@ class Graph:
         other._symbol_of, other.op_of, other._rank_of = dict(self._symbol_of), dict(self.op_of), dict(self._rank_of)
         other._position = dict(self._position)
         other.inputs, other.index_inputs = list(self.inputs), set(self.index_inputs)
+        other.checks = list(self.checks)
         return other
 
     def rank(self, e: sp.Basic) -> Rank:
@@ -190,6 +207,24 @@ class Graph:
     def apply(self, prim: str, *operands: sp.Expr, **params: Any) -> sp.Symbol:
         exprs = tuple(o if isinstance(o, sp.Basic) else to_sympy(o) for o in operands)
         return self.leaf(Apply(prim, exprs, tuple(sorted(params.items()))))
+
+    def check(self, prim: str, operand: sp.Expr, **params: Any) -> sp.Expr:
+        """``operand`` itself, with a call-time check of its values (``prim``, such as ``within``)
+        recorded beside the expressions rather than inside them: a check never stands between the
+        parts of a rule (``log(softmax(z))``) or a derivative, so rewriting and differentiation see
+        the expression as if unchecked. The check runs with every output computed from the leaves
+        its operand reads (``checks_for``)."""
+        sym = self.apply(prim, operand, **params)
+        if sym not in self.checks:
+            self.checks.append(sym)
+        return operand
+
+    def checks_for(self, exprs: list[sp.Basic]) -> list[sp.Symbol]:
+        """The checks whose operand reads only leaves that ``exprs`` need (so computing the check
+        costs no op that the outputs do not), in graph order."""
+        need = set(self.dependencies(exprs))
+        return [c for c in self.checks
+                if all(s in need for s in self.op_of[c].operands[0].free_symbols if s in self.op_of)]
 
     def leaves(self, expr: sp.Basic) -> list[sp.Symbol]:
         """The leaf symbols of ``expr``, in graph order."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .errors import LimitError, LossTypeError, Span
+from .ir import post_order
+from .representable import HINT, UNDEFINED, Constants, shown
 
 MAX_EVALUATIONS = 20_000  # expression nodes evaluated, counting each inlined call anew
 MAX_EVAL_DEPTH = 250  # nesting of evaluation, across inlined definitions
@@ -26,6 +28,8 @@ MAX_EXPR_NODES = 20_000  # one expression's size, counted as a tree (shared part
 MAX_EXPR_DEPTH = 80  # one expression's depth (SymPy and our printers recurse on it)
 MAX_EXPONENT = 1_000  # a constant exponent's magnitude
 MAX_NUMBER_BITS = 4_096  # an exact constant's numerator and denominator together
+MAX_STATIC_SIZE = 1_000_000  # a length the source fixes: one_hot's num_classes
+MAX_AXIS = 64  # an axis's magnitude: NumPy arrays have at most 64 axes
 
 
 @dataclass
@@ -57,26 +61,20 @@ class ExprMeter:
 
     def __init__(self) -> None:
         self._seen: dict[sp.Basic, tuple[int, int, int]] = {}  # node -> (tree size, depth, bits)
+        self._constants = Constants()
 
     def measure(self, expr: sp.Basic) -> tuple[int, int, int]:
         """(tree size, depth, largest exact number's bits) of ``expr``, without recursion."""
         seen = self._seen
         if expr in seen:
             return seen[expr]
-        stack, before = [(expr, False)], len(seen)
-        while stack:
-            node, ready = stack.pop()
-            if node in seen:
-                continue
-            if not ready:
-                stack.append((node, True))
-                stack.extend((a, False) for a in node.args if a not in seen)
-                continue
+        before = len(seen)
+        for node in post_order(expr, seen):
             size, depth, bits = 1, 1, _bits(node)
             for a in node.args:
                 s, d, b = seen[a]
                 size, depth = size + s, max(depth, d + 1)
-                bits = -1 if -1 in (bits, b) else max(bits, b)
+                bits = max(bits, b)
             seen[node] = (min(size, 1 << 62), depth, bits)
         counts = _tally.get()
         if counts is not None:
@@ -88,9 +86,6 @@ class ExprMeter:
         if counts is not None:
             counts.expressions += 1
         size, depth, bits = self.measure(expr)
-        if bits < 0:
-            raise LossTypeError("division by zero, or a constant with no value such as log(0), in this "
-                                "expression", span)
         if bits > MAX_NUMBER_BITS:
             raise LimitError(f"a constant in this expression needs more than {MAX_NUMBER_BITS} bits "
                              "(an exact number grew too large)", span)
@@ -100,12 +95,23 @@ class ExprMeter:
         if size > MAX_EXPR_NODES:
             raise LimitError(f"expression larger than {MAX_EXPR_NODES} terms once names and definitions "
                              "are substituted", span)
+        self.check_constants(expr, span)
+
+    def check_constants(self, expr: sp.Basic, span: Span | None) -> None:
+        """Refuse a number in ``expr`` that generated code cannot hold (see representable.py)."""
+        found = self._constants.first(expr)
+        if found is None:
+            return
+        number, why = found
+        if why == UNDEFINED:
+            raise LossTypeError("division by zero, or a constant with no value such as log(0), in this "
+                                "expression", span)
+        raise LossTypeError(f"this expression holds the constant {shown(number)}, which {why}", span,
+                            None if number.is_extended_real is False else HINT)
 
 
 def _bits(node: sp.Basic) -> int:
-    """An exact number's size; -1 marks SymPy's complex infinity (x/0, log(0)), and spreads upwards."""
-    if node is sp.zoo:
-        return -1
+    """An exact number's size."""
     if isinstance(node, sp.Rational):
         return node.p.bit_length() + node.q.bit_length()
     return 0
@@ -117,8 +123,8 @@ def check_exponent(exponent: sp.Basic | int | float, span: Span | None) -> None:
         if not exponent.is_Number or not exponent.is_finite:
             return
         exponent = float(exponent)
-    if abs(exponent) > MAX_EXPONENT:
-        raise LimitError(f"exponent {exponent:g} is larger than the limit of {MAX_EXPONENT}", span)
+    if abs(exponent) > MAX_EXPONENT:  # repr: 1000.0000001 is not shown as 1000
+        raise LimitError(f"exponent {exponent!r} is larger than the limit of {MAX_EXPONENT}", span)
 
 
 def check_power(base: sp.Basic, exponent: sp.Basic, meter: ExprMeter, span: Span | None) -> None:

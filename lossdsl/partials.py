@@ -55,7 +55,9 @@ class Partials:
             return {leaf: sp.Add(*ts) for leaf, ts in terms.items()}
         if isinstance(e, sp.Pow) and type(e)._eval_derivative is _POW_RULE:
             base, exp = self(e.base), self(e.exp)
-            return {leaf: e * (exp.get(leaf, sp.S.Zero) * sp.log(e.base) + base.get(leaf, sp.S.Zero) * e.exp / e.base)
+            log_base = _log_of_base(e.base) if exp else sp.S.Zero
+            return {leaf: e * ((exp[leaf] * log_base if leaf in exp else sp.S.Zero)
+                               + (base[leaf] * e.exp / e.base if leaf in base else sp.S.Zero))
                     for leaf in {**base, **exp}}
         if isinstance(e, sp.Function) and type(e)._eval_derivative is _FUNCTION_RULE:
             terms = defaultdict(list)
@@ -71,3 +73,16 @@ class Partials:
                     terms[leaf].append(outer * d)
             return {leaf: sp.Add(*ts) for leaf, ts in terms.items()}
         return {leaf: sp.diff(e, leaf) for leaf in e.free_symbols if leaf in self.wrt}
+
+
+def _log_of_base(base: sp.Expr) -> sp.Expr:
+    """log(base) in d(base^b)/db = base^b*log(base), real where SymPy's is not. At a base of 0 it
+    reads 0: 0^b is a step in b (0 for b > 0, NumPy's 1 at 0, inf below), whose derivative is 0, as
+    rewrite.py reads log(a) as 0 in a^b*log(a) where a tensor a is 0 (SymPy would give 0^b*log(0),
+    complex infinity). At a negative number, where only whole b give a real power, there is no
+    derivative in b: NaN, as NumPy's log gives (SymPy's is complex)."""
+    if base.is_number and base.is_zero:
+        return sp.S.Zero
+    if base.is_number and base.is_extended_negative:
+        return sp.nan
+    return sp.log(base)

@@ -18,6 +18,7 @@ import sympy as sp
 from .backend import Backend
 from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
 from .ir import Apply, Graph
+from .representable import FLOAT64_MAX
 from .rewrite import share_logistic, stabilize
 
 _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
@@ -99,13 +100,14 @@ class ExprPrinter:
         return f"{name}({', '.join(self(a) for a in args)})"
 
     def _number(self, e: sp.Basic) -> tuple[str, int]:
-        if e is sp.oo or e is -sp.oo:
-            code = f"{self.b.alias}.inf"
-            return (code, _ATOM) if e is sp.oo else ("-" + code, _UNARY)
-        if e is sp.nan:
+        value = float(e)  # inf or 0.0 where e is beyond float64's range
+        if value != value:
             return f"{self.b.alias}.nan", _ATOM
+        if math.isinf(value):  # the array module's name, which no input can take: never a bare inf
+            code = f"{self.b.alias}.inf"
+            return (code, _ATOM) if value > 0 else ("-" + code, _UNARY)
         # integers beyond int32 print as floats: JAX reads a Python int as a (weak) int32
-        code = str(int(e)) if e.is_Integer and abs(e) < 2**31 else repr(float(e))
+        code = str(int(e)) if e.is_Integer and abs(e) < 2**31 else repr(value)
         return code, (_UNARY if code.startswith("-") else _ATOM)
 
     def _add(self, e: sp.Add) -> tuple[str, int]:
@@ -133,7 +135,7 @@ class ExprPrinter:
         coeff = -coeff if negative else coeff
         num: dict[bool, list[sp.Expr]] = {True: [], False: []}  # keyed by "is small"
         den: dict[bool, list[sp.Expr]] = {True: [], False: []}
-        if coeff.is_Rational:
+        if coeff.is_Rational and max(abs(coeff.p), coeff.q) <= FLOAT64_MAX:  # else 1e-310 would print as 1/inf
             if coeff.p != 1:
                 num[True].append(sp.Integer(coeff.p))
             if coeff.q != 1:
@@ -265,7 +267,8 @@ class FunctionPrinter:
             list[str], list[str]]:
         """Lines computing ``outputs`` from the inputs, and the code of each output."""
         g = self.graph
-        needed = [s for s in g.dependencies(list(outputs)) if isinstance(g.op_of[s], Apply)]
+        # the checks on values the outputs read run with them (they stand beside the expressions)
+        needed = [s for s in g.dependencies([*outputs, *g.checks_for(list(outputs))]) if isinstance(g.op_of[s], Apply)]
         ops = [(s, g.op_of[s]) for s in needed]
         # operands a template reads only through {shapeK} are never computed
         original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]

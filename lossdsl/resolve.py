@@ -27,6 +27,7 @@ from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
+from .representable import COMPLEX, HINT, OVERFLOW, UNDEFINED, UNDERFLOW
 from .rewrite import fold_ops
 
 MAX_CALL_DEPTH = 64
@@ -215,6 +216,8 @@ class Resolver:
             value = self._joined(run, value, join)
             run = []
             value = self._keep_shape(self._apply(b, value, right), (value, right))
+            if isinstance(value, Tensor):  # a constant out of range is refused at the step that makes it
+                self.meter.check_constants(value.expr, b.span)
         return self._joined(run, value, join)
 
     def _joined(self, run: list[Tensor], value: Value, join: type[sp.Add] | type[sp.Mul]) -> Value:
@@ -241,6 +244,7 @@ class Resolver:
         return Tensor(_ARITH[op](a, b))
 
     def _fold(self, op: str, a: int | float, b: int | float, span: Span) -> int | float:
+        nonzero = a != 0  # whether the exact result is nonzero (a power of a nonzero number is)
         try:
             if op == "^":
                 check_exponent(b, span)
@@ -249,17 +253,24 @@ class Resolver:
             elif isinstance(a, float) or isinstance(b, float) or op == "/":
                 # exact in the decimals as written, rounded once: 0.9 - 1 is -0.1, which SymPy then
                 # reads as -1/10, not -0.09999999999999998 (see ir.to_sympy)
-                result = float(_ARITH[op](Fraction(repr(a)), Fraction(repr(b))))
+                exact = _ARITH[op](Fraction(repr(a)), Fraction(repr(b)))
+                result, nonzero = float(exact), exact != 0
             else:
                 result = _ARITH[op](a, b)
+                nonzero = result != 0
             if isinstance(result, int) and abs(result) >= 2**63:  # exact ints would grow without bound
                 result = float(result)
         except ZeroDivisionError:
             raise LossTypeError("division by zero in a constant expression", span) from None
-        except (OverflowError, ValueError):
-            raise LossTypeError("constant expression overflows or is undefined", span) from None
-        if isinstance(result, complex) or (isinstance(result, float) and not math.isfinite(result)):
-            raise LossTypeError("constant expression overflows or is undefined", span)
+        except OverflowError:
+            result = math.inf
+        except ValueError:  # math domain error
+            result = math.nan
+        why = (COMPLEX if isinstance(result, complex) else UNDEFINED if result != result
+               else OVERFLOW if math.isinf(result) else UNDERFLOW if result == 0 and nonzero else None)
+        if why:
+            shown = " ".join(f"({v!r})" if isinstance(v, (int, float)) and v < 0 else str(v) for v in (a, op, b))
+            raise LossTypeError(f"the constant {shown} {why}", span, None if why == COMPLEX else HINT)
         return result
 
     def _compare(self, op: str, left: Value, right: Value, span: Span) -> Value:
@@ -404,14 +415,16 @@ class Resolver:
         library_only = d.family != "user"
         defaults = Scope(f"the defaults of '{d.name}'", library_only=library_only)
         scope = Scope(f"'{d.name}'", library_only=library_only)
-        for p in d.params:
-            v = values[p.name]
-            scope.variables[p.name] = self.eval(v, defaults) if isinstance(v, A.Node) else v
-        self.frames.append(Frame(d.name, span, from_user))
+        self.frames.append(Frame(d.name, span, from_user))  # before the defaults: they may call d again
         try:
+            for p in d.params:
+                v = values[p.name]
+                scope.variables[p.name] = self.eval(v, defaults) if isinstance(v, A.Node) else v
             for b in d.body:
                 self._statement(b, scope)
-            return self.eval(d.result, scope)
+            result = self.eval(d.result, scope)
+            # a function's result may hold a pattern its parts could not (log_softmax's x - logsumexp(x))
+            return Tensor(fold_ops(self.graph, result.expr)) if isinstance(result, Tensor) else result
         except LossDSLError as e:
             if not (library_only and from_user and e.span is not None and e.span.file.startswith("stdlib/")):
                 raise

@@ -8,11 +8,12 @@ Each rule is declared once, as a pattern and its replacement. There are two kind
   longer product. The printer applies ``stabilize`` to every expression it prints (values and
   gradients), and the gradient pass differentiates the stabilized form, so a gradient is derived
   from ``softplus`` rather than from ``log(sigmoid)``.
-* ``OP_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` → ``logsumexp(a)``. In
+* ``OP_RULES`` and ``SHIFT_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` →
+  ``logsumexp(a)`` and ``a - logsumexp(a, keepdims=true)`` → ``log_softmax(a)``. In
   the IR, ``sum(exp(a))`` is a leaf symbol standing for a ``sum`` op whose operand is ``exp(a)``, so
   no SymPy pattern can see through it; the rule needs the graph and creates a new op. It must fire
   before the gradient pass (which walks a fixed list of ops), so the resolver applies
-  ``fold_ops`` to the result of every builtin call, as the IR is built; the ``sum`` op it bypassed
+  ``fold_ops`` to the result of every call, as the IR is built; the ``sum`` op it bypassed
   is then dead and never printed.
 
 SymPy itself already turns ``log(exp(a))`` into ``a`` for real ``a``, which is how
@@ -88,40 +89,36 @@ def as_clip(expr: sp.Basic) -> sp.Basic | None:
     return None
 
 
-# f(-a) in terms of f(a): where an expression holds both, one evaluation serves both, as in
-# binary cross-entropy from logits, y*softplus(-x) + (1 - y)*softplus(x), and its gradient
-REFLECTIONS: dict[type[sp.Function], Callable[[sp.Expr], sp.Expr]] = {
-    softplus: lambda a: softplus(a) - a,
-    sigmoid: lambda a: 1 - sigmoid(a),
-}
-
-
-def share_reflections(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with ``f(-a)`` written through ``f(a)`` wherever both occur (see REFLECTIONS)."""
-    for f, reflect in REFLECTIONS.items():
-        args = {call.args[0] for call in expr.atoms(f)}
-        # keep the argument without a leading minus: softplus(x), not softplus(-x)
-        pairs = {f(-a): reflect(a) for a in args if -a in args and (-a).could_extract_minus_sign()}
-        if pairs:
-            expr = expr.xreplace(pairs)
-    return expr
+def _reflected(arg: sp.Basic) -> tuple[sp.Basic, bool]:
+    """``(a, flipped)`` with ``arg = -a`` if flipped, else ``arg = a``: ``a`` without a leading minus,
+    so that f(x) and f(-x) meet under one key."""
+    return (-arg, True) if arg.could_extract_minus_sign() else (arg, False)
 
 
 def share_logistic(exprs: list[sp.Basic]) -> list[sp.Basic]:
-    """``exprs`` with ``softplus(a)`` and ``sigmoid(a)``, where both occur among them (the value and
-    the gradient of BCE from logits), written through one ``e = exp(-|a|)``: ``max(a, 0) + log1p(e)``
-    and ``where(a >= 0, 1, e)/(1 + e)``, each as stable as the helper it replaces, for a backend
-    that evaluates each helper on its own (NumPy): one exponential where there were two."""
-    calls = [c for e in exprs for c in e.atoms(softplus, sigmoid)]
-    both = {c.args[0] for c in calls if isinstance(c, softplus)} & {c.args[0] for c in calls if isinstance(c, sigmoid)}
-    if not both:
-        return exprs
+    """``exprs`` with the calls among ``softplus(±a)`` and ``sigmoid(±a)``, where two or more of them
+    occur (the value and the gradient of BCE and focal loss from logits), written through one
+    ``e = exp(-|a|)``: ``softplus(±a) = max(±a, 0) + log1p(e)``, ``sigmoid(a) = where(a >= 0, 1, e)/(1 + e)``
+    and ``sigmoid(-a) = where(a >= 0, e, 1)/(1 + e)``, each as accurate as the helper it replaces, for
+    a backend that evaluates each helper on its own (NumPy): one exponential where there were up to
+    four. Never ``softplus(-a) = softplus(a) - a`` or ``sigmoid(-a) = 1 - sigmoid(a)``: both cancel
+    where ``a`` is large (the first is 0 at a = 40 in float64, where the true value is 4e-18)."""
+    groups: dict[sp.Basic, set[sp.Basic]] = {}
+    for call in {c for e in exprs for c in e.atoms(softplus, sigmoid)}:
+        groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
     forms: dict[sp.Basic, sp.Basic] = {}
-    for a in both:
+    for a, calls in groups.items():
+        if len(calls) < 2:
+            continue
         e = sp.exp(-abs_(a))
-        forms[softplus(a)] = maximum(a, 0) + log1p(e)
-        forms[sigmoid(a)] = sp.Piecewise((sp.Integer(1), a >= 0), (e, True)) / (1 + e)
-    return [x.xreplace(forms) for x in exprs]
+        for call in calls:
+            flipped = _reflected(call.args[0])[1]
+            if isinstance(call, softplus):
+                forms[call] = maximum(-a if flipped else a, 0) + log1p(e)
+            else:
+                near, far = (e, sp.Integer(1)) if flipped else (sp.Integer(1), e)
+                forms[call] = sp.Piecewise((near, a >= 0), (far, True)) / (1 + e)
+    return [x.xreplace(forms) for x in exprs] if forms else exprs
 
 
 @dataclass(frozen=True)
@@ -136,6 +133,20 @@ class OpRule:
 
 OP_RULES: tuple[OpRule, ...] = (
     OpRule(sp.log, "sum", sp.exp, "logsumexp"),
+)
+
+
+@dataclass(frozen=True)
+class ShiftRule:
+    """``a - prim(a, keepdims=true)`` → ``replacement(a)``, the axis kept: computed as one op, the
+    difference of two large numbers (x and logsumexp(x) at logits of 1000) is never formed."""
+
+    prim: str
+    replacement: str
+
+
+SHIFT_RULES: tuple[ShiftRule, ...] = (
+    ShiftRule("logsumexp", "log_softmax"),
 )
 
 
@@ -253,9 +264,7 @@ def _spread(term: sp.Basic) -> list[sp.Basic] | None:
 
 def cancel_terms(expr: sp.Basic) -> sp.Basic:
     """A sum with its products by a sum distributed, where terms then cancel: fewer operations.
-    ``1/2 - (1 + sign(r))/2`` is ``-sign(r)/2`` (the quantile loss's gradient); the reflected BCE
-    ``y*(softplus(x) - x) + (1 - y)*softplus(x)`` is ``softplus(x) - x*y``, and its gradient
-    ``y*(sigmoid(x) - 1) + (1 - y)*sigmoid(x)`` is ``sigmoid(x) - y``. Only a product with one
+    ``1/2 - (1 + sign(r))/2`` is ``-sign(r)/2`` (the quantile loss's gradient). Only a product with one
     sum among its factors is distributed: that is neutral numerically (c*(a + b) and c*a + c*b
     lose the same where a + b cancels), while (x - a)*(x + a) → x² - a² would not be. The
     gradient pass builds under ``distribute(False)``, so SymPy leaves these apart on its own."""
@@ -269,8 +278,8 @@ def cancel_terms(expr: sp.Basic) -> sp.Basic:
 
 
 def stabilize(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every rule applied wherever its pattern matches, innermost first, its
-    reflected pairs shared, and terms that then cancel cancelled."""
+    """``expr`` with every rule applied wherever its pattern matches, innermost first, and terms
+    that then cancel cancelled."""
     stable = _stabilized(expr, *_evaluation())
     return expr if stable == expr else stable  # the caller's own object where nothing changed
 
@@ -290,7 +299,7 @@ _MEMO = 1 << 16
 
 @functools.lru_cache(maxsize=_MEMO)
 def _stabilized(expr: sp.Basic, *flags: bool) -> sp.Basic:
-    return _cancelled(share_reflections(_rules_applied(expr, *flags)), *flags)
+    return _cancelled(_rules_applied(expr, *flags), *flags)
 
 
 @functools.lru_cache(maxsize=_MEMO)
@@ -320,9 +329,14 @@ def _rebuilt(expr: sp.Basic, walk: Callable[..., sp.Basic], flags: tuple[bool, .
 
 
 def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every ``OP_RULES`` pattern replaced by its op (created in ``graph``)."""
+    """``expr`` with every ``OP_RULES`` and ``SHIFT_RULES`` pattern replaced by its op (created in ``graph``)."""
     replacements = {}
     for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Add):
+            shifted = _shifted(graph, node)
+            if shifted is not None:
+                replacements[node] = shifted
+                continue
         for rule in OP_RULES:
             if type(node) is not rule.outer or node.args[0] not in graph.op_of:
                 continue
@@ -330,3 +344,17 @@ def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:
             if isinstance(op, Apply) and op.prim == rule.prim and type(op.operands[0]) is rule.inner:
                 replacements[node] = graph.apply(rule.replacement, op.operands[0].args[0], **dict(op.params))
     return expr.xreplace(replacements) if replacements else expr
+
+
+def _shifted(graph: Graph, node: sp.Add) -> sp.Basic | None:
+    """``node`` as ``rest + replacement(a)`` where it holds ``a - prim(a, keepdims=true)`` of a
+    ``SHIFT_RULES`` entry (``rest`` the terms besides, usually none), else None."""
+    for term in node.args:
+        op = graph.op_of.get(-term)
+        rule = next((r for r in SHIFT_RULES if isinstance(op, Apply) and op.prim == r.prim), None)
+        if rule is None or not op.param("keepdims"):
+            continue
+        a, others = op.operands[0], set(sp.Add.make_args(node + (-term)))
+        if set(sp.Add.make_args(a)) <= others:
+            return node + (-term) - a + graph.apply(rule.replacement, a, axis=op.param("axis"))
+    return None

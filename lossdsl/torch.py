@@ -33,7 +33,7 @@ class LossModule(torch.nn.Module):
     def inputs(self) -> tuple[str, ...]:
         return self.loss.inputs
 
-    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def forward(self, /, *args: Any, **kwargs: Any) -> torch.Tensor:
         if len(args) > len(self.inputs):
             raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
                                f"got {len(args)} positional arguments")

@@ -5,6 +5,7 @@ import pytest
 import sympy as sp
 
 import lossdsl
+from lossdsl.analysis.evaluate import numpy_function
 from lossdsl.backend import BACKENDS
 from lossdsl.builtins import NATIVE_FORMS, abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
 from lossdsl.printer import ExprPrinter
@@ -25,13 +26,6 @@ REWRITTEN = [
     (x * sp.log(x), x * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
     (x**y * sp.log(x), x**y * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
     (y * x * sp.log(x), y * x * sp.log(sp.Piecewise((1, sp.Eq(x, 0)), (x, True)))),
-    # reflections: f(-a) beside f(a) is written through f(a), one evaluation for both
-    # (and terms that then cancel are cancelled: BCE from logits and its gradient)
-    (y * softplus(-x) + (1 - y) * softplus(x), softplus(x) - x * y),
-    (sigmoid(x) * sigmoid(y - x), sigmoid(x) * sigmoid(y - x)),  # not a reflection: y - x is not -x
-    ((1 - y) * sigmoid(x) - y * sigmoid(-x), sigmoid(x) - y),
-    (sigmoid(-x) * y + sigmoid(x), sigmoid(x) + y * (1 - sigmoid(x))),  # no term cancels: left as it is
-    (softplus(x - y) * softplus(y - x), softplus(x - y) * (softplus(x - y) - x + y)),
     # clip: one pass, and one mask as its derivative
     (minimum(maximum(x, sp.Rational(1, 10)), sp.Rational(9, 10)), clip(x, sp.Rational(1, 10), sp.Rational(9, 10))),
     (sp.log(minimum(maximum(x * y, -1), 3)), sp.log(clip(x * y, -1, 3))),
@@ -47,7 +41,11 @@ UNTOUCHED = [sp.log(x), sp.log(x + 2), sp.log(2 * x), sp.exp(x) + 1, sp.log(x * 
              maximum(minimum(x, 1), 0), minimum(maximum(x, 0), y),
              # distributing would add operations, or multiply two sums out ((x - y)(x + y) → x² - y²
              # cancels where the product does not)
-             sp.Mul(2, x + y, evaluate=False), y * (x + 1) + x, (x - y) * (x + y) + y**2]
+             sp.Mul(2, x + y, evaluate=False), y * (x + 1) + x, (x - y) * (x + y) + y**2,
+             # never reflected: softplus(-x) = softplus(x) - x and sigmoid(-x) = 1 - sigmoid(x) cancel
+             # for large x (BCE and focal loss from logits with label 1); share_logistic shares exp(-|x|)
+             y * softplus(-x) + (1 - y) * softplus(x), (1 - y) * sigmoid(x) - y * sigmoid(-x),
+             sigmoid(-x) * y + sigmoid(x), softplus(x - y) * softplus(y - x), sigmoid(x) * sigmoid(y - x)]
 
 
 def test_rules_are_idempotent():
@@ -55,6 +53,19 @@ def test_rules_are_idempotent():
     for before, _ in REWRITTEN:
         once = stabilize(before)
         assert stabilize(once) == once
+
+
+def test_shifted_logsumexp_becomes_log_softmax():
+    """x - logsumexp(x, keepdims=true), written in a function (log_softmax's own body in the library),
+    is one log_softmax op: the shifted logits minus their logsumexp, so float32 logits of 1000 keep
+    their low digits, and the gradient reads softmax as exp(log_softmax)."""
+    loss = lossdsl.compile("def ls(z):\n    return z - logsumexp(z, axis=1, keepdims=true)\nmean(ls(z))")
+    assert "_log_softmax(z, 1)" in loss.source and "_logsumexp(" not in loss.source
+    z = np.array([[1000.0, 1000.0, -1000.0], [0.5, -0.25, 1000.0]], dtype=np.float32)
+    want = np.mean([-np.log(2)] * 2 + [-2000 - np.log(2), -999.5, -1000.25, 0.0])
+    np.testing.assert_allclose(loss(z=z), want, rtol=1e-6)
+    grad = loss.grad("z")(z=z)  # softmax/6 minus 1/6 each row
+    np.testing.assert_allclose(grad, (1 - 3 * np.array([[0.5, 0.5, 0], [0, 0, 1]])) / 6, rtol=1e-6, atol=1e-9)
 
 
 def test_log_sum_exp_becomes_one_op():
@@ -79,6 +90,23 @@ def test_share_logistic_keeps_each_form_where_it_is_alone():
     assert len(both.atoms(sp.exp)) == 1 and not both.atoms(softplus, sigmoid)
 
 
+@pytest.mark.parametrize("calls", [(softplus(x), softplus(-x)), (sigmoid(-x), sigmoid(x)), (softplus(-x), sigmoid(-x)),
+                                   (softplus(x), softplus(-x), sigmoid(x), sigmoid(-x))], ids=str)
+def test_share_logistic_shares_reflected_calls_exactly(calls):
+    """f(x) and f(-x) share one exp(-|x|), each side computed without cancellation: compared with
+    mpmath at logits where softplus(x) - x or 1 - sigmoid(x) would lose every digit."""
+    import mpmath as mp
+    exprs = share_logistic(list(calls))
+    assert len({e for f in exprs for e in f.atoms(sp.exp)}) == 1 and not any(f.atoms(softplus, sigmoid) for f in exprs)
+    points = np.array([-745.0, -60.0, -40.0, -1.0, 0.0, 1.0, 40.0, 60.0, 745.0])
+    for call, shared in zip(calls, exprs):
+        got = numpy_function(shared, (x,))(points)  # printed by the NumPy backend
+        f = (lambda v: mp.log1p(mp.exp(v))) if isinstance(call, softplus) else (lambda v: 1 / (1 + mp.exp(-v)))
+        sign = -1 if call.args[0] == -x else 1
+        want = [float(f(sign * mp.mpf(v))) for v in points]
+        np.testing.assert_allclose(got, want, rtol=4e-16, atol=0, err_msg=str(shared))
+
+
 def test_clip_has_one_mask_as_its_derivative():
     """bce from probabilities clips them: its gradient holds one in-range mask, not two half-steps."""
     loss = lossdsl.compile("bce(y_true, y_pred)", backend="numpy")
@@ -88,15 +116,16 @@ def test_clip_has_one_mask_as_its_derivative():
 
 
 @pytest.mark.parametrize("call, once", [("bce(from_logits=true)", ("softplus(", "sigmoid(")),
-                                        ("cce(from_logits=true)", ("logsumexp(",)),
-                                        ("sparse_cce(from_logits=true)", ("logsumexp(",))])
+                                        ("cce(from_logits=true)", ("log_softmax(", "exp(")),
+                                        ("sparse_cce(from_logits=true)", ("log_softmax(", "exp("))])
 def test_lean_value_and_gradient(call, once):
-    """Each transcendental is evaluated once for the value and gradient together: softplus(-x) shares
-    softplus(x); cce without label smoothing computes no mean of log-probabilities just for its shape."""
+    """Each transcendental is evaluated once for the value and gradient together, softplus and sigmoid
+    once per sign of their argument (JAX: XLA fuses them; softplus(-x) = softplus(x) - x would cancel);
+    cce without label smoothing computes no mean of log-probabilities just for its shape."""
     body = lossdsl.compile(call, backend="jax")._c.writer.subset_module(("y_pred",)).split("def value_and_grad")[1]
     body = body.split("\ndef ")[0]
     for name in once:
-        assert body.count(name) == 1, (name, body)
+        assert body.count(name) == (2 if name in ("softplus(", "sigmoid(") else 1), (name, body)
     assert "_broadcast(" not in body  # no term kept for its shape alone
 
 

@@ -14,10 +14,11 @@ from ..builtins import PRIMITIVES, Shape
 from ..formula import render
 from ..ir import Apply, Graph, Input
 from .evaluate import elementary
-from .intervals import NONSMOOTH, SHAPES, Bounds, Interval
+from .intervals import NONSMOOTH, SHAPES, Bounds, Interval, local
 
 _T = sp.Dummy("t", real=True)  # the variable of g(u) in the derivative test, shared so that tests repeat
 
+_ORDER = (sp.StrictGreaterThan, sp.StrictLessThan, sp.GreaterThan, sp.LessThan)
 _JOIN = {frozenset({"convex"}): "convex", frozenset({"concave"}): "concave", frozenset({"affine"}): "affine"}
 _FLIP = {"convex": "concave", "concave": "convex"}
 
@@ -29,6 +30,21 @@ def _join(curvatures: list[str]) -> str:
         return "constant"
     kinds = kinds - {"affine"} or frozenset({"affine"})
     return _JOIN.get(kinds, "unknown")
+
+
+def decided(cond: sp.Basic, bounds: Bounds) -> bool | None:
+    """Whether a piece's condition holds everywhere on the domain (True), nowhere (False), or
+    neither (None), from the interval of ``lhs - rhs``."""
+    if cond in (sp.true, sp.false):
+        return bool(cond)
+    if not isinstance(cond, (*_ORDER, sp.Eq, sp.Ne)):
+        return None
+    lo, hi = bounds(cond.lhs - cond.rhs)
+    tests = {sp.StrictGreaterThan: (lo > 0, hi <= 0), sp.GreaterThan: (lo >= 0, hi < 0),
+             sp.StrictLessThan: (hi < 0, lo >= 0), sp.LessThan: (hi <= 0, lo > 0),
+             sp.Eq: (lo == hi == 0, lo > 0 or hi < 0), sp.Ne: (lo > 0 or hi < 0, lo == hi == 0)}
+    always, never = tests[type(cond)]
+    return True if always else False if never else None
 
 
 def _effective(mono: str, arg: Interval) -> str:
@@ -53,6 +69,14 @@ def _power_shape(p: sp.Expr, base: Interval) -> Shape:
     return Shape()
 
 
+def _valued(op: Apply) -> list[sp.Expr]:
+    """The operands whose values an op's value depends on: not those it takes only the shape or
+    integer labels of ("static", as the losses that per-sample weights are matched to)."""
+    spec = PRIMITIVES.get(op.prim)
+    monotone = spec.shape.monotone if spec is not None else ()
+    return [o for k, o in enumerate(op.operands) if k >= len(monotone) or monotone[k] != "static"]
+
+
 @lru_cache(maxsize=512)
 def _derivative(g: sp.Expr, t: sp.Symbol, n: int) -> sp.Expr:
     """``d^n g / dt^n`` with the factors free of ``t`` kept outside: SymPy's product rule over a
@@ -69,7 +93,7 @@ class Analysis:
         self.x = next((s for s, op in graph.op_of.items() if isinstance(op, Input) and op.name == x), sp.Symbol(x))
         self.depends: set[sp.Symbol] = set()
         for sym, op in graph.op_of.items():
-            if sym == self.x or (isinstance(op, Apply) and any(s in self.depends for o in op.operands
+            if sym == self.x or (isinstance(op, Apply) and any(s in self.depends for o in _valued(op)
                                                                 for s in o.free_symbols)):
                 self.depends.add(sym)
         self._failures: list[tuple[sp.Basic, str]] = []  # rendered only when reported
@@ -159,6 +183,11 @@ class Analysis:
     def _apply(self, e: sp.Basic, shape: Shape, args: list[sp.Expr], name: str) -> str:
         """The composition rule: f convex, each argument affine, or convex where f increases, or
         concave where f decreases (mirrored for concave f, signs applied for affine f)."""
+        here = local(shape, [self.bounds(a) for a in args])
+        if here is None:
+            lo, hi = shape.domain
+            return self._fail(e, f"{name} is studied for arguments in [{lo:g}, {hi:g}] only")
+        shape = here
         curv = [self.of(a) if self.dep(a) else "constant" for a in args]
         monos = [*shape.monotone, *[""] * (len(args) - len(shape.monotone))]
         live = [(c, _effective(m, self.bounds(a))) for c, a, m in zip(curv, args, monos)
@@ -190,16 +219,78 @@ class Analysis:
         return _join(results)
 
     def _piecewise(self, e: sp.Piecewise) -> str:
+        e = self._taken(e)
+        if not isinstance(e, sp.Piecewise):
+            return self.of(e)
         pieces = [self.of(piece) for piece, _ in e.args]
         if not any(self.dep(c) for _, c in e.args):  # each element takes one piece, whatever x is
             got = _join(pieces) if "unknown" not in pieces else "unknown"
             if set(pieces) - {"constant", "affine"} == {"convex", "concave"}:
                 got = "unknown"
             return got if got != "unknown" else self._fail(e, "pieces of different curvature")
+        face = self._on_a_face(e)
+        if face is not None:
+            return face
         kinds = set(pieces) - {"constant", "affine"}
         if len(kinds) != 1 or not self._glued(e):
             return self._fail(e, "a piecewise definition whose conditions depend on the input")
         return kinds.pop()
+
+    def _taken(self, e: sp.Piecewise) -> sp.Expr:
+        """``e`` without the pieces whose condition is false on the whole domain (by intervals),
+        and ending at the first whose condition is true there; one piece left is that piece."""
+        kept = []
+        for piece, cond in e.args:
+            holds = decided(cond, self.bounds)
+            if holds is False:
+                continue
+            kept.append((piece, sp.true if holds else cond))
+            if holds:
+                break
+        if len(kept) == 1 and kept[0][1] == sp.true:
+            return kept[0][0]
+        return e if len(kept) == len(e.args) else sp.Piecewise(*kept) if kept else sp.nan
+
+    def _on_a_face(self, e: sp.Piecewise) -> str | None:
+        """``where(d > 0, g, h)`` with ``d >= 0`` on the domain and everything a function of one
+        affine ``u``: ``h`` is taken only on the face ``d = 0`` (as ``0 log 0 = 0`` in KL). The
+        whole is as convex as ``g`` if ``h`` there is at least ``g``'s limit (concave: at most)."""
+        if len(e.args) != 2 or e.args[1][1] != sp.true or not isinstance(e.args[0][1], _ORDER):
+            return None
+        (first, cond), (second, _) = e.args
+        d = cond.lhs - cond.rhs
+        lo, hi = self.bounds(d)
+        # which piece is taken off the face, and on which side of it
+        sides = {(sp.StrictGreaterThan, lo == 0): (first, second, 1), (sp.StrictLessThan, hi == 0): (first, second, -1),
+                 (sp.GreaterThan, hi == 0): (second, first, -1), (sp.LessThan, lo == 0): (second, first, 1)}
+        found = sides.get((type(cond), True))
+        leaves = {s for s in e.free_symbols if s in self.depends}
+        if found is None or len(leaves) != 1:
+            return None
+        inner, on_face, side = found
+        (u,) = leaves
+        slope = sp.diff(d, u)
+        if self.of(u) != "affine" or not slope.is_number or slope == 0 or sp.diff(d, u, 2) != 0:
+            return None
+        curvature = self.of(inner)
+        if curvature not in ("convex", "concave", "affine"):
+            return None
+        at = sp.solve(d, u)
+        if len(at) != 1:
+            return None
+        t = sp.Dummy("t", real=True)
+        try:
+            limit = sp.limit(elementary(inner).xreplace({u: t}), t, at[0], "+" if side * slope > 0 else "-")
+        except (NotImplementedError, ValueError, TypeError):
+            return None
+        if not limit.is_finite or limit.has(sp.Limit):
+            return None
+        gap = self.bounds(on_face.xreplace({u: at[0]}) - limit)
+        if curvature != "concave" and gap[0] >= 0:
+            return "convex" if curvature == "convex" or gap[1] > 0 else "affine"
+        if curvature != "convex" and gap[1] <= 0:
+            return "concave" if curvature == "concave" or gap[0] < 0 else "affine"
+        return None
 
     def _glued(self, e: sp.Piecewise) -> bool:
         """Whether every piece meets every other with equal value and slope where a condition

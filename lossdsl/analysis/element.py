@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from ..builtins import INF
+from ..builtins import INF, PRIMITIVES
 from ..formula import render
 from ..ir import Apply
 from .curvature import Analysis
 from .evaluate import elementary, numpy_function, value_at
-from .intervals import FULL, NONSMOOTH, SHAPES, Interval
+from .intervals import FULL, NONSMOOTH, SHAPES, Bounds, Interval
 
 if TYPE_CHECKING:
     from ..compiled import CompiledLoss
@@ -35,8 +35,41 @@ class Element:
     symbolic: sp.Expr  # the rendered term, over the inputs' plain symbols
 
 
-def _term(an: Analysis, e: sp.Expr) -> sp.Expr | None:
-    """The operand of the reductions that ``e`` sums or averages ``x`` through, if elementwise."""
+def _transparent(op: Apply) -> bool:
+    """Whether the op's value, as math, is its operand 0's (a range check, a broadcast)."""
+    spec = PRIMITIVES.get(op.prim)
+    return spec is not None and spec.formula is not None and spec.formula(*op.operands) == op.operands[0]
+
+
+def _values(an: Analysis, e: sp.Expr) -> sp.Expr:
+    """``e`` with each dependent op that passes its operand's value through (``within``, the
+    per-sample weights' broadcast) replaced by that operand: the element's value is studied."""
+    while True:
+        plain = {s: an.graph.op_of[s].operands[0] for s in e.free_symbols
+                 if s in an.depends and s != an.x and _transparent(an.graph.op_of[s])}
+        if not plain:
+            return e
+        e = e.xreplace(plain)
+
+
+def _positive(an: Analysis, held: Bounds, scale: sp.Expr) -> bool | None:
+    """Whether a reduction's factor is positive (True) or negative (False): by the inputs' ranges,
+    or else at the values the other inputs are held at (a weighted mean's 1/sum(w))."""
+    for bounds in (an.bounds, held):
+        lo, hi = bounds(scale)
+        if lo >= 0 < hi:
+            return True
+        if hi <= 0 > lo:
+            return False
+    return None
+
+
+def _term(an: Analysis, held: Bounds, e: sp.Expr) -> sp.Expr | None:
+    """The operand of the reductions that ``e`` sums or averages ``x`` through, if elementwise
+    (``e`` itself if it is elementwise in ``x``, as with ``reduction="none"``)."""
+    e = _values(an, e)
+    if all(s == an.x or s not in an.depends for s in e.free_symbols):
+        return e
     terms = [a for a in sp.Add.make_args(sp.expand(e, deep=False, mul=True, multinomial=False)) if an.dep(a)]
     inner = []
     for term in terms:
@@ -48,20 +81,17 @@ def _term(an: Analysis, e: sp.Expr) -> sp.Expr | None:
         op = an.graph.op_of[leaf]
         if an.dep(scale) or not isinstance(op, Apply) or op.prim not in ("sum", "mean"):
             return None
-        lo, hi = an.bounds(scale)
-        if hi < 0:  # -mean(l): a reduction takes a minus sign out of its operand (builtins._reduction)
+        positive = _positive(an, held, scale)
+        if positive is False:  # -mean(l): a reduction takes a minus sign out of its operand (builtins._reduction)
             scale, operand = -scale, -op.operands[0]
-        elif lo > 0:
+        elif positive:
             operand = op.operands[0]
         else:
             return None
         inner.append((op.prim, scale, operand))
     if not inner or len({kind for kind, _, _ in inner}) != 1:
         return None
-    body = sp.Add(*(s * o if len(inner) > 1 else o for _, s, o in inner))
-    if all(s == an.x or s not in an.depends for s in body.free_symbols):
-        return body
-    return _term(an, body)
+    return _term(an, held, sp.Add(*(s * o if len(inner) > 1 else o for _, s, o in inner)))
 
 
 @lru_cache(maxsize=64)
@@ -69,22 +99,41 @@ def _exact(v: float) -> sp.Expr:
     return sp.nsimplify(v)
 
 
+def _typical(interval: Interval) -> float:
+    lo, hi = interval
+    return 1.0 if lo <= 1 <= hi else (lo + hi) / 2 if hi < INF else lo + 1
+
+
+def _within_domains(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> Interval:
+    """``domain`` narrowed to where each builtin that declares a domain (lgamma: x > 0) has its
+    argument inside it, for arguments ``a*t + b``."""
+    lo, hi = domain
+    for call in sp.preorder_traversal(expr):
+        shape = SHAPES.get(type(call))
+        if shape is None or shape.domain == FULL or len(call.args) != 1 or t not in call.args[0].free_symbols:
+            continue
+        arg = call.args[0]
+        a, b = sp.diff(arg, t), arg.subs(t, 0)
+        if not (a.is_number and b.is_number and a != 0 and sp.diff(arg, t, 2) == 0):
+            continue
+        ends = sorted((float(end) - float(b)) / float(a) for end in shape.domain)
+        lo, hi = max(lo, ends[0]), min(hi, ends[1])
+    return lo, hi
+
+
 def element(an: Analysis, loss: CompiledLoss) -> Element | None:
-    body = _term(an, loss.root)
+    held = {name: _typical(an.ranges.get(name, FULL)) for name in loss.inputs}
+    body = _term(an, Bounds(an.graph, {n: (v, v) for n, v in held.items()}), loss.root)
     if body is None:
         return None
     t = sp.Symbol("t", real=True)
-    held: dict[str, float] = {}
-    for name in loss.inputs:
-        lo, hi = an.ranges.get(name, FULL)
-        held[name] = 1.0 if lo <= 1 <= hi else (lo + hi) / 2 if hi < INF else lo + 1
     symbolic = render(an.graph, body)
     # one pass over the tree (subs with a dict makes one per input)
     plain = symbolic.xreplace({sp.Symbol(n): (t if n == str(an.x) else _exact(v)) for n, v in held.items()})
     plain = plain.replace(lambda a: isinstance(a, sp.core.function.AppliedUndef), lambda a: sp.Integer(1))
     plain = plain.xreplace({s: sp.Integer(1) for s in plain.free_symbols if s != t})
-    return Element(plain, t, an.ranges.get(str(an.x), FULL), {k: v for k, v in held.items() if k != str(an.x)},
-                   symbolic)
+    domain = _within_domains(plain, t, an.ranges.get(str(an.x), FULL))
+    return Element(plain, t, domain, {k: v for k, v in held.items() if k != str(an.x)}, symbolic)
 
 
 def smoothness(el: Element) -> dict[str, Any]:
@@ -174,15 +223,19 @@ def _robustness(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> dict[str, Any]
 
 def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
     """Bounded below, non-negative (proved by intervals on the whole loss, or seen numerically),
-    and the minimum of the per-element loss with its place."""
+    the minimum of the per-element loss with its place, and its maximum (None: unbounded above)."""
     best, place, attained, below = _lowest(el.expr, el.t, el.domain)
+    top, _, _, above = _lowest(-el.expr, el.t, el.domain)
     proved = an.bounds(root)[0] >= 0
     best = round(best, 10) + 0.0
-    return {"bounded_below": bool(below), "nonnegative": bool(proved or (below and best >= -1e-9)),
-            "nonnegative_proved": bool(proved), "minimum": best if below else None,
-            "attained": attained if below else False,
-            "argmin": (round(place, 6) + 0.0 if isinstance(place, float) else place) if below else None,
-            "held": el.held}
+    out = {"bounded_below": bool(below), "nonnegative": bool(proved or (below and best >= -1e-9)),
+           "nonnegative_proved": bool(proved), "minimum": best if below else None,
+           "attained": attained if below else False,
+           "argmin": (round(place, 6) + 0.0 if isinstance(place, float) else place) if below else None,
+           "maximum": round(-top, 10) + 0.0 if above else None, "held": el.held}
+    if el.domain != an.ranges.get(str(an.x), FULL):  # narrowed to a builtin's domain
+        out["domain"] = [None if abs(v) == INF else v for v in el.domain]
+    return out
 
 
 @lru_cache(maxsize=128)
@@ -195,7 +248,8 @@ def _lowest(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> tuple[float, float
         grid = np.linspace(lo, hi, 401)
     else:
         offsets = np.logspace(-4, 3, 200)
-        grid = np.concatenate([centre - offsets[::-1], [centre], centre + offsets])
+        ends = [v for v in (lo, hi) if abs(v) < INF]  # where the value may run off (-log at 0)
+        grid = np.unique(np.concatenate([centre - offsets[::-1], [centre], centre + offsets, ends]))
         grid = grid[(grid >= lo) & (grid <= hi)]
     f = numpy_function(expr, (t,))
 
@@ -216,14 +270,19 @@ def _lowest(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> tuple[float, float
     if math.isfinite(refined) and refined <= best:
         best, place = refined, float((a + b) / 2)
     tails = {}
-    attained = True
+    attained, endless = True, False
     for name, s in (("+inf", 1), ("-inf", -1)):
         if (hi if s > 0 else -lo) == INF:
             # still falling at the grid's end (softplus(-x) there is below float precision, its
             # slope, -sigmoid(-x), is not): the infimum lies at infinity
             falling = sp.N(elementary(sp.diff(expr, t)).subs(t, sp.Float(grid[-1 if s > 0 else 0])), 30) * s
-            tails[name] = value_at(expr, t, s * sp.Integer(10) ** 12)
+            far = [value_at(expr, t, s * sp.Integer(10) ** k) for k in (8, 12, 16)]
+            tails[name] = far[1]
             if falling.is_real and falling < 0 and tails[name] <= best + 1e-9 * (1 + abs(best)):
                 best, place, attained = tails[name], name, False
-    below = all(v > -1e6 for v in tails.values()) and math.isfinite(best)
+                # falling by as much from 1e12 to 1e16 as from 1e8 to 1e12 (-log): without end
+                drop = far[1] - far[2]
+                endless = endless or (drop > 1e-9 * (1 + abs(far[1])) and drop >= 0.5 * (far[0] - far[1]))
+    below = (all(v > -1e6 for v in tails.values()) and math.isfinite(best) and not endless
+             and not np.any(values == -np.inf))
     return best, place, attained, below

@@ -30,6 +30,9 @@ def value_at(e: sp.Expr, t: sp.Symbol, at: sp.Expr) -> float:
     outermost function application is evaluated once, to 60 digits, and the arithmetic around them
     then: a product's derivative holds its n factors n times over."""
     tree = elementary(e)
+    # an exact 10**12 would make c**t an exact integer of 10**12 digits; a root such as
+    # 13*sqrt(6*exp(2/5) - 6)/20 is evaluated first
+    at = sp.Float(sp.N(at, 70), 60)
     calls = {f: sp.N(f.subs(t, at), 60) for f in _outermost_calls(tree) if t in f.free_symbols}
     v = sp.N(tree.xreplace(calls).subs(t, at), 30)
     try:

@@ -69,7 +69,7 @@ def table(result: dict[str, Any]) -> str:
                                   f"{'' if rng['attained'] else ' (approached, not attained)'}"))
         lik = r["likelihood"]
         rows.append(("likelihood", f"{lik['distribution']} NLL ({lik['parameter']} = {x})" if lik else "none found"))
-        rows.append(("hessian", f"{r['hessian']['per_element']}" +
+        rows.append(("hessian", f"{r['hessian']['per_element'] or 'not available'}" +
                      ("" if r["hessian"]["diagonal"] else f"  (full: {r['hessian']['full']})")))
         lines.append(f"\nwith respect to {x}:")
         lines += [f"  {k:<11} {v}" for k, v in rows]

@@ -3,6 +3,7 @@ are checked to lie in and the range, monotonicity and sign that every builtin de
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import sympy as sp
@@ -22,8 +23,26 @@ def _mul(a: Interval, b: Interval) -> Interval:
     return min(prods), max(prods)
 
 
+def local(shape: Shape, args: list[Interval]) -> Shape | None:
+    """What ``shape`` declares for arguments in ``args``: its first piece that holds the (one)
+    argument's interval, or the shape itself; None where the argument may leave its domain."""
+    if not args:
+        return shape
+    (a, b) = args[0]
+    if shape.domain != FULL and not (shape.domain[0] <= a and b <= shape.domain[1]):
+        return None
+    for lo, hi, curvature, monotone in shape.pieces:
+        if lo <= a and b <= hi:
+            return dataclasses.replace(shape, curvature=curvature, monotone=(monotone,))
+    return shape
+
+
 def _image(cls: type, shape: Shape, args: list[Interval]) -> Interval:
     """The range of an elementwise function over argument intervals, from its declared shape."""
+    here = local(shape, args)
+    if here is None:
+        return FULL
+    shape = here
     lo, hi = shape.range
 
     def at(point: tuple[float, ...], fallback: float) -> float:
@@ -55,6 +74,11 @@ def _image(cls: type, shape: Shape, args: list[Interval]) -> Interval:
 def _reciprocal(a: Interval) -> Interval:
     if a[0] > 0 or a[1] < 0:
         return (1 / a[1] if a[1] != INF and a[1] != -INF else 0.0, 1 / a[0] if abs(a[0]) != INF else 0.0)
+    # an interval that ends at 0: 1/t over the rest of it, to the infinity that t -> 0 approaches
+    if a[0] == 0 < a[1]:
+        return (1 / a[1] if a[1] != INF else 0.0, INF)
+    if a[0] < 0 == a[1]:
+        return (-INF, 1 / a[0] if a[0] != -INF else 0.0)
     return FULL
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from ..builtins import PRIMITIVES
+from ..errors import LossDSLError
 from ..ir import Apply
 from .counterexample import counterexample
 from .curvature import Analysis
@@ -56,7 +57,11 @@ def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> d
         report.update(per_element=sp.sstr(el.symbolic), smoothness=smoothness(el), robustness=robustness(el),
                       range=value_range(el, an, loss.root))
     report["likelihood"] = likelihood(loss, x, ranges)
-    report["hessian"] = {"per_element": sp.sstr(loss.hessian_formula(x)), "diagonal": el is not None,
+    try:
+        per_element = sp.sstr(loss.hessian_formula(x))
+    except LossDSLError:  # an op with no second derivative rule (CTC's gradient)
+        per_element = None
+    report["hessian"] = {"per_element": per_element, "diagonal": el is not None,
                          "full": f"CompiledLoss.hessian({x!r})"}
     return report
 

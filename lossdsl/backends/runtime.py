@@ -78,6 +78,14 @@ def _logsumexp(x, axis, keepdims):
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
+def _log_softmax(x, axis):
+    # the shifted logits minus their logsumexp: x - logsumexp(x) would lose the low digits of both
+    # at logits of 1000 (float32's ulp there is 6e-5)
+    m = xp.max(x, axis=axis, keepdims=True)
+    s = x - xp.where(xp.isfinite(m), m, 0)
+    return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
+
+
 def _extremum_share(x, axis, kind):
     """1/k where ``x`` attains its max (``kind="max"``) or min over ``axis`` k times, else 0."""
     best = (xp.amax if kind == "max" else xp.amin)(x, axis=axis, keepdims=True)
@@ -123,6 +131,24 @@ def _within(x, lower, upper, integer, label):
     return x
 
 
+def _in_range(stats, lower, upper):
+    """Whether (min, max, size) statistics of an array lie in [lower, upper] (None: no bound); an
+    empty array does, NaN does not. For traced values, where ``_within`` cannot check."""
+    lo, hi, size = stats
+    ok = True
+    if size and lower is not None:
+        ok = ok & (lo >= lower)
+    if size and upper is not None:
+        ok = ok & (hi <= upper)
+    return ok
+
+
+def _nan_unless(ok, x):
+    """``x``, or NaN throughout where ``ok`` (one flag) is false: traced code cannot raise, and a
+    failed check must not pass for a plausible number."""
+    return xp.where(ok, x, xp.nan)
+
+
 def _per_sample_shape(w_shape, shape, label="the weights"):
     """How weights of ``w_shape`` line up with losses of ``shape``, as Keras matches sample weights:
     trailing axes of length 1 beyond the losses' rank are dropped ((N, 1) weights on N per-sample
@@ -159,6 +185,14 @@ def _check_labels(labels, n, label):
                          f"{_scalar(xp.min(labels))} to {_scalar(xp.max(labels))}")
 
 
+def _check_size(elements, label):
+    """Before an array whose size the inputs set is allocated: at most 2^28 elements (2 GiB of
+    float64), rather than a MemoryError or an out-of-memory kill part way through."""
+    if elements > 1 << 28:
+        raise ValueError(f"{label}: the result would hold {elements} elements, more than 2^28 (2 GiB of "
+                         "float64); pass fewer labels or classes at a time")
+
+
 def _take(x, labels, axis, label):
     _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
@@ -174,6 +208,7 @@ def _take_vjp(g, labels, shape, axis):
 
 def _one_hot(labels, depth, dt, label):
     _check_labels(labels, depth, label)
+    _check_size(xp.size(labels) * depth, label)
     return xp.asarray(xp.expand_dims(labels, -1) == xp.arange(depth), dtype=dt)
 
 
@@ -251,6 +286,11 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
                          f"target_lengths[b] entries of each row b; got {_scalar(targets[b, s])} at sample {b}, "
                          f"position {s}")
     return out[0], out[1], ok & ~xp.any(bad, axis=1)
+
+
+def _ctc_passes(log_probs, targets, input_lengths, target_lengths, blank, labels):
+    """Whether every sample's targets and lengths are in range (shapes raise, as always)."""
+    return xp.all(_ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels)[2])
 
 
 def _ctc_tables(log_probs, targets, target_lengths, blank):
