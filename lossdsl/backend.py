@@ -55,6 +55,9 @@ class Backend:
     # call-time checks read value ranges that the generated code returns (it runs under jit, where
     # values are unknown as it runs) rather than checking as it goes
     fused_checks: bool = False
+    # array libraries whose arrays it refuses as inputs (input_values.py): a torch tensor reaches
+    # NumPy or JAX only through .numpy(), which fails for one that requires grad or lives on a GPU
+    foreign: tuple[str, ...] = ()
 
     @property
     def package(self) -> str:
@@ -162,9 +165,9 @@ def loss(*, {args}):
 
 NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
                      (("where", "_where"),),  # np.where branches per element: a branch-free select
-                     scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True)
+                     scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True, foreign=("torch",))
 JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime",
-                 wired=True, fused_checks=True)
+                 wired=True, fused_checks=True, foreign=("torch",))
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
                      (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule", wired=True)

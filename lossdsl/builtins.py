@@ -370,7 +370,7 @@ def _vjp_constant(g, op, out, ct):
 
 def _vjp_per_sample_vjp(g, op, out, ct):
     _, w, like = op.operands
-    return (g.apply("per_sample", ct, like), None, None)
+    return (g.apply("per_sample", ct, like, label="a cotangent"), None, None)
 
 
 def _vjp_matmul_vjp_a(g, op, out, ct):  # out = g_out @ b^T, linear in g_out and in b
@@ -445,7 +445,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("sum", {"numpy": "np.sum(" + _REDUCE + ")", "jax": "jnp.sum(" + _REDUCE + ")",
                        "torch": "torch.sum(" + _TORCH_REDUCE + ")"}, _vjp_sum,
               shape=Shape("affine", ("increasing",), range_of="sign"), rank=_reduced),
-    Primitive("mean", {"numpy": "np.mean(" + _REDUCE + ")", "jax": "jnp.mean(" + _REDUCE + ")",
+    Primitive("mean", {"numpy": "_mean(" + _REDUCE + ")", "jax": "jnp.mean(" + _REDUCE + ")",
                         "torch": "torch.mean(" + _TORCH_REDUCE + ")"}, _vjp_mean,
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_reduced),
     Primitive("max", {"numpy": "np.max(" + _REDUCE + ")", "jax": "jnp.max(" + _REDUCE + ")",
@@ -473,7 +473,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {integer}, {label})"), _vjp_within,
               doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent,
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_same),
-    Primitive("per_sample", _everywhere("_per_sample({0}, {shape1})"),
+    Primitive("per_sample", _everywhere("_per_sample({0}, {shape1}, {label})"),
               _vjp_per_sample, doc="per-sample values (leading axis) broadcast against operand 1",
               formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
     Primitive("per_sample_vjp", _everywhere("_per_sample_vjp({0}, {shape1}, {shape2})"), _vjp_per_sample_vjp,
@@ -599,7 +599,7 @@ def _within(a: Args) -> Tensor:
 
 
 def _per_sample(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("per_sample", a.tensor("w"), a.tensor("like")))
+    return Tensor(a.graph.apply("per_sample", a.tensor("w"), a.tensor("like"), label=a.describe_input("w")))
 
 
 def _one_hot(a: Args) -> Tensor:

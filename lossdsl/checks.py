@@ -134,12 +134,20 @@ def _shape_conflict(message: str, shapes: dict[str, tuple[int, ...] | None]) -> 
     return None
 
 
+# how NumPy, JAX and torch say that a max or min met an empty axis (the inputs may well broadcast)
+_EMPTY_REDUCTION = ("zero-size array to reduction operation", "to have non-zero size")
+
+
 def _explain(message: str, inputs: dict[str, Any]) -> str:
     """A message that names the inputs: ours already do; an array library's error about shapes,
     raised deep inside the generated code, is prefixed with the inputs' shapes."""
     if "input '" in message or "inputs '" in message:  # ours (see Args.describe_input)
         return message
     shapes = _shapes(inputs)
+    if any(m in message for m in _EMPTY_REDUCTION):
+        empty = ", ".join(f"'{n}' (shape {s})" for n, s in shapes.items() if s is not None and 0 in s)
+        return (f"the loss takes a max or min over an axis that the empty inputs {empty} leave empty: "
+                f"a max of nothing has no value, in NumPy either ({message})")
     conflict = _shape_conflict(message, shapes)
     if conflict is not None:
         return conflict

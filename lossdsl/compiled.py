@@ -24,6 +24,7 @@ from .codegen import load_module
 from .errors import InputError, LossDSLError, did_you_mean
 from .formula import render
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
+from .input_values import check_values
 from .ir import Graph
 from .pipeline import Compilation, build, read_source
 
@@ -113,11 +114,16 @@ class CompiledLoss:
         return fn
 
     def _check(self, kwargs: dict[str, Any], fused: bool = False) -> None:
-        """Input names; JAX: the checks' statistics from ``_checks`` (unless the function about to
-        run returns them itself: ``fused``)."""
-        check_names(self.inputs, kwargs)
+        """Input names and kinds; JAX: the checks' statistics from ``_checks`` (unless the function
+        about to run returns them itself: ``fused``)."""
+        self._check_inputs(kwargs)
         if self._checks_fn is not None and not fused:
             self._check_stats(reporting_input_errors(self._checks_fn, kwargs))
+
+    def _check_inputs(self, kwargs: dict[str, Any]) -> None:
+        """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
+        check_names(self.inputs, kwargs)
+        check_values(kwargs, self.backend, self._c.backend.foreign)
 
     def _check_stats(self, stats: Any) -> None:
         # under someone's jit the values are unknown: the generated code returns NaN if a check fails
@@ -185,6 +191,7 @@ class CompiledLoss:
 
         def hvp(direction: Any, /, **inputs: Any) -> Any:  # an input may be called 'direction'
             self._check(inputs)
+            check_values({"direction": direction}, self.backend, self._c.backend.foreign)
             return reporting_input_errors(fn, {**inputs, DIRECTION: direction})
         return hvp
 
@@ -205,6 +212,7 @@ class CompiledLoss:
         hvp = self.hvp(wrt)
 
         def hessian(**inputs: Any) -> Any:
+            self._check_inputs(inputs)  # before NumPy reads the input
             x = np.asarray(inputs[wrt])
             rows = [np.asarray(hvp(np.eye(1, x.size, k, dtype=x.dtype).reshape(x.shape), **inputs))
                     for k in range(x.size)]

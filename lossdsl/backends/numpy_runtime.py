@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .runtime import _sum_to
+from .runtime import _count, _sum_to
 
 
 def _float_dtype(*xs):
@@ -16,6 +16,14 @@ def _as_float(x, dt):
     x = (x if np.issubdtype(x.dtype, np.floating) else x.astype(dt)).view()
     x.flags.writeable = False  # read-only, and so is every view of it: _fit tells it from a result
     return x
+
+
+def _mean(x, axis, keepdims):
+    """``np.mean``, but a mean of nothing is NaN (as NumPy's) without its "Mean of empty slice" warning."""
+    x = np.asarray(x)
+    if x.size:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
 
 
 def _out(x, dt):

@@ -101,13 +101,15 @@ def _inside(x, lo, hi):
 
 
 def _count(shape, axis):
-    """How many elements a reduction over ``axis`` (or all of them) combines."""
+    """How many elements a reduction over ``axis`` (or all of them) combines; NaN for none, so that
+    the gradient of a mean of nothing (which is NaN) is NaN times an empty array, not 1/0."""
     if axis is None:
         n = 1
         for d in shape:
             n *= d
-        return n
-    return shape[axis]
+    else:
+        n = shape[axis]
+    return n if n else float("nan")
 
 
 def _expand_dims(g, shape, axis, dtype=None):
@@ -147,16 +149,32 @@ def _nan_unless(ok, x):
     return xp.where(ok, x, xp.nan)
 
 
-def _per_sample(w, shape):
-    """One value per sample (the leading axis), broadcast against an array of ``shape``."""
+def _per_sample_shape(w_shape, shape, label="the weights"):
+    """How weights of ``w_shape`` line up with losses of ``shape``, as Keras matches sample weights:
+    trailing axes of length 1 beyond the losses' rank are dropped ((N, 1) weights on N per-sample
+    losses), then the weights take the leading axes and must broadcast to ``shape`` without growing
+    it: never an outer product of weights and losses."""
+    w_shape, shape = tuple(w_shape), tuple(shape)
+    matched = w_shape
+    while len(matched) > len(shape) and matched[-1] == 1:
+        matched = matched[:-1]
+    padded = matched + (1,) * (len(shape) - len(matched))
+    if len(padded) != len(shape) or any(a != 1 and a != b for a, b in zip(padded, shape)):
+        raise ValueError(f"{label} holds weights of shape {w_shape}, which do not match the losses they weigh, "
+                         f"of shape {shape}: give one weight per sample (shape {shape[:1]} or {shape[:1] + (1,)}), "
+                         f"one per loss (shape {shape}), or a single number")
+    return padded
+
+
+def _per_sample(w, shape, label="the weights"):
+    """Weights matched to losses of ``shape`` (see _per_sample_shape) and broadcast to it."""
     w = _typed(w)
-    w = xp.reshape(w, xp.shape(w) + (1,) * (len(shape) - xp.ndim(w)))
-    return xp.broadcast_to(w, xp.broadcast_shapes(xp.shape(w), tuple(shape)))
+    return xp.broadcast_to(xp.reshape(w, _per_sample_shape(xp.shape(w), shape, label)), tuple(shape))
 
 
 def _per_sample_vjp(g, w_shape, shape):
-    padded = tuple(w_shape) + (1,) * (len(shape) - len(w_shape))
-    g = _sum_to(xp.broadcast_to(_typed(g), xp.broadcast_shapes(padded, tuple(shape))), padded)
+    padded = _per_sample_shape(w_shape, shape)
+    g = _sum_to(xp.broadcast_to(_typed(g), tuple(shape)), padded)
     return xp.reshape(g, tuple(w_shape))
 
 

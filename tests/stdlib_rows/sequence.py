@@ -61,7 +61,7 @@ def ctc_nll(xp, log_probs, targets, input_lengths, target_lengths, blank=0, zero
             out.append(-reduce(xp.logaddexp, ends))
         else:
             out.append(0.0 if zero_infinity else np.inf)
-    return xp.stack([xp.asarray(v, dtype=log_probs.dtype) for v in out])
+    return xp.stack([xp.asarray(v, dtype=log_probs.dtype) for v in out]) if out else xp.zeros(0, log_probs.dtype)
 
 
 def ctc_reduced(xp, reduction, log_probs, targets, input_lengths, target_lengths, **options):
