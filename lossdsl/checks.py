@@ -20,9 +20,11 @@ CHECKED = {"within": 0, "take": 1, "one_hot": 0}  # op -> the operand whose valu
 
 
 def checked_ops(graph: Graph, root: sp.Expr) -> tuple[Apply, ...]:
-    """The ops whose call-time checks read values (ranges, labels) that ``root`` depends on."""
+    """The ops whose call-time checks read values (ranges, labels) that ``root`` depends on; a
+    constant was checked at compile time."""
     needed = set(graph.dependencies([root]))
-    return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED)
+    return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED
+                 and not op.operands[CHECKED[op.prim]].is_number)
 
 
 def checked_operands(ops: Sequence[Apply]) -> list[sp.Expr]:
@@ -48,7 +50,7 @@ def check_ranges(ops: Sequence[Apply], stats: Sequence[tuple[Any, Any, Any, Any]
             continue
         values = np.array([lo, hi])
         if op.prim == "within":
-            _within(values, op.param("lower"), op.param("upper"), False, op.param("label"))
+            _within(values, op.param("lower"), op.param("upper"), op.param("strict"), False, op.param("label"))
         else:
             _check_labels(values, int(count) if op.prim == "take" else op.param("depth"), op.param("label"))
 

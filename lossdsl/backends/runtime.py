@@ -107,17 +107,33 @@ def _expand_dims(g, shape, axis, dtype=None):
     return xp.expand_dims(xp.broadcast_to(_typed(g, dtype), shape), axis)
 
 
-def _within(x, lower, upper, integer, label):
-    """``x`` itself, after checking its values lie in [lower, upper] (and are integers); under jit,
+def _bounds_text(lower, upper, strict):
+    """How a message reads bounds: "> 0", "<= 1", "in [0, 1]", "in (0, 0.5]"; ``strict``: whether
+    each bound is excluded."""
+    signs = (">" if strict[0] else ">=", "<" if strict[1] else "<=")
+    if lower is None or upper is None:
+        return "any number" if lower is None and upper is None else (
+            f"{signs[0]} {lower}" if upper is None else f"{signs[1]} {upper}")
+    return f"in {'(' if strict[0] else '['}{lower}, {upper}{')' if strict[1] else ']'}"
+
+
+def _outside(lo, hi, lower, upper, strict):
+    """Whether values from ``lo`` to ``hi`` leave the bounds (NaN does)."""
+    return (lower is not None and not (lo > lower if strict[0] else lo >= lower)) or (
+        upper is not None and not (hi < upper if strict[1] else hi <= upper))
+
+
+def _within(x, lower, upper, strict, integer, label):
+    """``x`` itself, after checking its values lie within the bounds (and are integers); under jit,
     where the values are unknown, the dtype only (CompiledLoss checks the values beforehand)."""
     dtype = xp.asarray(x).dtype
     if integer and not _is_integer(dtype):
         raise TypeError(f"{label} must hold integers; got dtype {dtype}")
     if xp.size(x) and not _traced(x):
         lo, hi = xp.min(x), xp.max(x)
-        if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
-            raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {_scalar(lo)} to "
-                             f"{_scalar(hi)}")
+        if _outside(lo, hi, lower, upper, strict):
+            raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
+                             f"{_scalar(lo)} to {_scalar(hi)}")
     return x
 
 
@@ -141,13 +157,29 @@ def _check_labels(labels, n, label):
                          f"{_scalar(xp.min(labels))} to {_scalar(xp.max(labels))}")
 
 
+def _constant_labels(labels, shape, axis, label):
+    """A constant label (checked >= 0 at compile time) against the class count, a shape and so
+    known under jit too, as one label per row of an array of ``shape`` gathered along ``axis``."""
+    n = shape[axis]
+    if labels >= n:
+        raise ValueError(f"{label} must hold class indices in [0, {n}); got the constant {labels}")
+    rows = list(shape)
+    del rows[axis]
+    return xp.full(tuple(rows), labels)
+
+
 def _take(x, labels, axis, label):
-    _check_labels(labels, xp.shape(x)[axis], label)
+    if isinstance(labels, int):
+        labels = _constant_labels(labels, xp.shape(x), axis, label)
+    else:
+        _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
 
 
 def _take_vjp(g, labels, shape, axis):
     axis = axis % len(shape) - len(shape)  # counted from the right, where broadcasting aligns
+    if isinstance(labels, int):
+        labels = _constant_labels(labels, tuple(shape), axis, "")
     classes = xp.reshape(xp.arange(shape[axis]), (shape[axis],) + (1,) * (-axis - 1))
     g = _typed(g)
     g = xp.broadcast_to(g, xp.broadcast_shapes(xp.shape(g), xp.shape(labels)))
@@ -155,6 +187,8 @@ def _take_vjp(g, labels, shape, axis):
 
 
 def _one_hot(labels, depth, dt, label):
+    if isinstance(labels, int):  # a constant, checked in [0, depth) at compile time
+        return xp.asarray(xp.arange(depth) == labels, dtype=dt)
     _check_labels(labels, depth, label)
     return xp.asarray(xp.expand_dims(labels, -1) == xp.arange(depth), dtype=dt)
 
