@@ -552,7 +552,7 @@ def _labels(a: Args, name: str, classes: int | None = None, what: str = "a class
     labels = a.index(name)
     if labels.is_number and not (labels.is_Integer and 0 <= labels and (classes is None or labels < classes)):
         bounds = f"in [0, {classes})" if classes is not None else ">= 0"
-        raise a.error(name, f"must be {what}, an integer {bounds}; got the constant {_shown(labels)}")
+        raise a.parameter_error(name, f"must be {what}, an integer {bounds}; got the constant {_shown(labels)}")
     return labels
 
 

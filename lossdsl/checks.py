@@ -55,10 +55,13 @@ def check_ranges(ops: Sequence[Apply], stats: Sequence[tuple[Any, Any, Any, Any]
             _check_labels(values, int(count) if op.prim == "take" else op.param("depth"), op.param("label"))
 
 
-def ctc_inputs(graph: Graph, root: sp.Expr) -> tuple[tuple[Apply, tuple[str, ...], tuple[str, ...]], ...]:
-    """Each CTC op whose targets and lengths are inputs: the op, their input names, and the inputs
-    its log-probabilities are computed from (computed operands are checked inside, where concrete)."""
-    def name(e: sp.Expr) -> str | None:
+def ctc_inputs(graph: Graph, root: sp.Expr) -> tuple[tuple[Apply, tuple[str | int, ...], tuple[str, ...]], ...]:
+    """Each CTC op whose targets and lengths are inputs (or constant lengths): the op, their input names
+    (or constants), and the inputs its log-probabilities are computed from (computed operands are
+    checked inside, where concrete)."""
+    def name(e: sp.Expr) -> str | int | None:
+        if e.is_Integer:
+            return int(e)
         op = graph.op_of.get(e)
         return op.name if isinstance(op, Input) else None
 
@@ -74,14 +77,14 @@ def ctc_inputs(graph: Graph, root: sp.Expr) -> tuple[tuple[Apply, tuple[str, ...
     return tuple(out)
 
 
-def check_ctc(ctc: Sequence[tuple[Apply, tuple[str, ...], tuple[str, ...]]], kwargs: dict[str, Any]) -> None:
+def check_ctc(ctc: Sequence[tuple[Apply, tuple[str | int, ...], tuple[str, ...]]], kwargs: dict[str, Any]) -> None:
     """CTC's targets and lengths, checked as the NumPy backend does, where they are inputs (the JAX
     dynamic program runs under jit, where it can only return NaN)."""
     from .backends.runtime import _ctc_lengths
     for op, names, sources in ctc:
         shape = np.broadcast_shapes(*(np.shape(kwargs[n]) for n in sources))
-        _ctc_lengths(np.broadcast_to(np.float32(0), shape), *(np.asarray(kwargs[n]) for n in names),
-                     op.param("blank"), op.param("labels"))
+        values = (np.asarray(kwargs[n]) if isinstance(n, str) else n for n in names)  # a constant length as is
+        _ctc_lengths(np.broadcast_to(np.float32(0), shape), *values, op.param("blank"), op.param("labels"))
 
 
 def check_names(inputs: Sequence[str], kwargs: dict[str, Any]) -> None:
@@ -135,7 +138,7 @@ def _shape_conflict(message: str, shapes: dict[str, tuple[int, ...] | None]) -> 
 def _explain(message: str, inputs: dict[str, Any]) -> str:
     """A message that names the inputs: ours already do; an array library's error about shapes,
     raised deep inside the generated code, is prefixed with the inputs' shapes."""
-    if "input '" in message:
+    if "input '" in message or message.startswith("argument '"):  # ours, naming what it checks
         return message
     shapes = _shapes(inputs)
     conflict = _shape_conflict(message, shapes)

@@ -24,8 +24,7 @@ from .args import Args, Value, describe, static_number
 from .backend import BACKENDS
 from .builtins import BUILTINS, RANK_RULES, REQUIRED
 from .diagnose import KEYWORDS
-from .errors import (LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span,
-                     did_you_mean)
+from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
 from .rewrite import fold_ops

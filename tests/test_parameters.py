@@ -107,7 +107,7 @@ def _ids(rows):
 
 def test_every_numeric_parameter_is_declared_or_checked_by_a_builtin():
     assert {"huber", "smooth_l1", "focal", "quantile", "cce", "l1"} <= {loss for loss, *_ in DECLARED}
-    for loss, name, default in NUMERIC:
+    for loss, name, _ in NUMERIC:
         if name in lib.declared(lib.library()[loss]) or (loss, name) in UNRESTRICTED:
             continue
         # an integer option (an axis, CTC's blank): a builtin takes it as a constant integer

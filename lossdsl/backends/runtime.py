@@ -250,6 +250,10 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
     out, ok = [], xp.ones((B,), dtype=bool)
     for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
                                 (target_lengths, S, labels[3], "S, the columns of targets")):
+        if isinstance(x, int):  # a constant, >= 0 by compile time; its bound is a shape, known under jit too
+            if x > top:
+                raise ValueError(f"{label} must lie in [0, {top}] ({what}); got the constant {x}")
+            x = xp.full((B,), x)
         if xp.ndim(x) > 1 or xp.size(x) not in (1, B):
             raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {xp.shape(x)}")
         x = xp.broadcast_to(x, (B,))
