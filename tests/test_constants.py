@@ -148,7 +148,7 @@ LABEL_ROWS = [
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("constant, _, reference", LABEL_ROWS, ids=[r[0] for r in LABEL_ROWS])
 def test_a_constant_label_generates_no_check_and_matches_the_reference(constant, _, reference, backend, dtype):
-    for c in (0, 2, 4):
+    for c in (0, 4):  # the first class and the last
         loss = lossdsl.compile(constant.format(c=c), backend=backend.split("-")[0])
         assert not checked_ops(loss.graph, loss.root)
         value, grads = _run(loss, backend, ["x"], {"x": X.astype(dtype)})
