@@ -143,8 +143,7 @@ def test_a_valid_value_at_a_bound_compiles_and_passes_as_an_input(loss, name, de
     inputs = case.sample()
     for good in _boundary(decl) or [default]:
         lossdsl.compile(_with(case.call, name, repr(good)))
-        value = lossdsl.compile(_with(case.call, name, name))(**inputs, **{name: np.array(good)})
-        assert np.isfinite(value) or np.isnan(value)  # the check passed; the value is the reference test's
+        lossdsl.compile(_with(case.call, name, name))(**inputs, **{name: np.array(good)})  # no InputError
 
 
 def _to(backend, inputs):
