@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .errors import LossTypeError, ParameterError, Span
+from .errors import LimitError, LossTypeError, ParameterError, Span
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
+from .limits import MAX_AXIS
 
 Value = Tensor | int | float | bool | str | None
 
@@ -71,17 +72,22 @@ class Args:
             return v.expr
         raise self.error(name, f"expected a condition such as 'a > b', got {describe(v)}")
 
-    def static_int(self, name: str, minimum: int | None = None) -> int:
+    def static_int(self, name: str, minimum: int | None = None, limit: int | None = None) -> int:
+        """A constant integer argument, at least ``minimum``; beyond ``limit`` in size a LimitError."""
         v = self._values[name]
         if isinstance(v, Tensor) and v.expr.is_Integer:
             v = int(v.expr)
         if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
             need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
             raise self.error(name, f"expected {need}, got {describe(v)}")
+        if limit is not None and abs(v) > limit:
+            raise LimitError(f"argument '{name}' of {self.func}(): {v} is beyond the limit of {limit}",
+                             self._spans.get(name, self.span))
         return v
 
     def axis(self, name: str) -> int | None:
-        return None if self._values[name] is None else self.static_int(name)
+        """An axis (None: all of them), within the 64 axes an array can have."""
+        return None if self._values[name] is None else self.static_int(name, limit=MAX_AXIS)
 
     def flag(self, name: str) -> bool:
         v = self._values[name]

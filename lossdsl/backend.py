@@ -10,6 +10,7 @@ and the compiled loss ask these objects and never test a backend's name.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -54,6 +55,11 @@ class Backend:
     # call-time checks read value ranges that the generated code returns (it runs under jit, where
     # values are unknown as it runs) rather than checking as it goes
     fused_checks: bool = False
+
+    @property
+    def package(self) -> str:
+        """The installed package its generated code imports first (numpy, jax, torch)."""
+        return self.imports.split()[1].split(".")[0]
 
     @property
     def runtime(self) -> ModuleType:
@@ -170,6 +176,9 @@ def backend(name: str) -> Backend:
     found = BACKENDS.get(name) if isinstance(name, str) else None
     if found is None:
         raise LossDSLError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if importlib.util.find_spec(found.package) is None:
+        raise LossDSLError(f"the {name} backend needs {found.package}, which is not installed here: "
+                           f'pip install "lossdsl[{name}]"')
     return found
 
 

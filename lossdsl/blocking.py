@@ -91,7 +91,7 @@ class _Ranks:
             return
         if op.prim == "within":
             self._operand(op.operands[0])
-        elif op.prim in REDUCTIONS:
+        elif op.prim in REDUCTIONS or op.prim == "log_softmax":  # it reads along its axis only
             d = self._operand(op.operands[0])
             axes = op.param("axis")
             axes = (axes,) if isinstance(axes, int) else axes

@@ -23,6 +23,7 @@ import sympy as sp
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
+from .limits import MAX_AXIS, MAX_STATIC_SIZE
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -294,7 +295,15 @@ def _vjp_extremum(g, op, out, ct):
 
 
 def _vjp_logsumexp(g, op, out, ct):
-    return (_expand(g, op, ct) * sp.exp(op.operands[0] - _expand(g, op, out)),)
+    # softmax as exp(log_softmax): exp(x - logsumexp(x)) would subtract two large numbers
+    return (_expand(g, op, ct) * sp.exp(g.apply("log_softmax", op.operands[0], axis=op.param("axis"))),)
+
+
+def _vjp_log_softmax(g, op, out, ct):
+    r, full = g.rank(ct), g.rank(out)
+    if (r.deficit, r.fixed) != (full.deficit, full.fixed) or r.deficit is r.fixed is None:
+        ct = g.apply("broadcast", ct, out)  # a seed of lower rank (the mean's 1/n): summed along the axis
+    return (ct - sp.exp(out) * g.apply("sum", ct, axis=op.param("axis"), keepdims=True),)
 
 
 def _vjp_norm(g, op, out, ct):
@@ -430,6 +439,9 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("concave", ("increasing",), range_of="operand", kink=True), rank=_reduced),
     Primitive("logsumexp", _everywhere("_logsumexp(" + _REDUCE + ")"), _vjp_logsumexp,
               shape=Shape("convex", ("increasing",)), rank=_reduced),
+    Primitive("log_softmax", _everywhere("_log_softmax({0}, {axis})"), _vjp_log_softmax,
+              doc="x - logsumexp(x) along the axis (None: all), computed as (x - max) - log(sum(exp(x - max)))",
+              shape=Shape("concave", ("",), (-INF, 0)), rank=_same),
     Primitive("norm", {"numpy": "np.sqrt(np.sum(np.square({0}), axis={axis}, keepdims={keepdims}))",
                        "jax": "jnp.sqrt(jnp.sum(jnp.square({0}), axis={axis}, keepdims={keepdims}))",
                        "torch": "torch.sqrt(torch.sum(torch.square({0}), dim={axis}, keepdim={keepdims}))"},
@@ -542,7 +554,7 @@ def _matmul(a: Args) -> Tensor:
 
 
 def _take(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("take", a.tensor("x"), _labels(a, "labels"), axis=a.static_int("axis"),
+    return Tensor(a.graph.apply("take", a.tensor("x"), _labels(a, "labels"), axis=a.static_int("axis", limit=MAX_AXIS),
                                 label=a.describe_input("labels")))
 
 
@@ -558,7 +570,7 @@ def _labels(a: Args, name: str, classes: int | None = None, what: str = "a class
 
 def _expand_dims(a: Args) -> Tensor:
     x = a.tensor("x")
-    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis")))
+    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis", limit=MAX_AXIS)))
 
 
 def _transpose(a: Args) -> Tensor:
@@ -603,7 +615,7 @@ def _per_sample(a: Args) -> Tensor:
 
 
 def _one_hot(a: Args) -> Tensor:
-    depth = a.static_int("num_classes", minimum=1)
+    depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
     return Tensor(a.graph.apply("one_hot", _labels(a, "labels", depth), depth=depth, label=a.describe_input("labels")))
 
 

@@ -21,7 +21,7 @@ import sympy as sp
 from .backend import module_class
 from .checks import check_ctc, check_names, check_ranges, ctc_inputs, reporting_input_errors
 from .codegen import load_module
-from .errors import InputError, did_you_mean
+from .errors import InputError, LossDSLError, did_you_mean
 from .formula import render
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
 from .ir import Graph
@@ -132,8 +132,8 @@ class CompiledLoss:
         self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
         return reporting_input_errors(self._value_fn, inputs)
 
-    def _wrt(self, wrt: str | Sequence[str]) -> tuple[str, ...]:
-        names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    def _wrt(self, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
+        names = self.differentiable if wrt is None else (wrt,) if isinstance(wrt, str) else tuple(wrt)
         for n in names:
             if n not in self.inputs:
                 raise InputError(f"'{n}' is not an input of this loss{did_you_mean(n, self.inputs)}")
@@ -149,8 +149,9 @@ class CompiledLoss:
             return self._c.backend.jit(load_module(source, f"{self.backend}:grad").value_and_grad)
         return self._memoised(("grad", *names), make)
 
-    def value_and_grad(self, wrt: str | Sequence[str]) -> Callable[..., Any]:
-        """A function of the inputs returning (value, gradient): an array for one name, else a dict."""
+    def value_and_grad(self, wrt: str | Sequence[str] | None = None) -> Callable[..., Any]:
+        """A function of the inputs returning (value, gradient): an array for one name, else a dict
+        (with respect to every float input when ``wrt`` is None)."""
         names = self._wrt(wrt)
         fn = self._subset(names)
         fused = self._checks_fn is not None
@@ -163,8 +164,9 @@ class CompiledLoss:
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
         return value_and_grad
 
-    def grad(self, wrt: str | Sequence[str]) -> Callable[..., Any]:
-        """A function of the inputs returning the gradient: an array for one name, else a dict."""
+    def grad(self, wrt: str | Sequence[str] | None = None) -> Callable[..., Any]:
+        """A function of the inputs returning the gradient: an array for one name, else a dict
+        (with respect to every float input when ``wrt`` is None)."""
         vg = self.value_and_grad(wrt)
         return lambda **inputs: vg(**inputs)[1]
 
@@ -252,5 +254,9 @@ def compile(source: str | Path, backend: str = "numpy") -> CompiledLoss:  # noqa
     Every phase runs now: a loss that cannot be differentiated or printed fails here. Results are
     cached by source text and backend (the same object for the same text: it is immutable).
     """
+    if not isinstance(source, str | Path):
+        raise LossDSLError(f"source must be a string or a path, not {type(source).__name__}")
+    if not isinstance(backend, str):
+        raise LossDSLError(f"backend must be a string, not {type(backend).__name__}")
     text, file = read_source(source)
     return _compile(text, file, backend)

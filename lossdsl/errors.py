@@ -33,16 +33,22 @@ class LossDSLError(Exception):
         super().__init__(self._format())
 
     def _format(self) -> str:
-        text = self.message + (f"\n  hint: {self.hint}" if self.hint else "")
+        text = visible(self.message + (f"\n  hint: {self.hint}" if self.hint else ""))
         if self.span is None:
             return text
         s = self.span
-        head = f"{s.file}:{s.line}:{s.column}: {text}"
+        head = f"{visible(s.file)}:{s.line}:{s.column}: {text}"
         lines = s.source.split("\n")  # lines as the parser counts them: \r, \f or \u2028 end none
         if not 1 <= s.line <= len(lines):
             return head
         code = lines[s.line - 1].rstrip("\r").expandtabs(1)
-        return f"{head}\n    {code}\n    {' ' * (s.column - 1)}^"
+        return f"{head}\n    {visible(code)}\n    {' ' * len(visible(code[:s.column - 1]))}^"
+
+
+def visible(text: str) -> str:
+    """``text`` with every non-printable character but the newline escaped (\\x1b, \\u202e): a message
+    echoes the user's source, which must not drive the terminal (colours, titles, bidi reordering)."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 class ParseError(LossDSLError):

@@ -26,6 +26,8 @@ MAX_EXPR_NODES = 20_000  # one expression's size, counted as a tree (shared part
 MAX_EXPR_DEPTH = 80  # one expression's depth (SymPy and our printers recurse on it)
 MAX_EXPONENT = 1_000  # a constant exponent's magnitude
 MAX_NUMBER_BITS = 4_096  # an exact constant's numerator and denominator together
+MAX_STATIC_SIZE = 1_000_000  # a length the source fixes: one_hot's num_classes
+MAX_AXIS = 64  # an axis's magnitude: NumPy arrays have at most 64 axes
 
 
 @dataclass
@@ -117,8 +119,8 @@ def check_exponent(exponent: sp.Basic | int | float, span: Span | None) -> None:
         if not exponent.is_Number or not exponent.is_finite:
             return
         exponent = float(exponent)
-    if abs(exponent) > MAX_EXPONENT:
-        raise LimitError(f"exponent {exponent:g} is larger than the limit of {MAX_EXPONENT}", span)
+    if abs(exponent) > MAX_EXPONENT:  # repr: 1000.0000001 is not shown as 1000
+        raise LimitError(f"exponent {exponent!r} is larger than the limit of {MAX_EXPONENT}", span)
 
 
 def check_power(base: sp.Basic, exponent: sp.Basic, meter: ExprMeter, span: Span | None) -> None:

@@ -325,7 +325,8 @@ def parse(text: str, file: str = "<string>") -> A.Program:
     if not isinstance(text, str):
         raise LossDSLError(f"source must be a string, not {type(text).__name__}")
     if len(text) > MAX_SOURCE_CHARS:
-        raise LimitError(f"source longer than {MAX_SOURCE_CHARS} characters ({len(text)})", Span(1, 1))
+        raise LimitError(f"source longer than {MAX_SOURCE_CHARS} characters ({len(text)})", Span(1, 1, "", file))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # Windows and old Mac line ends alike
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _lark().parse(source)

@@ -18,11 +18,11 @@ import sympy as sp
 from . import syntax as A
 from .backend import Backend, backend
 from .codegen import ModuleWriter, load_module
-from .errors import LossDSLError
+from .errors import LimitError, LossDSLError, Span
 from .gradient import gradients
 from .ir import Graph
 from .library import library
-from .parser import parse
+from .parser import MAX_SOURCE_CHARS, parse
 from .resolve import Resolver
 
 
@@ -30,14 +30,32 @@ def read_source(source: str | Path) -> tuple[str, str]:
     """``(text, file)`` for an expression, or for a path to a ``.loss`` file."""
     if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".loss")
                                     and "\n" not in source and Path(source).is_file()):
-        path = Path(source)
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except OSError as e:
-            raise LossDSLError(f"cannot read {path}: {e.strerror}") from None
+        return read_file(Path(source)), str(source)
     if isinstance(source, str) and source.endswith(".loss") and "\n" not in source and "(" not in source:
-        raise LossDSLError(f"no such file: {source}")
+        raise LossDSLError(f"{source} is a directory, not a .loss file" if Path(source).is_dir()
+                           else f"no such file: {source}")
     return source, "<string>"
+
+
+def read_file(path: Path) -> str:
+    """A source file's text, read no further than the parser's limit allows (a sparse file, a pipe
+    or /dev/zero is never read whole), decoded as UTF-8 with a message naming the first bad byte."""
+    limit = MAX_SOURCE_CHARS * 4  # UTF-8 takes at most 4 bytes a character
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise LossDSLError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise LimitError(f"source longer than {MAX_SOURCE_CHARS} characters", Span(1, 1, "", str(path)))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise LossDSLError(f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded "
+                           "(save the file as UTF-8)",
+                           Span(line, column, data.decode("utf-8", "replace"), str(path))) from None
 
 
 def lower(program: A.Program) -> tuple[Graph, sp.Expr]:

@@ -412,14 +412,16 @@ class Resolver:
         library_only = d.family != "user"
         defaults = Scope(f"the defaults of '{d.name}'", library_only=library_only)
         scope = Scope(f"'{d.name}'", library_only=library_only)
-        for p in d.params:
-            v = values[p.name]
-            scope.variables[p.name] = self.eval(v, defaults) if isinstance(v, A.Node) else v
-        self.frames.append(Frame(d.name, span, from_user))
+        self.frames.append(Frame(d.name, span, from_user))  # before the defaults: they may call d again
         try:
+            for p in d.params:
+                v = values[p.name]
+                scope.variables[p.name] = self.eval(v, defaults) if isinstance(v, A.Node) else v
             for b in d.body:
                 self._statement(b, scope)
-            return self.eval(d.result, scope)
+            result = self.eval(d.result, scope)
+            # a function's result may hold a pattern its parts could not (log_softmax's x - logsumexp(x))
+            return Tensor(fold_ops(self.graph, result.expr)) if isinstance(result, Tensor) else result
         except LossDSLError as e:
             if not (library_only and from_user and e.span is not None and e.span.file.startswith("stdlib/")):
                 raise

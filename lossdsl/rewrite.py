@@ -8,11 +8,12 @@ Each rule is declared once, as a pattern and its replacement. There are two kind
   longer product. The printer applies ``stabilize`` to every expression it prints (values and
   gradients), and the gradient pass differentiates the stabilized form, so a gradient is derived
   from ``softplus`` rather than from ``log(sigmoid)``.
-* ``OP_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` → ``logsumexp(a)``. In
+* ``OP_RULES`` and ``SHIFT_RULES``: rules that cross an IR op, such as ``log(sum(exp(a)))`` →
+  ``logsumexp(a)`` and ``a - logsumexp(a, keepdims=true)`` → ``log_softmax(a)``. In
   the IR, ``sum(exp(a))`` is a leaf symbol standing for a ``sum`` op whose operand is ``exp(a)``, so
   no SymPy pattern can see through it; the rule needs the graph and creates a new op. It must fire
   before the gradient pass (which walks a fixed list of ops), so the resolver applies
-  ``fold_ops`` to the result of every builtin call, as the IR is built; the ``sum`` op it bypassed
+  ``fold_ops`` to the result of every call, as the IR is built; the ``sum`` op it bypassed
   is then dead and never printed.
 
 SymPy itself already turns ``log(exp(a))`` into ``a`` for real ``a``, which is how
@@ -136,6 +137,20 @@ class OpRule:
 
 OP_RULES: tuple[OpRule, ...] = (
     OpRule(sp.log, "sum", sp.exp, "logsumexp"),
+)
+
+
+@dataclass(frozen=True)
+class ShiftRule:
+    """``a - prim(a, keepdims=true)`` → ``replacement(a)``, the axis kept: computed as one op, the
+    difference of two large numbers (x and logsumexp(x) at logits of 1000) is never formed."""
+
+    prim: str
+    replacement: str
+
+
+SHIFT_RULES: tuple[ShiftRule, ...] = (
+    ShiftRule("logsumexp", "log_softmax"),
 )
 
 
@@ -320,9 +335,14 @@ def _rebuilt(expr: sp.Basic, walk: Callable[..., sp.Basic], flags: tuple[bool, .
 
 
 def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every ``OP_RULES`` pattern replaced by its op (created in ``graph``)."""
+    """``expr`` with every ``OP_RULES`` and ``SHIFT_RULES`` pattern replaced by its op (created in ``graph``)."""
     replacements = {}
     for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Add):
+            shifted = _shifted(graph, node)
+            if shifted is not None:
+                replacements[node] = shifted
+                continue
         for rule in OP_RULES:
             if type(node) is not rule.outer or node.args[0] not in graph.op_of:
                 continue
@@ -330,3 +350,17 @@ def fold_ops(graph: Graph, expr: sp.Basic) -> sp.Basic:
             if isinstance(op, Apply) and op.prim == rule.prim and type(op.operands[0]) is rule.inner:
                 replacements[node] = graph.apply(rule.replacement, op.operands[0].args[0], **dict(op.params))
     return expr.xreplace(replacements) if replacements else expr
+
+
+def _shifted(graph: Graph, node: sp.Add) -> sp.Basic | None:
+    """``node`` as ``rest + replacement(a)`` where it holds ``a - prim(a, keepdims=true)`` of a
+    ``SHIFT_RULES`` entry (``rest`` the terms besides, usually none), else None."""
+    for term in node.args:
+        op = graph.op_of.get(-term)
+        rule = next((r for r in SHIFT_RULES if isinstance(op, Apply) and op.prim == r.prim), None)
+        if rule is None or not op.param("keepdims"):
+            continue
+        a, others = op.operands[0], set(sp.Add.make_args(node + (-term)))
+        if set(sp.Add.make_args(a)) <= others:
+            return node + (-term) - a + graph.apply(rule.replacement, a, axis=op.param("axis"))
+    return None

@@ -45,3 +45,11 @@ def test_compile_time_section_is_replaced_not_repeated(tmp_path):
     text = out.read_text()
     assert text.startswith("# Performance\n\nbench.py's tables\n")
     assert text.count("## Compile time") == 1 and "second" in text and "first" not in text
+
+
+def test_the_tracked_report_is_written_only_when_asked():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--help"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())
+    assert "default: " + str(ROOT / "build" / "performance.md") in text and "--write-docs" in text

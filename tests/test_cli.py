@@ -66,7 +66,7 @@ def _equal(printed, expected):
 def test_grad_prints_the_formula(capsys):
     assert main(["grad", MSE, "--wrt", "y_pred"]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert err == "n: the element count of the mean\n"  # what n is, apart from the formulas
     assert _equal(out, 2 * (y_pred - y_true) / n)
 
 

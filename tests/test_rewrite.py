@@ -57,6 +57,19 @@ def test_rules_are_idempotent():
         assert stabilize(once) == once
 
 
+def test_shifted_logsumexp_becomes_log_softmax():
+    """x - logsumexp(x, keepdims=true), written in a function (log_softmax's own body in the library),
+    is one log_softmax op: the shifted logits minus their logsumexp, so float32 logits of 1000 keep
+    their low digits, and the gradient reads softmax as exp(log_softmax)."""
+    loss = lossdsl.compile("def ls(z):\n    return z - logsumexp(z, axis=1, keepdims=true)\nmean(ls(z))")
+    assert "_log_softmax(z, 1)" in loss.source and "_logsumexp(" not in loss.source
+    z = np.array([[1000.0, 1000.0, -1000.0], [0.5, -0.25, 1000.0]], dtype=np.float32)
+    want = np.mean([-np.log(2)] * 2 + [-2000 - np.log(2), -999.5, -1000.25, 0.0])
+    np.testing.assert_allclose(loss(z=z), want, rtol=1e-6)
+    grad = loss.grad("z")(z=z)  # softmax/6 minus 1/6 each row
+    np.testing.assert_allclose(grad, (1 - 3 * np.array([[0.5, 0.5, 0], [0, 0, 1]])) / 6, rtol=1e-6, atol=1e-9)
+
+
 def test_log_sum_exp_becomes_one_op():
     """log(sum(exp(z))) crosses an op, so it is folded as the IR is built, before the gradient."""
     loss = lossdsl.compile("mean(log(sum(exp(z), axis=1)))")
@@ -88,8 +101,8 @@ def test_clip_has_one_mask_as_its_derivative():
 
 
 @pytest.mark.parametrize("call, once", [("bce(from_logits=true)", ("softplus(", "sigmoid(")),
-                                        ("cce(from_logits=true)", ("logsumexp(",)),
-                                        ("sparse_cce(from_logits=true)", ("logsumexp(",))])
+                                        ("cce(from_logits=true)", ("log_softmax(", "exp(")),
+                                        ("sparse_cce(from_logits=true)", ("log_softmax(", "exp("))])
 def test_lean_value_and_gradient(call, once):
     """Each transcendental is evaluated once for the value and gradient together: softplus(-x) shares
     softplus(x); cce without label smoothing computes no mean of log-probabilities just for its shape."""

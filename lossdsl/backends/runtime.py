@@ -78,6 +78,14 @@ def _logsumexp(x, axis, keepdims):
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
+def _log_softmax(x, axis):
+    # the shifted logits minus their logsumexp: x - logsumexp(x) would lose the low digits of both
+    # at logits of 1000 (float32's ulp there is 6e-5)
+    m = xp.max(x, axis=axis, keepdims=True)
+    s = x - xp.where(xp.isfinite(m), m, 0)
+    return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
+
+
 def _extremum_share(x, axis, kind):
     """1/k where ``x`` attains its max (``kind="max"``) or min over ``axis`` k times, else 0."""
     best = (xp.amax if kind == "max" else xp.amin)(x, axis=axis, keepdims=True)
@@ -168,6 +176,14 @@ def _constant_labels(labels, shape, axis, label):
     return xp.full(tuple(rows), labels)
 
 
+def _check_size(elements, label):
+    """Before an array whose size the inputs set is allocated: at most 2^28 elements (2 GiB of
+    float64), rather than a MemoryError or an out-of-memory kill part way through."""
+    if elements > 1 << 28:
+        raise ValueError(f"{label}: the result would hold {elements} elements, more than 2^28 (2 GiB of "
+                         "float64); pass fewer labels or classes at a time")
+
+
 def _take(x, labels, axis, label):
     if isinstance(labels, int):
         labels = _constant_labels(labels, xp.shape(x), axis, label)
@@ -190,6 +206,7 @@ def _one_hot(labels, depth, dt, label):
     if isinstance(labels, int):  # a constant, checked in [0, depth) at compile time
         return xp.asarray(xp.arange(depth) == labels, dtype=dt)
     _check_labels(labels, depth, label)
+    _check_size(xp.size(labels) * depth, label)
     return xp.asarray(xp.expand_dims(labels, -1) == xp.arange(depth), dtype=dt)
 
 

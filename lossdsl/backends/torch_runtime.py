@@ -98,6 +98,10 @@ def _logsumexp(x, axis, keepdims):
     return torch.logsumexp(x, dim=tuple(range(x.ndim)) if axis is None else axis, keepdim=keepdims)
 
 
+def _log_softmax(x, axis):
+    return torch.log_softmax(x.reshape(-1), 0).reshape(x.shape) if axis is None else torch.log_softmax(x, axis)
+
+
 def _matmul(a, b):
     dt = torch.promote_types(a.dtype, b.dtype)
     return torch.matmul(a.to(dt), b.to(dt))

@@ -1,0 +1,276 @@
+"""Hostile input, round two (issue 17): files, text and the command line.
+
+Sources that recurse through their defaults, files too large, not UTF-8 or with old line ends,
+terminal control characters echoed into messages, digits of other scripts, and the command line's
+writes: never over the source, never over a file lossdsl did not write, never through a symlink.
+Every CLI case checks the exit status (2 for a user error) and that no "internal error" is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossdsl
+from lossdsl.cli import main
+from lossdsl.errors import LimitError, LossDSLError, ParseError
+from lossdsl.parser import MAX_SOURCE_CHARS
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "internal error" not in err, err
+    return code, out, err
+
+
+# --- recursion through defaults counts towards the call depth -------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "def f(a, b=f(1)):\n    return a + b\nmean(f(x))",
+    "def f(a, b=g(1)):\n    return a + b\ndef g(a, b=f(1)):\n    return a*b\nmean(f(x))",
+    "def f(a, b=f(a=f(1))):\n    return a\nmean(f(x))",
+    "def f(a, r=f(1)):\n    return a\nmse(y, x, reduction=f(1))",  # through a library keyword
+], ids=["self", "mutual", "nested", "library keyword"])
+def test_recursion_through_defaults_is_a_limit_error(source):
+    with pytest.raises(LimitError, match="recursive"):
+        lossdsl.compile(source)
+
+
+def test_defaults_that_call_other_functions_still_work():
+    loss = lossdsl.compile("def g(a):\n    return 2*a\ndef f(a, b=g(3)):\n    return a*b\nmean(f(x))")
+    np.testing.assert_allclose(loss(x=np.array([1.0, 2.0])), 9.0)
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def test_a_huge_sparse_file_is_refused_without_reading_it_whole(tmp_path):
+    """A 2 GiB sparse file: only the limit's worth of bytes is read, in a subprocess whose memory is
+    capped at 512 MB (reading it whole would need 2 GB)."""
+    path = tmp_path / "huge.loss"
+    with path.open("wb") as f:
+        f.truncate(2 << 30)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 29, 1 << 29))\n"
+            "from lossdsl.cli import main\nsys.exit(main(['grad', sys.argv[1]]))")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "longer than" in run.stderr and str(path) in run.stderr and "internal error" not in run.stderr
+
+
+def test_dev_zero_is_refused_promptly():
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero on this system")
+    with pytest.raises(LimitError, match="longer than"):
+        lossdsl.compile(Path("/dev/zero"))
+
+
+def test_a_long_source_names_its_file(tmp_path):
+    path = tmp_path / "long.loss"
+    path.write_text("x + " * (MAX_SOURCE_CHARS // 4 + 10) + "x\n")
+    with pytest.raises(LimitError) as e:
+        lossdsl.compile(str(path))
+    assert str(e.value).startswith(f"{path}:1:1:")
+
+
+@pytest.mark.parametrize("data, where", [(b"mean(x)\xff\n", (1, 8)), (b"y = 1\nmean(\xc3x)\n", (2, 6)),
+                                         (b"\xfe\xffmean(x)", (1, 1))])
+def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path, capsys, data, where):
+    path = tmp_path / "bad.loss"
+    path.write_bytes(data)
+    with pytest.raises(LossDSLError, match="not UTF-8") as e:
+        lossdsl.compile(str(path))
+    assert (e.value.line, e.value.column) == where and e.value.span.file == str(path)
+    code, _, err = _cli(capsys, "grad", str(path))
+    assert code == 2 and "not UTF-8" in err
+
+
+@pytest.mark.parametrize("ends", ["\r", "\r\n", "\n"], ids=["cr", "crlf", "lf"])
+def test_every_line_end_convention_parses(tmp_path, ends):
+    text = ends.join(["def f(a):", "    return a^2", "y = f(x)", "mean(y)"])
+    path = tmp_path / "ends.loss"
+    path.write_bytes(text.encode())
+    for source in (text, str(path)):
+        np.testing.assert_allclose(lossdsl.compile(source)(x=np.array([1.0, 3.0])), 5.0)
+
+
+def test_a_non_string_source_is_a_clear_error():
+    for bad in (["mean(x)"], None, 3, b"mean(x)"):
+        with pytest.raises(LossDSLError, match="source must be"):
+            lossdsl.compile(bad)
+
+
+# --- text ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "mean(x) + \x1b[2J",
+    "mean(x) \x1b]0;owned\x07",
+    "mean(\u202ex)",
+    "assert false, \"\x1b]0;owned\x07 \u202e\"\nmean(x)",
+    "mean(x\x00)",
+    "y = 1\x08\nmean(x)",
+])
+def test_control_characters_are_never_echoed_raw(source):
+    with pytest.raises(LossDSLError) as e:
+        lossdsl.compile(source)
+    text = str(e.value)
+    assert all(c.isprintable() or c == "\n" for c in text), repr(text)
+    lines = text.split("\n")
+    caret = lines[-1].index("^")
+    assert lines[-2][caret:].startswith(("\\", "m", "a", "x", "y", "1")), text  # the caret under its spot
+
+
+@pytest.mark.parametrize("source", ["x*\u0663", "1\u0660*x", "x*\uff13", "x*\u09e9.5", "x*1e\u0663"])
+def test_numbers_are_ascii_digits_only(source):
+    with pytest.raises(ParseError):  # the digit itself, or what follows "1e" read as a name
+        lossdsl.compile(source)
+
+
+# --- the API ---------------------------------------------------------------------------------------
+
+def test_value_and_grad_without_names_differentiates_every_float_input():
+    loss = lossdsl.compile("mse()")
+    inputs = {"y_true": np.array([1.0, 2.0]), "y_pred": np.array([0.0, 4.0])}
+    value, grads = loss.value_and_grad()(**inputs)
+    np.testing.assert_allclose(value, 2.5)
+    np.testing.assert_allclose(grads["y_pred"], inputs["y_pred"] - inputs["y_true"])
+    np.testing.assert_allclose(grads["y_true"], inputs["y_true"] - inputs["y_pred"])
+    assert set(loss.grad()(**inputs)) == {"y_true", "y_pred"}
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.loss").write_text("mse()\n")
+    return tmp_path
+
+
+def test_compile_never_writes_over_its_source(here, capsys):
+    code, _, err = _cli(capsys, "compile", "mine.loss", "-o", "mine.loss")
+    assert code == 2 and "source file itself" in err
+    assert (here / "mine.loss").read_text() == "mse()\n"
+    code, _, err = _cli(capsys, "compile", "mine.loss", "-o", "./sub/../mine.loss", "--force")
+    assert code == 2 and (here / "mine.loss").read_text() == "mse()\n"
+
+
+def test_compile_writes_over_only_what_it_generated(here, capsys):
+    assert _cli(capsys, "compile", "mine.loss", "-o", "out.py")[0] == 0
+    assert _cli(capsys, "compile", "mae()", "-o", "out.py")[0] == 0  # its own module: replaced
+    assert "mae()" in (here / "out.py").read_text()
+    (here / "notes.py").write_text("keep me\n")
+    code, _, err = _cli(capsys, "compile", "mine.loss", "-o", "notes.py")
+    assert code == 2 and "--force" in err and (here / "notes.py").read_text() == "keep me\n"
+    assert _cli(capsys, "compile", "mine.loss", "-o", "notes.py", "--force")[0] == 0
+    assert "mse()" in (here / "notes.py").read_text()
+
+
+def test_compile_never_follows_a_symlink(here, capsys):
+    (here / "target.py").write_text("precious\n")
+    os.symlink(here / "target.py", here / "link.py")
+    code, _, err = _cli(capsys, "compile", "mine.loss", "-o", "link.py")
+    assert code == 2 and (here / "target.py").read_text() == "precious\n"
+    assert _cli(capsys, "compile", "mine.loss", "-o", "link.py", "--force")[0] == 0
+    assert (here / "target.py").read_text() == "precious\n"  # the link was replaced, not its target
+    assert not (here / "link.py").is_symlink() and "mse()" in (here / "link.py").read_text()
+
+
+@pytest.mark.parametrize("output, fragment", [("", "needs a file name"), ("mine.loss/x.py", "is a file, not a folder"),
+                                              (".", "is a directory")])
+def test_bad_output_paths_are_plain_errors(here, capsys, output, fragment):
+    code, out, err = _cli(capsys, "compile", "mine.loss", "-o", output)
+    assert code == 2 and fragment in err and out == ""
+
+
+def test_a_file_of_any_name_is_read_as_a_file(here, capsys):
+    (here / "my_loss.txt").write_text("mae()\n")
+    (here / "loss").write_text("mae()\n")
+    for name in ("my_loss.txt", "./loss"):
+        code, out, _ = _cli(capsys, "grad", name, "--wrt", "y_pred")
+        assert code == 0 and "sign" in out
+
+
+@pytest.mark.parametrize("source, fragment", [("my_losses/foo", "no such file"), ("./nothere", "no such file"),
+                                              ("foo.txt", "no such file"), ("d.loss", "is a directory")])
+def test_a_missing_path_says_so(here, capsys, source, fragment):
+    (here / "my_losses").mkdir()
+    (here / "d.loss").mkdir()
+    code, _, err = _cli(capsys, "grad", source)
+    assert code == 2 and fragment in err
+
+
+def test_a_division_is_still_an_expression(here, capsys):
+    code, out, _ = _cli(capsys, "grad", "mean(y/x)", "--wrt", "y")
+    assert code == 0 and out.splitlines()[0] == "1/(n*x)"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"lossdsl {lossdsl.__version__}"
+
+
+def test_wrt_that_is_no_input_lists_the_inputs(capsys):
+    code, _, err = _cli(capsys, "grad", "mse()", "--wrt", "y_pred_")
+    assert code == 2 and "did you mean 'y_pred'" in err and "y_true, y_pred" in err
+
+
+def test_grad_says_what_n_is(capsys):
+    """On stderr, so that standard output stays one formula a line."""
+    code, out, err = _cli(capsys, "grad", "mse()", "--wrt", "y_pred")
+    assert code == 0 and "/n" in out and "n: the element count of the mean" in err
+    code, out, err = _cli(capsys, "grad", "sum(x^2)")
+    assert code == 0 and "element count" not in out + err
+
+
+# --- sizes and messages ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, fragment", [
+    ("sum(one_hot(labels, 10^9))", "'num_classes' of one_hot(): 1000000000 is beyond the limit"),
+    ("mean(take(x, l, axis=10^9))", "'axis' of take(): 1000000000 is beyond the limit of 64"),
+    ("sum(z, axis=10^18)", "'axis' of sum(): 1000000000000000000 is beyond the limit of 64"),
+    ("mean(logsumexp(z, axis=-65))", "beyond the limit of 64"),
+    ("mean(expand_dims(z, 100))", "beyond the limit of 64"),
+    ("mean(x^1000.0000001)", "exponent 1000.0000001 is larger than the limit"),
+])
+def test_sizes_the_source_fixes_have_limits_in_plain_words(source, fragment):
+    with pytest.raises(LimitError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("^", r"\^")):
+        lossdsl.compile(source)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_sizes_from_inputs_are_checked_before_allocating(backend):
+    """3,000 labels x 100,000 classes would be 3e8 elements: refused before one_hot allocates them."""
+    loss = lossdsl.compile("sum(one_hot(labels, 100000) * x)", backend=backend)
+    labels, x = np.zeros(3000, dtype=np.int64), np.ones(100000)
+    if backend == "torch":
+        import torch
+        labels, x = torch.from_numpy(labels), torch.from_numpy(x)
+    with pytest.raises(lossdsl.InputError, match="more than 2\\^28"):
+        loss(labels=labels, x=x)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_missing_backend_package_names_the_extra(tmp_path, backend):
+    """With the package hidden (sys.modules[name] = None), compile() and the CLI say what to install,
+    and the CLI exits 2 without leaving an empty folder behind."""
+    out = tmp_path / "build" / "loss.py"
+    code = (f"import sys; sys.modules[{backend!r}] = None\n"
+            "import lossdsl\n"
+            "try:\n"
+            f"    lossdsl.compile('mse()', backend={backend!r})\n"
+            "except lossdsl.LossDSLError as e:\n"
+            "    print('API:', e)\n"
+            "from lossdsl.cli import main\n"
+            f"sys.exit(main(['compile', 'mse()', '--backend', {backend!r}, '-o', sys.argv[1]]))")
+    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    hint = f'pip install "lossdsl[{backend}]"'
+    assert f"API: the {backend} backend needs {backend}" in run.stdout and hint in run.stdout
+    assert hint in run.stderr and "internal error" not in run.stderr
+    assert not (tmp_path / "build").exists()
