@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .errors import LimitError, LossTypeError, Span
+from .errors import LimitError, LossTypeError, ParameterError, Span
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_AXIS
 
@@ -31,13 +31,22 @@ class Args:
     """The bound arguments of one builtin call, with coercions that point at the argument."""
 
     def __init__(self, graph: Graph, caller: str | None, func: str, span: Span, values: dict[str, Value],
-                 spans: dict[str, Span], given: set[str]):
-        """``caller``: the user's definition that made this call, if any (runtime errors name it)."""
+                 spans: dict[str, Span], given: set[str], names: dict[str, str] | None = None):
+        """``caller``: the user's definition that made this call, if any (runtime errors name it);
+        ``names``: the arguments written as a bare name, and that name."""
         self.graph, self._caller, self.func, self.span = graph, caller, func, span
-        self._values, self._spans, self._given = values, spans, given
+        self._values, self._spans, self._given, self._names = values, spans, given, names or {}
 
     def error(self, name: str, message: str) -> LossTypeError:
         return LossTypeError(f"argument '{name}' of {self.func}(): {message}", self._spans.get(name, self.span))
+
+    def parameter_error(self, name: str, message: str) -> LossTypeError:
+        """An error about an argument's constant value, naming the variable it was written as (a
+        definition's parameter, as in ``delta = within(delta, above=0)``), for the caller to place."""
+        written = self._names.get(name)
+        if written is None:
+            return self.error(name, message)
+        return ParameterError(f"'{written}' {message}", self._spans.get(name, self.span), parameter=written)
 
     def given(self, name: str) -> bool:
         return name in self._given
@@ -101,6 +110,9 @@ class Args:
             what = f"input '{inputs[0]}'"
         else:  # not this builtin's own parameter name, which the caller's reader never wrote
             what = f"the expression of inputs {', '.join(map(repr, inputs))}" if inputs else f"argument '{name}'"
+        written = self._names.get(name)
+        if self._caller and len(inputs) == 1 and written not in (None, inputs[0]):
+            return f"{what} (as '{written}' of {self._caller}())"  # the name the definition gives it
         return what + (f" of {self._caller}()" if self._caller else "")
 
     def _inputs_read(self, expr: sp.Basic) -> list[str]:

@@ -21,6 +21,7 @@ import mpmath
 import sympy as sp
 
 from .args import Args
+from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
 from .limits import MAX_AXIS, MAX_STATIC_SIZE
 
@@ -470,7 +471,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_taken),
     Primitive("one_hot", _everywhere("_one_hot({0}, {depth}, {dtype}, {label})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, 1))),
-    Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {integer}, {label})"), _vjp_within,
+    Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {strict}, {integer}, {label})"), _vjp_within,
               doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent,
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_same),
     Primitive("per_sample", _everywhere("_per_sample({0}, {shape1}, {label})"),
@@ -571,8 +572,18 @@ def _matmul(a: Args) -> Tensor:
 
 
 def _take(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("take", a.tensor("x"), a.index("labels"), axis=a.static_int("axis", limit=MAX_AXIS),
+    return Tensor(a.graph.apply("take", a.tensor("x"), _labels(a, "labels"), axis=a.static_int("axis", limit=MAX_AXIS),
                                 label=a.describe_input("labels")))
+
+
+def _labels(a: Args, name: str, classes: int | None = None, what: str = "a class index") -> sp.Expr:
+    """An integer-label operand; a constant is checked now (in [0, classes), or >= 0 where the bound
+    is a shape, which the runtime checks): an error here if it fails, and no check generated."""
+    labels = a.index(name)
+    if labels.is_number and not (labels.is_Integer and 0 <= labels and (classes is None or labels < classes)):
+        bounds = f"in [0, {classes})" if classes is not None else ">= 0"
+        raise a.parameter_error(name, f"must be {what}, an integer {bounds}; got the constant {_shown(labels)}")
+    return labels
 
 
 def _expand_dims(a: Args) -> Tensor:
@@ -585,17 +596,36 @@ def _transpose(a: Args) -> Tensor:
     return Tensor(a.graph.apply("transpose", x, x))
 
 
+def _shown(number: sp.Expr) -> int | float | complex:
+    """A constant as a message shows it: 0.5, not SymPy's exact 1/2."""
+    return int(number) if number.is_Integer else (float(number) if number.is_real else complex(number))
+
+
+def within_bounds(lower: float | None, upper: float | None, above: float | None,
+                  below: float | None) -> tuple[float | None, float | None, tuple[bool, bool]]:
+    """``within``'s bounds as (lower, upper, strict): ``above``/``below`` are strict bounds, which
+    replace ``lower``/``upper``; None where the argument pair gives both."""
+    if (lower is not None and above is not None) or (upper is not None and below is not None):
+        raise ValueError("lower and above (or upper and below) both bound one side")
+    return (lower if above is None else above, upper if below is None else below, (above is not None, below is not None))
+
+
 def _within(a: Args) -> Tensor:
-    lower, upper, integer = a.number_or_none("lower"), a.number_or_none("upper"), a.flag("integer")
+    try:
+        lower, upper, strict = within_bounds(*(a.number_or_none(n) for n in ("lower", "upper", "above", "below")))
+    except ValueError as e:
+        raise a.error("above" if a.given("above") and a.given("lower") else "below", str(e)) from None
+    integer = a.flag("integer")
     x = a.tensor("x")
     if x.is_number:  # a constant is checked now: an error here if it fails, no op if it holds
         value = complex(x)
-        if value.imag or (integer and not x.is_Integer) or (lower is not None and not value.real >= lower) \
-                or (upper is not None and not value.real <= upper):
+        if value.imag or (integer and not x.is_Integer) or _outside(value.real, value.real, lower, upper, strict):
             kind = "an integer" if integer else "a number"
-            raise a.error("x", f"must be {kind} in [{lower}, {upper}]; got the constant {x}")
+            bounds = "" if lower is None and upper is None else " " + _bounds_text(lower, upper, strict)
+            raise a.parameter_error("x", f"must be {kind}{bounds}; got the constant {_shown(x)}")
         return Tensor(x)
-    return Tensor(a.graph.check("within", x, lower=lower, upper=upper, integer=integer, label=a.describe_input("x")))
+    return Tensor(a.graph.check("within", x, lower=lower, upper=upper, strict=strict, integer=integer,
+                                label=a.describe_input("x")))
 
 
 def _per_sample(a: Args) -> Tensor:
@@ -604,13 +634,14 @@ def _per_sample(a: Args) -> Tensor:
 
 def _one_hot(a: Args) -> Tensor:
     depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
-    return Tensor(a.graph.apply("one_hot", a.index("labels"), depth=depth,
-                                label=a.describe_input("labels")))
+    return Tensor(a.graph.apply("one_hot", _labels(a, "labels", depth), depth=depth, label=a.describe_input("labels")))
 
 
 def _ctc_nll(a: Args) -> Tensor:
     names = ("log_probs", "targets", "input_lengths", "target_lengths")
-    operands = (a.tensor("log_probs"), *(a.index(n) for n in names[1:]))
+    if a.tensor("targets").is_number:
+        raise a.error("targets", "expected padded targets shaped (B, S), got a number")
+    operands = (a.tensor("log_probs"), a.index("targets"), *(_labels(a, n, what="a length") for n in names[2:]))
     labels = tuple(a.describe_input(n) for n in names)
     return Tensor(a.graph.apply("ctc", *operands, blank=a.static_int("blank", minimum=0),
                                 zero_infinity=a.flag("zero_infinity"), labels=labels))
@@ -634,8 +665,11 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("expand_dims", (("x", REQUIRED), ("axis", REQUIRED)), _expand_dims,
             "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
     Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
-    Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False)), _within,
-            "x itself, checked at call time to lie in [lower, upper] (under a caller's jax.jit: NaN if not)"),
+    Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False), ("above", None),
+                       ("below", None)), _within,
+            "x itself, checked to lie in [lower, upper] (strictly above/below the bounds given so; a "
+            "constant now, an input at call time where its values are concrete; under a caller's jax.jit: "
+            "NaN if not)"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),

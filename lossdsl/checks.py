@@ -25,9 +25,11 @@ CHECKED = {"within": (0,), "take": (1, 0), "one_hot": (0,), "ctc": (1, 2, 3, 0)}
 
 
 def checked_ops(graph: Graph, root: sp.Expr) -> tuple[Apply, ...]:
-    """The ops whose call-time checks read values (ranges, labels, lengths) that ``root`` depends on."""
+    """The ops whose call-time checks read values (ranges, labels, lengths) that ``root`` depends on;
+    a check of constants only was decided at compile time."""
     needed = set(graph.dependencies([root, *graph.checks_for([root])]))
-    return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED)
+    return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED
+                 and not all(op.operands[i].is_number for i in CHECKED[op.prim]))
 
 
 def checked_operands(ops: Sequence[Apply]) -> list[sp.Expr]:
@@ -60,10 +62,12 @@ def stats_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> tuple[
         elif op.prim == "take":
             stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
             tests.append(f"_in_range({s}[:3], 0, {s}[3] - 1)")
+        elif op.prim == "one_hot":
+            stats.append(f"_value_range({group[0]})")
+            tests.append(f"_in_range({s}, 0, {op.param('depth') - 1})")
         else:
             stats.append(f"_value_range({group[0]})")
-            bounds = (0, op.param("depth") - 1) if op.prim == "one_hot" else (op.param("lower"), op.param("upper"))
-            tests.append(f"_in_range({s}, {bounds[0]!r}, {bounds[1]!r})")
+            tests.append(f"_in_range({s}, {op.param('lower')!r}, {op.param('upper')!r}, {op.param('strict')!r})")
     return "(" + "".join(c + ", " for c in stats) + ")", " & ".join(tests)
 
 
@@ -81,7 +85,7 @@ def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
             continue
         values = np.array([lo, hi])
         if op.prim == "within":
-            _within(values, op.param("lower"), op.param("upper"), False, op.param("label"))
+            _within(values, op.param("lower"), op.param("upper"), op.param("strict"), False, op.param("label"))
         else:
             _check_labels(values, int(count[0]) if op.prim == "take" else op.param("depth"), op.param("label"))
 
@@ -141,7 +145,7 @@ _EMPTY_REDUCTION = ("zero-size array to reduction operation", "to have non-zero 
 def _explain(message: str, inputs: dict[str, Any]) -> str:
     """A message that names the inputs: ours already do; an array library's error about shapes,
     raised deep inside the generated code, is prefixed with the inputs' shapes."""
-    if "input '" in message or "inputs '" in message:  # ours (see Args.describe_input)
+    if "input '" in message or "inputs '" in message or message.startswith("argument '"):  # ours
         return message
     shapes = _shapes(inputs)
     if any(m in message for m in _EMPTY_REDUCTION):

@@ -63,6 +63,14 @@ class LossTypeError(LossDSLError):
     """A value of the wrong kind: a string where a tensor is needed, a tensor where a constant is."""
 
 
+class ParameterError(LossTypeError):
+    """A constant outside the values a definition declares valid for its ``parameter``."""
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None, parameter: str = ""):
+        self.parameter = parameter
+        super().__init__(message, span, hint)
+
+
 class LimitError(LossDSLError):
     """The program is too large or too deep to compile safely."""
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+from dataclasses import dataclass
 from functools import lru_cache
 
 from . import syntax as A
-from .builtins import BUILTINS
+from .backends.runtime import _bounds_text
+from .builtins import BUILTINS, within_bounds
 from .errors import NameResolutionError, ParseError
 from .parser import parse
 from .resources import data_dir
@@ -74,6 +76,49 @@ def _literal(e: A.Expr) -> str:
     return "..."
 
 
+@dataclass(frozen=True)
+class Declared:
+    """The values a parameter may take, as its definition declares them (``delta = within(delta, above=0)``)."""
+
+    lower: float | None
+    upper: float | None
+    strict: tuple[bool, bool]  # whether each bound is excluded
+    integer: bool
+
+    def text(self, name: str) -> str:
+        """``delta > 0``, ``tau in (0, 1)``, ``ignore_index: an integer``."""
+        bounds = [_bounds_text(self.lower, self.upper, self.strict)] if (self.lower, self.upper) != (None, None) else []
+        return f"{name} {bounds[0]}{', an integer' if self.integer else ''}" if bounds else f"{name}: an integer"
+
+
+def declared(d: A.FuncDef) -> dict[str, Declared]:
+    """Each parameter's valid values: the statements ``p = within(p, ...)`` among ``d``'s, whose
+    arguments are numbers and flags (the checks that run, at compile time for a constant ``p``)."""
+    params = {p.name for p in d.params}
+    names = [n for n, _ in BUILTINS["within"].params]
+    out = {}
+    for stmt in d.body:
+        call = stmt.value if isinstance(stmt, A.Assign) else None
+        if not (isinstance(call, A.Call) and call.func == "within" and call.args and isinstance(call.args[0], A.Name)
+                and call.args[0].id == stmt.name in params):
+            continue
+        given = {**dict(zip(names, call.args)), **{k.name: k.value for k in call.kwargs}}
+        value = {n: _constant(given[n]) if n in given else default for n, default in BUILTINS["within"].params[1:]}
+        out[stmt.name] = Declared(*within_bounds(value["lower"], value["upper"], value["above"], value["below"]),
+                                  integer=bool(value["integer"]))
+    return out
+
+
+def _constant(e: A.Expr) -> float | bool | None:
+    if isinstance(e, A.Number):
+        return e.value
+    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Number):
+        return -e.operand.value
+    if isinstance(e, A.Constant):
+        return e.value
+    raise ValueError(f"a declaration's bounds are numbers, not {e!r}")
+
+
 def summary(d: A.FuncDef) -> str:
     """The docstring's first line."""
     doc = d.doc.strip()
@@ -85,12 +130,17 @@ def markdown() -> str:
     out = ["# The standard library", "",
            "Generated from the docstrings in `stdlib/` by `lossdsl docs -o docs/stdlib.md`; do not edit by hand.",
            "Every loss takes its target first and its prediction second; losses that produce one value per element",
-           'or per sample also take `reduction="mean" | "sum" | "none"` and per-sample `weights`.', ""]
+           'or per sample also take `reduction="mean" | "sum" | "none"` and per-sample `weights`.',
+           "A parameter's valid values, where some are not, are declared in its definition and checked:",
+           "a constant at compile time (an error pointing at the argument), an input at call time.", ""]
     for family, defs in families().items():
         out += [f"## {family.replace('_', ' ')}", ""]
         for d in defs:
             first, _, rest = d.doc.strip().partition("\n")
             out += [f"### `{signature(d)}`", "", first or "(no docstring)", ""]
+            valid = declared(d)
+            if valid:
+                out += ["Valid values: " + ", ".join(f"`{v.text(name)}`" for name, v in valid.items()) + ".", ""]
             if rest.strip():
                 out += ["```text", textwrap.dedent(rest).strip("\n"), "```", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -24,7 +24,7 @@ from .args import Args, Value, describe, static_number
 from .backend import BACKENDS
 from .builtins import BUILTINS, RANK_RULES, REQUIRED
 from .diagnose import KEYWORDS
-from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, Span, did_you_mean
+from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
 from .representable import COMPLEX, HINT, OVERFLOW, UNDEFINED, UNDERFLOW
@@ -384,9 +384,12 @@ class Resolver:
             extra = node.args[len(params)]
             raise NameResolutionError(f"{node.func}() takes at most {len(params)} positional arguments "
                                       f"({', '.join(names)})", extra.span)
+        written: dict[str, str] = {}  # the arguments written as a bare name
         for (name, _), arg in zip(params, node.args):
             values[name] = self.eval(arg, scope)
             spans[name] = arg.span
+            if isinstance(arg, A.Name):
+                written[name] = arg.id
         for kw in node.kwargs:
             if kw.name not in names:
                 hint = did_you_mean(kw.name, names)
@@ -395,6 +398,8 @@ class Resolver:
                 raise NameResolutionError(f"{node.func}() got two values for '{kw.name}'", kw.span)
             values[kw.name] = self.eval(kw.value, scope)
             spans[kw.name] = kw.span
+            if isinstance(kw.value, A.Name):
+                written[kw.name] = kw.value.id
         given = set(values)
         for name, default in params:
             if name not in values:
@@ -402,14 +407,17 @@ class Resolver:
                     raise NameResolutionError(f"{node.func}() is missing its argument '{name}'", node.span)
                 values[name] = default
         if isinstance(target, A.FuncDef):
-            return self._inline(target, values, node.span, from_user=not scope.library_only)
+            return self._inline(target, values, node.span, spans, from_user=not scope.library_only)
         frame = self.user_frame()
-        result = target.build(Args(self.graph, frame and frame.name, node.func, node.span, values, spans, given))
+        result = target.build(Args(self.graph, frame and frame.name, node.func, node.span, values, spans, given,
+                                   written))
         if isinstance(result, Tensor):  # log(sum(exp(x))) -> logsumexp(x), as the IR is built
             result = Tensor(fold_ops(self.graph, result.expr))
         return self._keep_shape(result, tuple(values.values()))
 
-    def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span, from_user: bool) -> Value:
+    def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span, spans: dict[str, Span],
+                from_user: bool) -> Value:
+        """``d``'s result for ``values``; ``span``: the call's, ``spans``: the arguments' given."""
         if len(self.frames) >= MAX_CALL_DEPTH:
             raise LimitError(f"calls nested deeper than {MAX_CALL_DEPTH} (is '{d.name}' recursive?)", span)
         library_only = d.family != "user"
@@ -428,6 +436,9 @@ class Resolver:
         except LossDSLError as e:
             if not (library_only and from_user and e.span is not None and e.span.file.startswith("stdlib/")):
                 raise
+            if isinstance(e, ParameterError) and e.parameter in spans and e.parameter in (p.name for p in d.params):
+                # an option's constant outside its declared values: point at the argument given
+                raise ParameterError(f"{d.name}(): {e.message}", spans[e.parameter], parameter=e.parameter) from None
             # a mistake in the user's call that surfaced inside the library: point at the call
             where = f"{e.span.file}:{e.span.line}"
             raise type(e)(f"in {d.name}(): {e.message} (at {where})", span) from None

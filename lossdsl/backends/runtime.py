@@ -117,29 +117,46 @@ def _expand_dims(g, shape, axis, dtype=None):
     return xp.expand_dims(xp.broadcast_to(_typed(g, dtype), shape), axis)
 
 
-def _within(x, lower, upper, integer, label):
-    """``x`` itself, after checking its values lie in [lower, upper] (and are integers); under jit,
+def _bounds_text(lower, upper, strict):
+    """How a message reads bounds: "> 0", "<= 1", "in [0, 1]", "in (0, 0.5]"; ``strict``: whether
+    each bound is excluded."""
+    signs = (">" if strict[0] else ">=", "<" if strict[1] else "<=")
+    if lower is None or upper is None:
+        return "any number" if lower is None and upper is None else (
+            f"{signs[0]} {lower}" if upper is None else f"{signs[1]} {upper}")
+    return f"in {'(' if strict[0] else '['}{lower}, {upper}{')' if strict[1] else ']'}"
+
+
+def _outside(lo, hi, lower, upper, strict):
+    """Whether values from ``lo`` to ``hi`` leave the bounds (NaN does)."""
+    return (lower is not None and not (lo > lower if strict[0] else lo >= lower)) or (
+        upper is not None and not (hi < upper if strict[1] else hi <= upper))
+
+
+def _within(x, lower, upper, strict, integer, label):
+    """``x`` itself, after checking its values lie within the bounds (and are integers); under jit,
     where the values are unknown, the dtype only (CompiledLoss checks the values beforehand)."""
     dtype = xp.asarray(x).dtype
     if integer and not _is_integer(dtype):
         raise TypeError(f"{label} must hold integers; got dtype {dtype}")
     if xp.size(x) and not _traced(x):
         lo, hi = xp.min(x), xp.max(x)
-        if (lower is not None and not lo >= lower) or (upper is not None and not hi <= upper):
-            raise ValueError(f"{label} must lie in [{lower}, {upper}]; got values from {_scalar(lo)} to "
-                             f"{_scalar(hi)}")
+        if _outside(lo, hi, lower, upper, strict):
+            raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
+                             f"{_scalar(lo)} to {_scalar(hi)}")
     return x
 
 
-def _in_range(stats, lower, upper):
-    """Whether (min, max, size) statistics of an array lie in [lower, upper] (None: no bound); an
-    empty array does, NaN does not. For traced values, where ``_within`` cannot check."""
+def _in_range(stats, lower, upper, strict=(False, False)):
+    """Whether (min, max, size) statistics of an array lie in [lower, upper] (None: no bound; a bound
+    ``strict`` excludes its value); an empty array does, NaN does not. For traced values, where
+    ``_within`` cannot check."""
     lo, hi, size = stats
     ok = True
     if size and lower is not None:
-        ok = ok & (lo >= lower)
+        ok = ok & ((lo > lower) if strict[0] else (lo >= lower))
     if size and upper is not None:
-        ok = ok & (hi <= upper)
+        ok = ok & ((hi < upper) if strict[1] else (hi <= upper))
     return ok
 
 
@@ -185,6 +202,17 @@ def _check_labels(labels, n, label):
                          f"{_scalar(xp.min(labels))} to {_scalar(xp.max(labels))}")
 
 
+def _constant_labels(labels, shape, axis, label):
+    """A constant label (checked >= 0 at compile time) against the class count, a shape and so
+    known under jit too, as one label per row of an array of ``shape`` gathered along ``axis``."""
+    n = shape[axis]
+    if labels >= n:
+        raise ValueError(f"{label} must hold class indices in [0, {n}); got the constant {labels}")
+    rows = list(shape)
+    del rows[axis]
+    return xp.full(tuple(rows), labels)
+
+
 def _check_size(elements, label):
     """Before an array whose size the inputs set is allocated: at most 2^28 elements (2 GiB of
     float64), rather than a MemoryError or an out-of-memory kill part way through."""
@@ -194,12 +222,17 @@ def _check_size(elements, label):
 
 
 def _take(x, labels, axis, label):
-    _check_labels(labels, xp.shape(x)[axis], label)
+    if isinstance(labels, int):
+        labels = _constant_labels(labels, xp.shape(x), axis, label)
+    else:
+        _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
 
 
 def _take_vjp(g, labels, shape, axis):
     axis = axis % len(shape) - len(shape)  # counted from the right, where broadcasting aligns
+    if isinstance(labels, int):
+        labels = _constant_labels(labels, tuple(shape), axis, "")
     classes = xp.reshape(xp.arange(shape[axis]), (shape[axis],) + (1,) * (-axis - 1))
     g = _typed(g)
     g = xp.broadcast_to(g, xp.broadcast_shapes(xp.shape(g), xp.shape(labels)))
@@ -207,6 +240,8 @@ def _take_vjp(g, labels, shape, axis):
 
 
 def _one_hot(labels, depth, dt, label):
+    if isinstance(labels, int):  # a constant, checked in [0, depth) at compile time
+        return xp.asarray(xp.arange(depth) == labels, dtype=dt)
     _check_labels(labels, depth, label)
     _check_size(xp.size(labels) * depth, label)
     return xp.asarray(xp.expand_dims(labels, -1) == xp.arange(depth), dtype=dt)
@@ -269,6 +304,10 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
     out, ok = [], xp.ones((B,), dtype=bool)
     for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
                                 (target_lengths, S, labels[3], "S, the columns of targets")):
+        if isinstance(x, int):  # a constant, >= 0 by compile time; its bound is a shape, known under jit too
+            if x > top:
+                raise ValueError(f"{label} must lie in [0, {top}] ({what}); got the constant {x}")
+            x = xp.full((B,), x)
         if xp.ndim(x) > 1 or xp.size(x) not in (1, B):
             raise ValueError(f"{label} must hold one length per sample, shape ({B},); got shape {xp.shape(x)}")
         x = xp.broadcast_to(x, (B,))
