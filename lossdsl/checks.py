@@ -22,6 +22,13 @@ from .ir import Apply, Graph
 
 # op -> the operands its check reads: the values checked, then those whose shape gives a bound
 CHECKED = {"within": (0,), "take": (1, 0), "one_hot": (0,), "ctc": (1, 2, 3, 0)}
+SHAPE_ONLY = {"take": 1, "ctc": 1}  # how many of those last are read for their shape alone
+
+
+def _all_constant(op: Apply) -> bool:
+    """Whether every value ``op``'s check reads is a number (decided at compile time, then)."""
+    read = CHECKED[op.prim]
+    return all(op.operands[i].is_number for i in read[:len(read) - SHAPE_ONLY.get(op.prim, 0)])
 
 
 def checked_ops(graph: Graph, root: sp.Expr) -> tuple[Apply, ...]:
@@ -29,7 +36,7 @@ def checked_ops(graph: Graph, root: sp.Expr) -> tuple[Apply, ...]:
     a check of constants only was decided at compile time."""
     needed = set(graph.dependencies([root, *graph.checks_for([root])]))
     return tuple(op for sym, op in graph if sym in needed and isinstance(op, Apply) and op.prim in CHECKED
-                 and not all(op.operands[i].is_number for i in CHECKED[op.prim]))
+                 and not _all_constant(op))
 
 
 def checked_operands(ops: Sequence[Apply]) -> list[sp.Expr]:

@@ -29,6 +29,7 @@ import stdlib_rows
 from sampling import covering
 
 import lossdsl
+from lossdsl.backends.runtime import _bounds_text
 from lossdsl.checks import CHECKED
 from lossdsl.errors import InputError
 from lossdsl.ir import Apply, Graph, Input
@@ -96,7 +97,8 @@ def _library_rows() -> list[Row]:
             for name in sorted(_inputs_read(graph, op.operands[CHECKED[op.prim][0]])):
                 if op.prim == "within":
                     lo, hi = op.param("lower"), op.param("upper")
-                    bad, message = _set_first(hi + 0.5 if hi is not None else lo - 0.5), rf"must lie in \[{lo}, {hi}\]"
+                    bounds = _bounds_text(lo, hi, op.param("strict"))  # "in [0, 1]", ">= 0", "> 0"
+                    bad, message = _set_first(hi + 0.5 if hi is not None else lo - 0.5), "must be " + re.escape(bounds)
                 else:
                     bad, message = _set_first(10**6), r"must hold class indices in \[0, \d+\)"
                 row = Row(f"{case.id}-{name}-{op.prim}", op.prim, call, case.sample(), name, bad, message)
@@ -122,9 +124,9 @@ LABELS = {"y": np.array([0, 2, 1]), "x": RNG.normal(size=(3, 4))}
 def _builtin_rows() -> list[Row]:
     rows = [
         Row("within", "within", "mean(within(p, 0, 1) * x)", {"p": RNG.uniform(size=3), "x": RNG.normal(size=3)}, "p",
-            _set_first(1.25), r"must lie in \[0, 1\]"),
+            _set_first(1.25), r"must be in \[0, 1\]"),
         Row("within-below", "within", "sum(log(within(v, 0)))", {"v": RNG.uniform(1, 2, size=3)}, "v",
-            _set_first(-1.0), r"must lie in \[0, None\]"),
+            _set_first(-1.0), r"must be >= 0"),
         Row("take-labels", "take", "mean(take(x, y))", LABELS, "y", _set_first(4), r"must hold class indices in \[0, 4\)"),
         Row("take-negative-labels", "take", "mean(take(exp(x), y))", LABELS, "y", _set_first(-1),
             r"must hold class indices in \[0, 4\)"),
