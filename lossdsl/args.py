@@ -95,6 +95,12 @@ class Args:
             raise self.error(name, f"expected true or false, got {describe(v)}")
         return v
 
+    def text_or_none(self, name: str) -> str | None:
+        v = self._values[name]
+        if v is None or isinstance(v, str):
+            return v
+        raise self.error(name, f"expected a string or none, got {describe(v)}")
+
     def number_or_none(self, name: str) -> float | None:
         v = self._values[name]
         if v is None or (static_number(v)):

@@ -471,7 +471,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_taken),
     Primitive("one_hot", _everywhere("_one_hot({0}, {depth}, {dtype}, {label})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, 1))),
-    Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {strict}, {integer}, {label})"), _vjp_within,
+    Primitive("within", _everywhere("_within({0}, {lower}, {upper}, {strict}, {integer}, {label}, {hint})"), _vjp_within,
               doc="operand 0 unchanged, after a call-time check of its range", formula=_transparent,
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_same),
     Primitive("per_sample", _everywhere("_per_sample({0}, {shape1}, {label})"),
@@ -625,7 +625,7 @@ def _within(a: Args) -> Tensor:
             raise a.parameter_error("x", f"must be {kind}{bounds}; got the constant {_shown(x)}")
         return Tensor(x)
     return Tensor(a.graph.check("within", x, lower=lower, upper=upper, strict=strict, integer=integer,
-                                label=a.describe_input("x")))
+                                label=a.describe_input("x"), hint=a.text_or_none("hint")))
 
 
 def _per_sample(a: Args) -> Tensor:
@@ -666,10 +666,10 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
     Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
     Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False), ("above", None),
-                       ("below", None)), _within,
+                       ("below", None), ("hint", None)), _within,
             "x itself, checked to lie in [lower, upper] (strictly above/below the bounds given so; a "
             "constant now, an input at call time where its values are concrete; under a caller's jax.jit: "
-            "NaN if not)"),
+            "NaN if not); hint: a phrase the call-time message adds, e.g. what to pass instead"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),

@@ -92,7 +92,8 @@ def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
             continue
         values = np.array([lo, hi])
         if op.prim == "within":
-            _within(values, op.param("lower"), op.param("upper"), op.param("strict"), False, op.param("label"))
+            _within(values, op.param("lower"), op.param("upper"), op.param("strict"), False, op.param("label"),
+                    op.param("hint"))
         else:
             _check_labels(values, int(count[0]) if op.prim == "take" else op.param("depth"), op.param("label"))
 

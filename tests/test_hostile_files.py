@@ -345,3 +345,23 @@ def test_long_products_print_as_balanced_chains():
     assert max(len(chain.split("*")) for chain in body.replace("(", " ").replace(")", " ").split()) <= 64
     values = {n: np.array([1.01, 0.99]) + 0.001 * k for k, n in enumerate(names)}
     np.testing.assert_allclose(loss(**values), np.mean(np.prod(list(values.values()), axis=0)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+@pytest.mark.parametrize("call, y_true", [
+    ("bce(y_true, y_pred)", np.array([[1.0, 0.0, 1.0]])),
+    ("focal(y_true, y_pred)", np.array([[1.0, 0.0, 1.0]])),
+    ("cce(y_true, y_pred)", np.array([[1.0, 0.0, 0.0]])),
+    ("categorical_focal(y_true, y_pred)", np.array([[1.0, 0.0, 0.0]])),
+    ("sparse_cce(y_true, y_pred)", np.array([0])),
+])
+def test_probabilities_out_of_range_suggest_from_logits(call, y_true, backend):
+    """Logits passed where a loss expects probabilities: the message says what to pass instead."""
+    y_pred = np.array([[2.5, -1.0, 0.3]])
+    loss = lossdsl.compile(call, backend=backend)
+    if backend == "torch":
+        import torch
+        y_true, y_pred = torch.from_numpy(y_true), torch.from_numpy(y_pred)
+    with pytest.raises(lossdsl.InputError, match=r"input 'y_pred' of \w+\(\) must be in \[0, 1\]; got values from "
+                                                 r"-1\.0 to 2\.5; for logits, pass from_logits=true"):
+        loss(y_true=y_true, y_pred=y_pred)

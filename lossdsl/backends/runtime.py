@@ -133,9 +133,10 @@ def _outside(lo, hi, lower, upper, strict):
         upper is not None and not (hi < upper if strict[1] else hi <= upper))
 
 
-def _within(x, lower, upper, strict, integer, label):
+def _within(x, lower, upper, strict, integer, label, hint=None):
     """``x`` itself, after checking its values lie within the bounds (and are integers); under jit,
-    where the values are unknown, the dtype only (CompiledLoss checks the values beforehand)."""
+    where the values are unknown, the dtype only (CompiledLoss checks the values beforehand).
+    ``hint``: what the message adds, such as what to pass instead."""
     dtype = xp.asarray(x).dtype
     if integer and not _is_integer(dtype):
         raise TypeError(f"{label} must hold integers; got dtype {dtype}")
@@ -143,7 +144,7 @@ def _within(x, lower, upper, strict, integer, label):
         lo, hi = xp.min(x), xp.max(x)
         if _outside(lo, hi, lower, upper, strict):
             raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
-                             f"{_scalar(lo)} to {_scalar(hi)}")
+                             f"{_scalar(lo)} to {_scalar(hi)}" + (f"; {hint}" if hint else ""))
     return x
 
 
