@@ -150,10 +150,23 @@ def _grad(args: argparse.Namespace) -> None:
         print("n: the element count of the mean", file=sys.stderr)
 
 
+#: names that appear in derivatives only (gradient and Hessian formulas, explain), in words
+IN_FORMULAS = (
+    ("n", "the element count of a mean"),
+    ("inside(x, lo, hi)", "1 for lo < x < hi, 1/2 at either bound, 0 outside: the derivative of clip(x, lo, hi)"),
+    ("extremum_share(x)", "1/k at the k entries where a max or min is attained, else 0 (ties share)"),
+    ("Piecewise((a, c), (b, True))", "SymPy's where(c, a, b)"),
+    ("ctc_grad(...)", "the gradient of ctc_nll: minus the posterior probability of each class at each frame"),
+)
+
+
 def _list(args: argparse.Namespace) -> None:
     print("builtins")
     for b in BUILTINS.values():
         print(f"  {b.name:<14} {b.doc}")
+    print("in formulas (derivatives only)")
+    for name, doc in IN_FORMULAS:
+        print(f"  {name:<28} {doc}")
     for family, defs in families().items():
         print(family)
         for d in defs:

@@ -253,3 +253,26 @@ def test_other_user_errors_exit_2(argv, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.strip() and "Traceback" not in err
+
+
+def test_every_name_in_a_library_gradient_is_explained(capsys):
+    """Each function a library loss's gradient formula uses is a builtin, a library definition, or
+    one of the names `lossdsl list` explains under "in formulas"."""
+    import importlib
+    import pkgutil
+
+    import stdlib_rows
+
+    from lossdsl.builtins import BUILTINS
+    from lossdsl.cli import IN_FORMULAS
+    cases = [c for i in pkgutil.iter_modules(stdlib_rows.__path__)
+             for c in importlib.import_module(f"stdlib_rows.{i.name}").CASES]
+    known = set(BUILTINS) | set(lossdsl.library.library()) | {name.split("(")[0] for name, _ in IN_FORMULAS}
+    for case in {c.call.split("(")[0]: c for c in cases}.values():
+        loss = lossdsl.compile(case.call.format(opts=""))
+        for wrt in loss.differentiable:
+            used = {type(f).__name__ for f in loss.gradient_formula(wrt).atoms(sp.Function)}
+            assert used <= known, (case.call, used - known)
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name, _ in IN_FORMULAS)
