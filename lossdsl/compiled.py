@@ -24,7 +24,7 @@ from .codegen import load_module
 from .errors import InputError, LossDSLError, did_you_mean
 from .formula import render
 from .hessian import DIRECTION, hessian_rowsum, hessian_vector
-from .input_values import check_values
+from .input_values import check_values, elementwise_groups, warn_stretched
 from .ir import Graph
 from .pipeline import Compilation, build, read_source
 
@@ -37,7 +37,7 @@ def _restore(text: str, file: str, backend: str) -> CompiledLoss:
 class CompiledLoss:
     """A loss compiled for one backend: call it by keyword; ask it for gradients and formulas."""
 
-    __slots__ = ("_c", "_value_fn", "_checks_fn", "_memo", "_lock")
+    __slots__ = ("_c", "_value_fn", "_checks_fn", "_groups", "_memo", "_lock")
 
     def __init__(self, compilation: Compilation):
         c = compilation
@@ -45,6 +45,7 @@ class CompiledLoss:
         checks = load_module(c.writer.checks_module(), f"{c.backend.name}:checks")._checks if fused else None
         for name, value in (("_c", c), ("_value_fn", c.backend.jit(c.module.loss)),
                             ("_checks_fn", None if checks is None else c.backend.jit(checks)),
+                            ("_groups", elementwise_groups(c.graph, c.root)),
                             ("_memo", {}), ("_lock", threading.Lock())):
             object.__setattr__(self, name, value)
 
@@ -124,6 +125,7 @@ class CompiledLoss:
         """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
         check_names(self.inputs, kwargs)
         check_values(kwargs, self.backend, self._c.backend.foreign)
+        warn_stretched(kwargs, self._groups)
 
     def _check_stats(self, stats: Any) -> None:
         # under someone's jit the values are unknown: the generated code returns NaN if a check fails

@@ -4,19 +4,23 @@ Array libraries convert what they are given quietly: NumPy reads a string array 
 drops a complex array's imaginary part, ``np.asarray(None)`` is an object array whose mean is NaN,
 and a torch tensor reaches NumPy only through ``.numpy()``. So every call checks its inputs first
 (``CompiledLoss`` does, on every backend and entry point) and refuses, naming the input, what no
-loss can mean: ``None``, strings and bytes, complex numbers, Python objects, dates, and the arrays
+loss can mean: ``None``, strings and bytes, complex numbers, Python objects, dates, masked arrays
+(whose masks NumPy's arithmetic would drop), and the arrays
 of a library the backend does not take (``Backend.foreign``). Only dtypes are read, never values,
 so the check also runs on JAX tracers under a caller's ``jit``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from .errors import InputError
+from .ir import Apply, Graph, Input
 
 # NumPy dtype kinds that hold no real numbers -> how a message names them ("V": structured records)
 _REFUSED_KINDS = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes",
@@ -45,6 +49,9 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
         return f"is {'a string' if isinstance(value, str) else 'bytes'} ({value!r:.40}), not a number"
     if isinstance(value, (bool, int, float)):
         return None
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        return ("is a masked array, whose mask a loss would ignore: give the unmasked values with "
+                "weights= of 0 where masked, or value.filled(...)")
     dtype = getattr(value, "dtype", None)
     if dtype is None:
         try:
@@ -58,3 +65,32 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
     if kind in _REFUSED_KINDS and (kind != "V" or record):  # ml_dtypes' bfloat16 is kind "V" too
         return f"holds {_REFUSED_KINDS[kind]} (dtype {dtype}), not real numbers"
     return None
+
+
+def elementwise_groups(graph: Graph, root: sp.Basic) -> tuple[tuple[str, ...], ...]:
+    """The sets of two or more float inputs that meet elementwise: the leaves of one expression (an
+    op's operand, or the loss itself), except per-sample weights (``per_sample`` matches them to the rows)."""
+    floats = {sym: op.name for sym, op in graph if isinstance(op, Input) and op.name not in graph.index_inputs}
+    exprs = [root, *(o for _, op in graph if isinstance(op, Apply) for o in
+                     (op.operands[1:] if op.prim == "per_sample" else op.operands))]
+    groups = {tuple(sorted({floats[s] for s in e.free_symbols if s in floats}, key=graph.inputs.index)) for e in exprs}
+    return tuple(sorted(g for g in groups if len(g) > 1))
+
+
+def warn_stretched(values: Mapping[str, Any], groups: Iterable[tuple[str, ...]]) -> None:
+    """A UserWarning, as PyTorch's elementwise losses give, where inputs that meet elementwise differ
+    in rank and broadcast to a shape that none of them has: (N, 1) against (N,) is silently an N x N loss."""
+    for group in groups:
+        shapes = {n: tuple(np.shape(values[n])) for n in group if n in values}  # check_names reports the others
+        if len({len(s) for s in shapes.values()}) < 2:
+            continue
+        try:
+            both = np.broadcast_shapes(*shapes.values())
+        except ValueError:
+            continue  # the array library reports shapes that do not broadcast
+        if both not in shapes.values():
+            (a, sa), (b, sb) = sorted(shapes.items(), key=lambda item: -len(item[1]))[:2]
+            warnings.warn(f"input '{a}' has shape {sa} and input '{b}' has shape {sb}: they broadcast to "
+                          f"{both}, which is likely not what you want: reshape one of them to the other's shape",
+                          UserWarning, stacklevel=4)
+            return

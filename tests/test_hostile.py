@@ -10,6 +10,7 @@ machine cannot make fail. How many seconds a refusal takes is a benchmark (bench
 
 import ast
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -388,3 +389,33 @@ REGRESSIONS = [
 @pytest.mark.parametrize("source", REGRESSIONS, ids=[repr(s)[:24] for s in REGRESSIONS])
 def test_fuzz_regressions(source):
     _compile_fully(source)
+
+
+# --- shapes that broadcast by accident --------------------------------------------------------------
+
+STRETCHED = ["mse(y_true, y_pred)", "mae(y_true, y_pred)", "huber(y_true, y_pred)", "bce(y_true, y_pred)",
+             "poisson_nll(y_true, y_pred)", "mean((y_true - y_pred)^2) + 0.1*sum(w^2)"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+@pytest.mark.parametrize("source", STRETCHED)
+def test_a_column_against_a_vector_warns_naming_both(source, backend):
+    """(N, 1) against (N,) silently makes an N x N loss: a UserWarning names both inputs, as PyTorch's
+    elementwise losses warn; the same shapes, or weights matched to the rows, do not warn."""
+    loss = lossdsl.compile(source, backend=backend)
+    rng = np.random.default_rng(0)
+    column, vector = rng.uniform(0.1, 0.9, size=(5, 1)), rng.uniform(0.1, 0.9, size=5)
+    extra = {"w": np.ones(3)} if "w" in loss.inputs else {}
+    with pytest.warns(UserWarning, match=r"input 'y_true' has shape \(5, 1\) and input 'y_pred' has shape \(5,\)"):
+        loss(y_true=column, y_pred=vector, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss(y_true=vector, y_pred=vector, **extra)
+        loss(y_true=column, y_pred=column, **extra)
+
+
+def test_weights_of_shape_n_1_do_not_warn():
+    loss = lossdsl.compile("mse(y_true, y_pred, weights=w)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(loss(y_true=np.zeros(4), y_pred=np.ones(4), w=np.ones((4, 1)))) == 1.0

@@ -5,7 +5,7 @@ NumPy would read a string array as numbers, drop a complex array's imaginary par
 ``.numpy()``. Each odd kind below, given as a float input and as integer labels, through the value,
 the gradient and each second-derivative entry point, on NumPy, JAX (and, for what JAX can trace,
 under the caller's ``jax.jit``) and torch. What may be converted still is: lists, integers,
-booleans, and NumPy or JAX arrays where the backend reads them.
+booleans, masked arrays with nothing masked, and NumPy or JAX arrays where the backend reads them.
 """
 
 import jax
@@ -30,6 +30,7 @@ ODD = {
     "None": None,
     "dates": np.array(["2020-01-01", "2020-01-02", "2020-01-03"], dtype="datetime64[D]"),
     "structured": np.zeros(3, dtype=[("a", float)]),
+    "masked array": np.ma.masked_array([1.0, 2.0, 0.5], mask=[False, True, False]),
     "jax complex": jnp.array([1 + 2j, 3.0, 0.5]),
     "torch complex": torch.tensor([1 + 2j, 3.0, 0.5]),
 }
@@ -94,7 +95,8 @@ def test_what_converts_still_does(backend):
     value and gradient of mse against NumPy's."""
     loss = lossdsl.compile("mse(y_true, y_pred)", backend=backend)
     y_true, y_pred = np.array([1, 0, 1]), np.array([0.25, 1.5, 1.0])
-    givens = [[1, 0, 1], np.array([True, False, True]), y_true, jnp.asarray(y_true)]
+    givens = [[1, 0, 1], np.array([True, False, True]), y_true, jnp.asarray(y_true),
+              np.ma.masked_array(y_true, mask=False)]  # a mask that hides nothing
     if backend == "torch":
         givens.append(torch.tensor([1, 0, 1]))
     for given in givens:
