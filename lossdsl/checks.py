@@ -11,7 +11,7 @@ ops read, inputs or not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,10 +108,11 @@ def check_names(inputs: Sequence[str], kwargs: dict[str, Any]) -> None:
         raise InputError(f"this loss takes inputs {', '.join(inputs)}: {'; '.join(parts)}")
 
 
-def reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any]) -> Any:
-    """Call generated code; its checks raise ValueError/TypeError, reported as InputError."""
+def reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any], names: Mapping[str, str] | None = None) -> Any:
+    """Call generated code with ``inputs`` under their Python ``names`` (``Signature.code``); its checks
+    raise ValueError/TypeError, reported as InputError."""
     try:
-        return fn(**inputs)
+        return fn(**({names.get(k, k): v for k, v in inputs.items()} if names else inputs))
     except InputError:
         raise
     except (ValueError, TypeError, IndexError) as e:

@@ -42,7 +42,7 @@ class ModuleWriter:
                  gradient: tuple[Graph, Mapping[str, sp.Expr]]):
         self.text, self.b, self.graph, self.root = text, backend, graph, root
         self.grad_graph, self.grads = gradient
-        self.sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
+        self.sig = Signature.of(graph)
         self.checked: tuple[Apply, ...] = checked_ops(graph, root)
         # how the loss splits over blocks of rows, where the backend evaluates by blocks
         self.blocks: RowBlocks | None = row_blocks(graph, root) if backend.row_blocks else None
@@ -56,9 +56,9 @@ class ModuleWriter:
         by ``function("_" + name + "_rows")`` called on blocks of rows (see blocking.py)."""
         if self.blocks is None:
             return function(name)
-        names = self.sig.inputs
+        names = self.sig.names(self.sig.inputs)
         inputs = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
-        labels = tuple(n for n in names if n in self.sig.index_inputs)
+        labels = self.sig.names([n for n in self.sig.inputs if n in self.sig.index_inputs])
         b = self.blocks
         return f'''{function(f"_{name}_rows")}
 
@@ -67,9 +67,8 @@ def {name}(*, {", ".join(names)}):
     """{doc}"""
     return _by_rows(_{name}_rows, {inputs}, {labels!r}, {b.min_rank}, {b.reduction!r}, ROW_BLOCK)'''
 
-    @staticmethod
-    def _grad_codes(wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str]) -> list[str]:
-        return [poison(f"_fit({c}, {w})") for w, c in zip(wrt, codes)]
+    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str]) -> list[str]:
+        return [poison(f"_fit({c}, {self.sig.name(w)})") for w, c in zip(wrt, codes)]
 
     @property
     def guarded(self) -> tuple[Apply, ...]:
@@ -89,10 +88,10 @@ def {name}(*, {", ".join(names)}):
         doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
 
         def function(name: str) -> str:
-            fp = FunctionPrinter(self.graph, self.b)
-            lines, (v, *checks) = fp.body(self.sig, [self.root, *checked_operands(self.guarded)])
+            fp = FunctionPrinter(self.graph, self.b, self.sig)
+            lines, (v, *checks) = fp.body([self.root, *checked_operands(self.guarded)])
             guard, poison = self._guard(checks)
-            return fp.function(name, self.sig, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc)
+            return fp.function(name, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc)
         return self._by_rows(name, doc, function)
 
     def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
@@ -102,9 +101,8 @@ def {name}(*, {", ".join(names)}):
         doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
 
         def function(name: str) -> str:
-            fp = FunctionPrinter(self.grad_graph, self.b)
-            lines, codes = fp.body(self.sig, [self.root, *(self.grads[w] for w in wrt),
-                                              *checked_operands(self.guarded)])
+            fp = FunctionPrinter(self.grad_graph, self.b, self.sig)
+            lines, codes = fp.body([self.root, *(self.grads[w] for w in wrt), *checked_operands(self.guarded)])
             k = 1 + len(wrt)
             guard, poison = self._guard(codes[k:])
             grads = self._grad_codes(wrt, codes[1:k], poison)
@@ -112,26 +110,26 @@ def {name}(*, {", ".join(names)}):
             extra, returns = self.b.returns(poison(codes[0]), grad_dict)
             if checked:
                 returns += ", _stats"
-            return fp.function(name, self.sig, [*lines, *guard, *extra], returns, doc=doc)
+            return fp.function(name, [*lines, *guard, *extra], returns, doc=doc)
         return self._by_rows(name, doc, function)
 
     def vjp_function(self) -> str:
         wrt = self.differentiable
         graph, grads = gradients(self.graph, self.root, wrt, seed=SEED)
-        fp = FunctionPrinter(graph, self.b)
-        lines, codes = fp.body(self.sig, [*(grads[w] for w in wrt), *checked_operands(self.guarded)])
+        fp = FunctionPrinter(graph, self.b, self.sig)
+        lines, codes = fp.body([*(grads[w] for w in wrt), *checked_operands(self.guarded)])
         guard, poison = self._guard(codes[len(wrt):])
-        params = [*self.sig.inputs, "_ct"]
+        params = [*self.sig.names(self.sig.inputs), "_ct"]
         returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes[:len(wrt)], poison)) + ")"
-        return fp.function("_vjp", self.sig, [*lines, *guard], returns, params=params,
+        return fp.function("_vjp", [*lines, *guard], returns, params=params,
                            doc="Cotangents of the inputs for an output cotangent _ct (for the backward pass).")
 
     def checks_function(self) -> str:
         """``_checks``: the statistics each check reads (checks.stats_code), computed under jit
         where the values are otherwise unknown (XLA drops everything else)."""
-        fp = FunctionPrinter(self.graph, self.b)
-        lines, codes = fp.body(self.sig, checked_operands(self.checked))
-        return fp.function("_checks", self.sig, lines, stats_code(self.checked, codes, self.b.fn("shape"))[0],
+        fp = FunctionPrinter(self.graph, self.b, self.sig)
+        lines, codes = fp.body(checked_operands(self.checked))
+        return fp.function("_checks", lines, stats_code(self.checked, codes, self.b.fn("shape"))[0],
                            doc="Value ranges that call-time checks need (see CompiledLoss).")
 
     def header(self) -> str:
@@ -152,11 +150,11 @@ def {name}(*, {", ".join(names)}):
         return f'"""{doc}\n"""' if safe else repr(doc + "\n")  # user text never escapes the string
 
     def module(self) -> str:
-        names, wired = self.sig.inputs, self.b.wired  # wired: loss() wraps _value with the symbolic gradient
+        names, wired = self.sig.names(self.sig.inputs), self.b.wired  # wired: loss() wraps _value with the symbolic gradient
         parts = [self.value_function("_value" if wired else "loss"), self.value_and_grad_function(self.differentiable)]
         if wired:
             if names:
-                parts += [self.vjp_function(), self.b.wiring(names, self.differentiable)]
+                parts += [self.vjp_function(), self.b.wiring(names, self.sig.names(self.differentiable))]
             else:  # a constant loss: nothing to differentiate
                 parts.append('def loss():\n    """The loss value (a constant)."""\n    return _value()')
         parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):
@@ -170,6 +168,8 @@ def {name}(*, {", ".join(names)}):
         helpers, imports = helpers_for(code, self.b), imports_for(code, self.b)
         consts = [f"SOURCE = {self.text!r}", f"INPUTS = {tuple(self.sig.inputs)!r}",
                   f"DIFFERENTIABLE = {tuple(self.differentiable)!r}"]
+        if self.sig.code:
+            consts.append(f"ARGUMENTS = {dict(self.sig.code)!r}  # inputs whose Python names differ from theirs")
         sections = [self.header() + "\n\n" + imports, "\n".join(consts)] if header else [imports]
         if blocked:
             sections.append(f"ROW_BLOCK = {ROW_BLOCK}  # elements in a block of rows (see _by_rows)")
@@ -181,11 +181,11 @@ def {name}(*, {", ".join(names)}):
     def derived_module(self, graph: Graph, expr: sp.Expr, like: str) -> str:
         """A module whose one function ``derived`` computes ``expr`` (over ``graph``, an extension
         of this loss's graph) shaped like the input ``like``."""
-        sig = Signature(tuple(graph.inputs), frozenset(graph.index_inputs))
-        fp = FunctionPrinter(graph, self.b)
-        lines, (code, *checks) = fp.body(sig, [expr, *checked_operands(self.guarded)])
+        sig = Signature.of(graph)
+        fp = FunctionPrinter(graph, self.b, sig)
+        lines, (code, *checks) = fp.body([expr, *checked_operands(self.guarded)])
         guard, poison = self._guard(checks)
-        return self._assemble([fp.function("derived", sig, [*lines, *guard], poison(f"_fit({code}, {like})"))],
+        return self._assemble([fp.function("derived", [*lines, *guard], poison(f"_fit({code}, {sig.name(like)})"))],
                               header=False)
 
     def subset_module(self, wrt: Sequence[str], checked: bool = False) -> str:

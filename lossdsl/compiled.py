@@ -119,7 +119,7 @@ class CompiledLoss:
         about to run returns them itself: ``fused``)."""
         self._check_inputs(kwargs)
         if self._checks_fn is not None and not fused:
-            self._check_stats(reporting_input_errors(self._checks_fn, kwargs))
+            self._check_stats(reporting_input_errors(self._checks_fn, kwargs, self._c.writer.sig.code))
 
     def _check_inputs(self, kwargs: dict[str, Any]) -> None:
         """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
@@ -136,7 +136,7 @@ class CompiledLoss:
         if self._checks_fn is not None and not self._c.backend.traced(inputs):
             return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
         self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
-        return reporting_input_errors(self._value_fn, inputs)
+        return reporting_input_errors(self._value_fn, inputs, self._c.writer.sig.code)
 
     def _wrt(self, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
         names = self.differentiable if wrt is None else (wrt,) if isinstance(wrt, str) else tuple(wrt)
@@ -164,7 +164,7 @@ class CompiledLoss:
 
         def value_and_grad(**inputs: Any) -> Any:
             self._check(inputs, fused=fused)
-            value, grads, *stats = reporting_input_errors(fn, inputs)
+            value, grads, *stats = reporting_input_errors(fn, inputs, self._c.writer.sig.code)
             if stats:
                 self._check_stats(stats[0])
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
@@ -194,7 +194,7 @@ class CompiledLoss:
         def hvp(direction: Any, /, **inputs: Any) -> Any:  # an input may be called 'direction'
             self._check(inputs)
             check_values({"direction": direction}, self.backend, self._c.backend.foreign)
-            return reporting_input_errors(fn, {**inputs, DIRECTION: direction})
+            return reporting_input_errors(fn, {**inputs, DIRECTION: direction}, self._c.writer.sig.code)
         return hvp
 
     def second_derivative(self, wrt: str) -> Callable[..., Any]:
@@ -205,7 +205,7 @@ class CompiledLoss:
 
         def second_derivative(**inputs: Any) -> Any:
             self._check(inputs)
-            return reporting_input_errors(fn, inputs)
+            return reporting_input_errors(fn, inputs, self._c.writer.sig.code)
         return second_derivative
 
     def hessian(self, wrt: str) -> Callable[..., Any]:

@@ -8,14 +8,16 @@ and copies in the runtime helpers it calls.
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .backend import Backend
+from .backend import BACKENDS, Backend
 from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
 from .ir import Apply, Graph
 from .representable import FLOAT64_MAX
@@ -41,9 +43,11 @@ def _balanced(chunks: list[str], op: str) -> str:
 class ExprPrinter:
     """Prints a SymPy expression as array code; every leaf symbol prints as its name."""
 
-    def __init__(self, backend: Backend, small: Callable[[sp.Symbol], bool] = lambda s: False):
+    def __init__(self, backend: Backend, small: Callable[[sp.Symbol], bool] = lambda s: False,
+                 names: Mapping[str, str] | None = None):
         self.b = backend
         self.small = small  # which leaves are known to be smaller than the arrays: 0-d, or reduced
+        self.names = {} if names is None else names  # inputs whose Python names differ (Signature.code)
 
     def __call__(self, e: sp.Basic) -> str:
         return self._p(e)[0]
@@ -55,7 +59,7 @@ class ExprPrinter:
     def _p(self, e: sp.Basic) -> tuple[str, int]:
         ns = self.b.alias
         if isinstance(e, sp.Symbol):
-            return e.name, _ATOM
+            return self.names.get(e.name, e.name), _ATOM
         if e is sp.true or e is sp.false:
             return str(bool(e)), _ATOM
         if e is sp.zoo:  # SymPy's complex infinity (log(0) in a gradient): undefined in real arithmetic
@@ -254,37 +258,71 @@ def _temporary(e: sp.Basic) -> bool:
 
 @dataclass(frozen=True)
 class Signature:
-    """The inputs a generated function takes, split by kind."""
+    """The inputs a generated function takes, split by kind, and the name each has in the code."""
 
     inputs: tuple[str, ...]
     index_inputs: frozenset[str]
+    code: Mapping[str, str] = field(default_factory=dict)  # inputs whose name in the code differs
+
+    @classmethod
+    def of(cls, graph: Graph) -> Signature:
+        return cls(tuple(graph.inputs), frozenset(graph.index_inputs), code_names(graph.inputs))
 
     @property
     def float_inputs(self) -> tuple[str, ...]:
         return tuple(n for n in self.inputs if n not in self.index_inputs)
 
+    def name(self, input_name: str) -> str:
+        """The Python name of an input (``lambda`` is ``lambda_``: see ``code_names``)."""
+        return self.code.get(input_name, input_name)
+
+    def names(self, input_names: Sequence[str]) -> tuple[str, ...]:
+        return tuple(map(self.name, input_names))
+
+
+#: names that a generated function may read from its module or Python's builtins, or that Python
+#: refuses as parameters: an input called so takes another name in the code (``code_names``)
+TAKEN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | frozenset().union(
+    *(b.names for b in BACKENDS.values())) | frozenset(
+    {"math", "loss", "grad", "value_and_grad", "SOURCE", "INPUTS", "ARGUMENTS", "DIFFERENTIABLE", "ROW_BLOCK"})
+
+
+def code_names(inputs: Sequence[str]) -> dict[str, str]:
+    """The inputs whose Python names differ from theirs, by construction never a name the code
+    reads: ``lambda`` is ``lambda_`` (or ``lambda__``, if ``lambda_`` is an input too). Internal names
+    all start with ``_``, which input names never do."""
+    taken = set(TAKEN) | set(inputs)
+    code = {}
+    for n in inputs:
+        if n in TAKEN:
+            alias = n + "_"
+            while alias in taken:
+                alias += "_"
+            code[n] = alias
+            taken.add(alias)
+    return code
+
 
 class FunctionPrinter:
     """Prints functions of one graph for one backend, collecting the helpers they call."""
 
-    def __init__(self, graph: Graph, backend: Backend):
-        self.graph, self.b = graph, backend
+    def __init__(self, graph: Graph, backend: Backend, sig: Signature):
+        self.graph, self.b, self.sig = graph, backend, sig
         self.smalls: set[sp.Symbol] = set()  # common subexpressions of small leaves only
-        self.expr = ExprPrinter(backend, lambda s: s in self.smalls or graph.rank(s).small)
+        self.expr = ExprPrinter(backend, lambda s: s in self.smalls or graph.rank(s).small, sig.code)
 
     def shape(self, e: sp.Expr) -> str:
         shape = self.b.fn("shape")
-        leaves = [s.name for s in sorted(e.free_symbols, key=lambda s: s.name)]
+        leaves = [self.sig.name(s.name) for s in sorted(e.free_symbols, key=lambda s: s.name)]
         if not leaves:
             return "()"
         if len(leaves) == 1:
             return f"{shape}({leaves[0]})"
         return f"{self.b.fn('broadcast_shapes')}({', '.join(f'{shape}({n})' for n in leaves)})"
 
-    def body(self, sig: Signature, outputs: Sequence[sp.Expr], extra_params: Sequence[str] = ()) -> tuple[
-            list[str], list[str]]:
+    def body(self, outputs: Sequence[sp.Expr]) -> tuple[list[str], list[str]]:
         """Lines computing ``outputs`` from the inputs, and the code of each output."""
-        g = self.graph
+        g, sig = self.graph, self.sig
         # the checks on values the outputs read run with them (they stand beside the expressions)
         needed = [s for s in g.dependencies([*outputs, *g.checks_for(list(outputs))]) if isinstance(g.op_of[s], Apply)]
         ops = [(s, g.op_of[s]) for s in needed]
@@ -308,10 +346,11 @@ class FunctionPrinter:
                     ready(value)
                     lines.append(f"{s.name} = {self.expr(value)}")
 
-        lines.append(f"_dt = _float_dtype({', '.join(sig.float_inputs)})")
+        lines.append(f"_dt = _float_dtype({', '.join(sig.names(sig.float_inputs))})")
         for name in sig.inputs:
-            kind = f'_as_index({name}, "{name}")' if name in sig.index_inputs else f"_as_float({name}, _dt)"
-            lines.append(f"{name} = {kind}")
+            code = sig.name(name)
+            kind = f"_as_index({code}, {name!r})" if name in sig.index_inputs else f"_as_float({code}, _dt)"
+            lines.append(f"{code} = {kind}")
         # the broadcast shape of many leaves that several ops need (the sum_to of each term of a
         # long sum) is computed once
         shape_code: dict[sp.Expr, str] = {}
@@ -353,10 +392,11 @@ class FunctionPrinter:
             out_codes.append(self.expr(e))
         return lines, out_codes
 
-    def function(self, name: str, sig: Signature, lines: list[str], returns: str,
+    def function(self, name: str, lines: list[str], returns: str,
                  params: Sequence[str] | None = None, doc: str = "") -> str:
-        params = sig.inputs if params is None else params
-        keyword_only = bool(params) and tuple(params) == sig.inputs
+        """A function of the inputs (keyword-only), or of ``params`` (Python names) in order."""
+        keyword_only = params is None and bool(self.sig.inputs)
+        params = self.sig.names(self.sig.inputs) if params is None else params
         head = f"def {name}({'*, ' if keyword_only else ''}{', '.join(params)}):"
         out = [head]
         if doc:

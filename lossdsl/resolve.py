@@ -8,7 +8,6 @@ Free names at the top level are the loss's inputs.
 
 from __future__ import annotations
 
-import keyword
 import math
 import operator
 import re
@@ -21,7 +20,6 @@ import sympy as sp
 
 from . import syntax as A
 from .args import Args, Value, describe, static_number
-from .backend import BACKENDS
 from .builtins import BUILTINS, RANK_RULES, REQUIRED
 from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
@@ -31,16 +29,9 @@ from .representable import COMPLEX, HINT, OVERFLOW, UNDEFINED, UNDERFLOW
 from .rewrite import fold_ops
 
 MAX_CALL_DEPTH = 64
-# Names an input may not take: the generated module's own names (its array libraries, functions and
-# constants) and the Python builtins its functions call; tests/test_hostile.py checks this list
-# against the names every generated function reads.
-RESERVED = frozenset().union(*(b.names for b in BACKENDS.values())) | frozenset({
-    "math", "value_and_grad", "SOURCE", "INPUTS", "DIFFERENTIABLE",
-    "ROW_BLOCK", "IndexError", "TypeError", "ValueError", "bool", "dict", "enumerate", "float", "getattr", "hasattr", "id",
-    "int", "isinstance",
-    "len", "list", "range", "str", "tuple", "zip",
-})
-INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # ASCII only: no look-alikes reach generated code
+# ASCII only: no look-alikes reach generated code; and never a leading '_', which internal names have.
+# A name the generated code reads itself (np, lambda, len, ...) is still an input: see printer.code_names
+INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 IMPLICIT = ("y_true", "y_pred")
 
 
@@ -133,9 +124,8 @@ class Resolver:
         return Tensor(self._input(node.id, node.span))
 
     def _input(self, name: str, span: Span) -> sp.Symbol:
-        if not INPUT_NAME.fullmatch(name) or keyword.iskeyword(name) or name in RESERVED:
-            why = "it starts with '_'" if name.startswith("_") else "the generated code uses that name"
-            raise NameResolutionError(f"'{name}' cannot name an input: {why}", span,
+        if not INPUT_NAME.fullmatch(name):
+            raise NameResolutionError(f"'{name}' cannot name an input: it starts with '_'", span,
                                       "rename it; input names are ASCII letters, digits and '_'")
         return self.graph.input(name)
 

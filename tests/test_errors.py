@@ -69,9 +69,9 @@ CASES = [
     ("def f(x):\n    return f(x)\nf(a)", LimitError, 2, 12, ("recursive",)),
     # reserved input names
     ("_x + 1", NameResolutionError, 1, 1, ("'_x'",)),
-    ("np * 2", NameResolutionError, 1, 1, ("'np'",)),
-    ("mean(lambda)", NameResolutionError, 1, 6, ("'lambda'",)),
-    ("a = 1\nb = a + 1\nmean(b * jnp)", NameResolutionError, 3, 10, ("'jnp'",)),
+    ("_np * 2", NameResolutionError, 1, 1, ("'_np'", "starts with '_'")),
+    ("mean(_lambda)", NameResolutionError, 1, 6, ("'_lambda'",)),
+    ("a = 1\nb = a + 1\nmean(b * _jnp)", NameResolutionError, 3, 10, ("'_jnp'",)),
 ]
 
 

@@ -14,15 +14,18 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracles import assert_within_limits
 
 import lossdsl
 from lossdsl import limits
+from lossdsl.builtins import BUILTINS
+from lossdsl.diagnose import KEYWORDS as GRAMMAR_WORDS
 from lossdsl.errors import InputError, LimitError, LossDSLError, NameResolutionError, ParseError
 from lossdsl.library import library
-from lossdsl.resolve import RESERVED
+from lossdsl.printer import TAKEN
 
 
 def _build(source: str, backend: str = "numpy") -> str:
@@ -151,7 +154,7 @@ MESSAGES = [
     ("y = 3 3", ParseError, 1, 7, ("expected an operator",), None),
     ("a = 1\nx / (a - 1)", lossdsl.errors.LossTypeError, 2, 3, ("division by zero",), None),
     ("mean(x * log(0))", lossdsl.errors.LossTypeError, 1, 10, ("no value such as log(0)",), None),
-    ("value_and_grad * 2", NameResolutionError, 1, 1, ("cannot name an input",), "rename"),
+    ("_value * 2", NameResolutionError, 1, 1, ("cannot name an input", "starts with"), "rename"),
 ]
 
 
@@ -215,18 +218,64 @@ SAMPLE = [
 ]
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
-def test_every_name_generated_code_reads_is_reserved(backend):
+def _generated_functions(source: str):
+    """The functions the printer writes (loss, value_and_grad, ...), not the runtime helpers copied
+    in: only their bodies see the parameters that inputs become."""
+    printed = {"loss", "value_and_grad", "grad", "derived", "_value", "_vjp", "_checks", "_primal", "_primal_fwd",
+               "_primal_bwd", "_loss_rows", "_value_and_grad_rows", "forward", "backward"}
+    return [f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef) and f.name in printed]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_every_name_generated_code_reads_is_taken(backend):
     """An input named like a global of the generated code would shadow it inside the functions
-    that take it: each such name must be refused as an input name."""
+    that take it: each name those functions read is one that inputs are renamed away from."""
     for source in SAMPLE:
         loss = lossdsl.compile(source, backend=backend)
-        reads = _global_reads(loss.source) - set(loss.inputs)
-        unreserved = {n for n in reads if not n.startswith("_")} - RESERVED
-        assert not unreserved, (source, unreserved)
-        for name in reads - {"_"}:  # and none of them can be an input
-            with pytest.raises(LossDSLError):
-                lossdsl.compile(f"mean({name} * 2)")
+        for fn in _generated_functions(loss.source):
+            params = {a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs}
+            names = [n for n in ast.walk(fn) if isinstance(n, ast.Name)]
+            bound = params | {n.id for n in names if isinstance(n.ctx, ast.Store)}
+            reads = {n.id for n in names if isinstance(n.ctx, ast.Load)} - bound
+            assert {n for n in reads if not n.startswith("_")} <= TAKEN, (source, fn.name)
+
+
+# every name Python or the generated code holds, that the language leaves free to be an input: its
+# keywords and builtins, the array modules, the module's own names, the wrappers' parameters
+FREE_TAKEN = sorted(n for n in TAKEN | {"self", "direction", "ctx", "inputs", "grads", "need"}
+                    if not n.startswith("_") and n not in GRAMMAR_WORDS and n not in BUILTINS and n not in library())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_any_name_the_code_holds_is_an_input_all_the_same(backend, tmp_path):
+    """User inputs take safe Python names by construction (``lambda`` is ``lambda_``): one loss whose
+    inputs are all such names, its value and gradient against NumPy's, its Hessian, and its module."""
+    names = FREE_TAKEN + ["lambda_"]  # and a name that a renamed one would otherwise take
+    source = " + ".join(f"{k + 1}*mean(({n} - y)^2)" for k, n in enumerate(names))
+    loss = lossdsl.compile(source, backend=backend)
+    assert set(loss.inputs) == {*names, "y"}
+    rng = np.random.default_rng(1)
+    values = {n: rng.normal(size=3) for n in [*names, "y"]}
+    as_backend = {n: (torch.tensor(v) if backend == "torch" else v) for n, v in values.items()}
+    value, grads = loss.value_and_grad()(**as_backend)
+    want = sum((k + 1) * np.mean((values[n] - values["y"]) ** 2) for k, n in enumerate(names))
+    rtol, atol = (1e-5, 1e-3) if np.asarray(value).dtype == np.float32 else (1e-12, 0)  # JAX without x64
+    np.testing.assert_allclose(float(value), want, rtol=rtol)
+    for k, n in enumerate(names):
+        np.testing.assert_allclose(np.asarray(grads[n]), (k + 1) * 2 * (values[n] - values["y"]) / 3,
+                                   rtol=rtol, atol=atol)
+    np.testing.assert_allclose(np.asarray(loss.hessian("lambda")(**as_backend)),
+                               (names.index("lambda") + 1) * 2 / 3 * np.eye(3), rtol=rtol)
+    module = loss.module
+    arguments = getattr(module, "ARGUMENTS", {})
+    assert arguments["lambda"] == "lambda__" and set(arguments.values()).isdisjoint(TAKEN | set(names))
+    direct = module.loss(**{arguments.get(n, n): v for n, v in as_backend.items()})
+    np.testing.assert_allclose(float(direct), want, rtol=rtol)
+
+
+def test_an_input_may_not_start_with_an_underscore():
+    with pytest.raises(NameResolutionError, match="'_ctx' cannot name an input: it starts with '_'"):
+        lossdsl.compile("mean(_ctx * 2)")
 
 
 INJECTIONS = [
@@ -257,10 +306,10 @@ def _check_module_shape(loss) -> None:
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign):
             targets = {t.id for t in stmt.targets if isinstance(t, ast.Name)}
-            assert targets <= {"SOURCE", "INPUTS", "DIFFERENTIABLE", "ROW_BLOCK", "_loss"}, ast.dump(stmt)
-            if targets & {"SOURCE", "INPUTS", "DIFFERENTIABLE"}:
-                assert isinstance(stmt.value, (ast.Constant, ast.Tuple)), ast.dump(stmt)
-                assert all(isinstance(n, (ast.Constant, ast.Tuple, ast.Load)) for n in ast.walk(stmt.value))
+            assert targets <= {"SOURCE", "INPUTS", "ARGUMENTS", "DIFFERENTIABLE", "ROW_BLOCK", "_loss"}, ast.dump(stmt)
+            if targets & {"SOURCE", "INPUTS", "ARGUMENTS", "DIFFERENTIABLE"}:
+                assert isinstance(stmt.value, (ast.Constant, ast.Tuple, ast.Dict)), ast.dump(stmt)
+                assert all(isinstance(n, (ast.Constant, ast.Tuple, ast.Dict, ast.Load)) for n in ast.walk(stmt.value))
         else:
             assert isinstance(stmt, (ast.Import, ast.FunctionDef, ast.Expr)), ast.dump(stmt)
             if isinstance(stmt, ast.Expr):  # the docstring, and _loss.defvjp(...)
@@ -276,7 +325,7 @@ def _check_module_shape(loss) -> None:
                 while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
                     root = root.value if not isinstance(root, ast.Call) else root.func
                 if isinstance(root, ast.Name) and root.id not in bound:
-                    assert root.id in RESERVED | module_level, ast.unparse(node)
+                    assert root.id in TAKEN | module_level, ast.unparse(node)
     for name in loss.inputs:
         assert name.isascii() and name.isidentifier() and not name.startswith("_")
 
