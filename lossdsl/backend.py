@@ -13,7 +13,6 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from .errors import LossDSLError
@@ -63,10 +62,6 @@ class Backend:
     def package(self) -> str:
         """The installed package its generated code imports first (numpy, jax, torch)."""
         return self.imports.split()[1].split(".")[0]
-
-    @property
-    def runtime(self) -> ModuleType:
-        return importlib.import_module(self.runtime_module)
 
     def fn(self, name: str) -> str:
         """How the array module's ``name`` (NumPy's name for it) prints on this backend."""
@@ -174,12 +169,13 @@ TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_r
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 
-def backend(name: str) -> Backend:
-    """The backend called ``name``, or a clear error."""
+def backend(name: str, installed: bool = True) -> Backend:
+    """The backend called ``name``, or a clear error; ``installed``: its array library must be (to
+    run the code, rather than only print it)."""
     found = BACKENDS.get(name) if isinstance(name, str) else None
     if found is None:
         raise LossDSLError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    if importlib.util.find_spec(found.package) is None:
+    if installed and importlib.util.find_spec(found.package) is None:
         raise LossDSLError(f"the {name} backend needs {found.package}, which is not installed here: "
                            f'pip install "lossdsl[{name}]"')
     return found

@@ -21,7 +21,7 @@ from .codegen import GENERATED_BY
 from .compiled import compile as compile_loss
 from .errors import LossDSLError, did_you_mean
 from .library import definition_text, families, library, markdown, signature, summary
-from .pipeline import read_source
+from .pipeline import build, read_source
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,12 +126,13 @@ def _head(path: Path) -> str:
 
 def _compile(args: argparse.Namespace) -> None:
     source = _source(args.source)
-    loss = compile_loss(source, backend=args.backend)
+    # printed, not loaded: the module is written whether or not its array library is installed here
+    built = build(*read_source(source), args.backend, load=False)
     if args.output is not None:
-        out = _write_module(args.output, loss.source, source, args.force)
-        print(f"wrote {out} ({args.backend}; inputs: {', '.join(loss.inputs)})")
+        out = _write_module(args.output, built.source, source, args.force)
+        print(f"wrote {out} ({args.backend}; inputs: {', '.join(built.graph.inputs)})")
     else:
-        sys.stdout.write(loss.source)
+        sys.stdout.write(built.source)
 
 
 def _grad(args: argparse.Namespace) -> None:

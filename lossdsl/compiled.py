@@ -251,6 +251,13 @@ class CompiledLoss:
         return render(self._c.writer.grad_graph, self._c.writer.grads[name])
 
 
+def module_source(source: str | Path, backend: str = "numpy") -> str:
+    """The standalone module ``compile(source, backend).source`` would hold, printed without importing
+    the backend's array library: a JAX or torch module can be written where JAX or torch is not installed."""
+    text, file = read_source(_checked_source(source, backend))
+    return build(text, file, backend, load=False).source
+
+
 @lru_cache(maxsize=256)
 def _compile(text: str, file: str, backend: str) -> CompiledLoss:
     return CompiledLoss(build(text, file, backend))
@@ -262,9 +269,13 @@ def compile(source: str | Path, backend: str = "numpy") -> CompiledLoss:  # noqa
     Every phase runs now: a loss that cannot be differentiated or printed fails here. Results are
     cached by source text and backend (the same object for the same text: it is immutable).
     """
+    text, file = read_source(_checked_source(source, backend))
+    return _compile(text, file, backend)
+
+
+def _checked_source(source: Any, backend: Any) -> str | Path:
     if not isinstance(source, str | Path):
         raise LossDSLError(f"source must be a string or a path, not {type(source).__name__}")
     if not isinstance(backend, str):
         raise LossDSLError(f"backend must be a string, not {type(backend).__name__}")
-    text, file = read_source(source)
-    return _compile(text, file, backend)
+    return source

@@ -46,8 +46,8 @@ class Renderer:
 
     def _sub(self, e: sp.Expr) -> sp.Expr:
         # inputs render as themselves: replacing them anyway would rebuild (and re-evaluate) every node
-        op_of = self.graph.op_of
-        changed = {s: shown for s in e.free_symbols if s in op_of and (shown := self._leaf(s)) is not s}
+        # in graph order, not a set's: counts are named n, n_2, ... alike in every process
+        changed = {s: shown for s in self.graph.leaves(e) if (shown := self._leaf(s)) is not s}
         return e.xreplace(changed) if changed else e
 
     def __call__(self, expr: sp.Expr) -> sp.Expr:

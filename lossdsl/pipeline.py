@@ -76,12 +76,13 @@ class Compilation:
     root: sp.Expr
     writer: ModuleWriter  # holds the full gradient IR; writes the modules asked for later
     source: str  # the standalone module
-    module: types.ModuleType
+    module: types.ModuleType | None  # None where only printed (load=False)
 
 
-def build(text: str, file: str, backend_name: str) -> Compilation:
-    """Run every phase for ``text`` and the backend called ``backend_name``."""
-    b = backend(backend_name)
+def build(text: str, file: str, backend_name: str, load: bool = True) -> Compilation:
+    """Run every phase for ``text`` and the backend called ``backend_name``; ``load``: also load the
+    module (which imports its array library; without, the source prints where that is not installed)."""
+    b = backend(backend_name, installed=load)
     program = parse(text, file)
     graph, root = lower(program)
     float_inputs = tuple(n for n in graph.inputs if n not in graph.index_inputs)
@@ -93,4 +94,4 @@ def build(text: str, file: str, backend_name: str) -> Compilation:
         raise type(e)(e.message, program.result.span, e.hint) from None
     writer = ModuleWriter(text, b, graph, root, gradient)
     source = writer.module()
-    return Compilation(text, file, b, graph, root, writer, source, load_module(source, b.name))
+    return Compilation(text, file, b, graph, root, writer, source, load_module(source, b.name) if load else None)

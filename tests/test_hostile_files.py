@@ -255,23 +255,43 @@ def test_sizes_from_inputs_are_checked_before_allocating(backend):
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_a_missing_backend_package_names_the_extra(tmp_path, backend):
-    """With the package hidden (sys.modules[name] = None), compile() and the CLI say what to install,
-    and the CLI exits 2 without leaving an empty folder behind."""
+    """With the package hidden (sys.modules[name] = None), compile() says what to install; the
+    module still prints (module_source, and the CLI writes it), the same bytes as where it is installed."""
     out = tmp_path / "build" / "loss.py"
+    source = "mse(y_true, y_pred) + mean(take(z, labels)) + mean(softplus(z))"
     code = (f"import sys; sys.modules[{backend!r}] = None\n"
             "import lossdsl\n"
             "try:\n"
-            f"    lossdsl.compile('mse()', backend={backend!r})\n"
+            f"    lossdsl.compile({source!r}, backend={backend!r})\n"
             "except lossdsl.LossDSLError as e:\n"
             "    print('API:', e)\n"
+            f"assert lossdsl.module_source({source!r}, backend={backend!r}) == open(sys.argv[2]).read()\n"
             "from lossdsl.cli import main\n"
-            f"sys.exit(main(['compile', 'mse()', '--backend', {backend!r}, '-o', sys.argv[1]]))")
-    run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 2, run.stderr
+            f"sys.exit(main(['compile', {source!r}, '--backend', {backend!r}, '-o', sys.argv[1]]))")
+    installed = tmp_path / "installed.py"
+    installed.write_text(lossdsl.compile(source, backend=backend).source)
+    run = subprocess.run([sys.executable, "-c", code, str(out), str(installed)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
     hint = f'pip install "lossdsl[{backend}]"'
     assert f"API: the {backend} backend needs {backend}" in run.stdout and hint in run.stdout
-    assert hint in run.stderr and "internal error" not in run.stderr
-    assert not (tmp_path / "build").exists()
+    assert "internal error" not in run.stderr
+    assert out.read_text() == installed.read_text()
+
+
+def test_a_module_is_the_same_bytes_in_every_process():
+    """Generated source never depends on a set's order: the same bytes under two string-hash seeds,
+    for every library loss on every backend (module_source: nothing is loaded)."""
+    code = ("import hashlib, lossdsl\n"
+            "from lossdsl.library import library\n"
+            "for name, d in sorted(library().items()):\n"
+            "    call = f'{name}(' + ', '.join(p.name for p in d.params if p.default is None) + ')'\n"
+            "    for b in ('numpy', 'jax', 'torch'):\n"
+            "        print(name, b, hashlib.sha256(lossdsl.module_source(call, backend=b).encode()).hexdigest())\n")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    assert runs[0].stdout.count("\n") >= 3 * 30 and runs[0].stdout == runs[1].stdout
 
 
 # --- names: every builtin, parameter and wrapper-internal name as an input ------------------------

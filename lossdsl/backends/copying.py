@@ -17,11 +17,13 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
-import inspect
+import importlib
+import importlib.util
 import re
 import symtable
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
@@ -34,9 +36,7 @@ _HELPER_CALL = re.compile(r"\b(_[a-z][a-z0-9_]*)\(")
 class BackendLike(Protocol):
     alias: str  # the array module's name in generated code
     imports: str  # the import statements every generated module of the backend opens with
-
-    @property
-    def runtime(self) -> ModuleType: ...
+    runtime_module: str  # the backend's runtime file, as a module name
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,14 @@ class Helper:
 
 def helpers_for(code: str, backend: BackendLike) -> str:
     """Source of the runtime helpers ``code`` calls and those they need, each once."""
-    table = _helpers(backend.runtime, backend.alias, backend.imports)
+    table = _helpers(backend.runtime_module, backend.alias, backend.imports)
     return "\n\n\n".join(table[name].source for name in _closure(code, table))
 
 
 def imports_for(code: str, backend: BackendLike) -> str:
     """The import statements of a module of ``code`` and its helpers: the standard-library modules
     the helpers need, then the backend's own, grouped and sorted as isort (and ruff) want them."""
-    table = _helpers(backend.runtime, backend.alias, backend.imports)
+    table = _helpers(backend.runtime_module, backend.alias, backend.imports)
     extra = {line for name in _closure(code, table) for line in table[name].imports}
     ordered = sorted(extra, key=lambda line: (line.startswith("from "), line))
     return "\n".join(ordered) + "\n\n" + backend.imports if ordered else backend.imports
@@ -64,7 +64,7 @@ def imports_for(code: str, backend: BackendLike) -> str:
 def check(backend: BackendLike) -> tuple[str, ...]:
     """The names of the helpers the backend can copy; raises unless each refers only to what its copy
     will find."""
-    return tuple(_helpers(backend.runtime, backend.alias, backend.imports))
+    return tuple(_helpers(backend.runtime_module, backend.alias, backend.imports))
 
 
 def _closure(code: str, table: dict[str, Helper]) -> list[str]:
@@ -88,11 +88,15 @@ class _Def:
 
 
 @functools.cache
-def _helpers(runtime: ModuleType, alias: str, imports: str) -> dict[str, Helper]:
-    """Every helper a backend's modules can copy, by name, each checked (see the module docstring)."""
-    defs = _defs(shared) | _defs(runtime)  # where both define a name, the backend's own
-    array = getattr(runtime, alias)
-    renamed: dict[str, str] = getattr(runtime, "NUMPY_NAMES", {})
+def _helpers(runtime: str, alias: str, imports: str) -> dict[str, Helper]:
+    """Every helper a backend's modules can copy, by name, each checked (see the module docstring).
+    The runtime file is read, not imported, so that a module prints where its array library is not
+    installed; where it is, each ``alias.NAME`` a helper calls is checked to exist."""
+    tree = _tree(runtime)
+    defs = _defs(shared.__name__) | _defs(runtime)  # where both define a name, the backend's own
+    array = _array_module(runtime, alias)
+    renamed: dict[str, str] = next((ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                                    and [getattr(t, "id", None) for t in node.targets] == ["NUMPY_NAMES"]), {})
     header = _bound(ast.parse(imports))
     table = {}
     for name, d in defs.items():
@@ -104,12 +108,12 @@ def _helpers(runtime: ModuleType, alias: str, imports: str) -> dict[str, Helper]
 
 
 def _checked(name: str, d: _Def, source: str, defs: dict[str, _Def], header: dict[str, str],
-             array: ModuleType, alias: str) -> Helper:
+             array: ModuleType | None, alias: str) -> Helper:
     where = f"runtime helper {name} (of {d.module}, as copied for {alias})"
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == alias \
-                and not hasattr(array, node.attr):
+                and array is not None and not hasattr(array, node.attr):
             raise AttributeError(f"{where} calls {alias}.{node.attr}, which {alias} lacks: write it with what "
                                  f"{alias} has, or stand one in (NUMPY_NAMES of the backend's runtime)")
     needs, imports = [], []
@@ -142,13 +146,33 @@ def _free_names(source: str, tree: ast.Module) -> list[str]:
     return list(dict.fromkeys(name for _, _, name in seen))
 
 
-def _defs(module: ModuleType) -> dict[str, _Def]:
+def _source(module: str) -> str:
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None, module  # our own files
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
+def _tree(module: str) -> ast.Module:
+    return ast.parse(_source(module))
+
+
+def _array_module(runtime: str, alias: str) -> ModuleType | None:
+    """The array module a runtime file calls ``alias``, or None where it is not installed."""
+    statement = _bound(_tree(runtime))[alias]
+    name = statement.split()[1]
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _defs(module: str) -> dict[str, _Def]:
     """The functions a runtime file defines (not those it imports), with the names it imports."""
-    source = inspect.getsource(module)
+    source = _source(module)
     tree = ast.parse(source)
     lines = source.splitlines()
     imports = _bound(tree)
-    return {node.name: _Def(module.__name__, "\n".join(lines[node.lineno - 1:node.end_lineno]), imports)
+    return {node.name: _Def(module, "\n".join(lines[node.lineno - 1:node.end_lineno]), imports)
             for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
