@@ -33,7 +33,14 @@ class LossModule(torch.nn.Module):
     def inputs(self) -> tuple[str, ...]:
         return self.loss.inputs
 
-    def forward(self, /, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(*args: Any, **kwargs: Any) -> torch.Tensor:  # noqa: N805 - an input may be called 'self'
+        module, *rest = args
+        if "self" in kwargs:  # nn.Module.__call__ takes its own 'self' by keyword too: hand the inputs over whole
+            return torch.nn.Module.__call__(module, *rest, _inputs=kwargs)
+        return torch.nn.Module.__call__(module, *rest, **kwargs)
+
+    def forward(self, /, *args: Any, _inputs: dict[str, Any] | None = None, **kwargs: Any) -> torch.Tensor:
+        kwargs = {**kwargs, **(_inputs or {})}
         if len(args) > len(self.inputs):
             raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
                                f"got {len(args)} positional arguments")

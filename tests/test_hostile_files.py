@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 import lossdsl
+from lossdsl.builtins import BUILTINS
 from lossdsl.cli import main
 from lossdsl.errors import LimitError, LossDSLError, ParseError
+from lossdsl.library import library
 from lossdsl.parser import MAX_SOURCE_CHARS
 
 
@@ -297,8 +299,6 @@ def test_a_module_is_the_same_bytes_in_every_process():
 # --- names: every builtin, parameter and wrapper-internal name as an input ------------------------
 
 def _names_to_try() -> list[str]:
-    from lossdsl.builtins import BUILTINS
-    from lossdsl.library import library
     params = {p.name for d in library().values() for p in d.params}
     wrapper = {"self", "direction", "ctx", "inputs", "wrt", "kwargs", "args", "grads", "need", "fn", "names",
                "loss", "grad", "hvp", "hessian", "value", "source", "backend", "module", "x", "rows", "stats"}
@@ -341,8 +341,11 @@ def test_every_name_is_an_input_or_a_clear_error(backend):
             t = torch.from_numpy(x.copy()).requires_grad_(True)
             loss(**{name: t}).backward()
             np.testing.assert_allclose(t.grad.numpy(), 2 * x / 3, err_msg=name)
-    # the wrapper's own parameters are never what refuses a name
-    assert not {"self", "direction", "ctx", "inputs", "wrt", "kwargs", "args"} & set(refused), refused
+            module = loss.as_module()  # through nn.Module.__call__, whose own first parameter is 'self'
+            for value in (module(**{name: arg}), module(arg)):
+                np.testing.assert_allclose(float(value), np.mean(x**2), err_msg=name)
+    # the names refused are the language's own functions, never a wrapper's or Python's names
+    assert set(refused) <= set(BUILTINS) | set(library()), refused
 
 
 @pytest.mark.parametrize("op", ["+", "-"])
