@@ -1,6 +1,6 @@
 """Fuzz ``lossdsl.compile`` (and the generation of its module) for minutes at a time.
 
-    python fuzz/fuzz_compile.py --minutes 5 [--mode text|sizes|threads] [--seed N]
+    python fuzz/fuzz_compile.py --minutes 5 [--mode text|sizes|threads|cli] [--seed N]
 
 ``text`` (the default): Hypothesis draws random token sequences and random edits (insertions,
 deletions, replacements of characters and tokens) of the standard library's programs, the same
@@ -9,7 +9,8 @@ of large but legal size, each just inside or just outside one limit (terms, nest
 inlined, inputs, bindings, exponents), which must compile or raise a ``LimitError``. ``threads``:
 threads compile, call and differentiate random library losses at once, with Python switching threads
 every microsecond and the compile cache cleared between rounds; every result must equal a
-single-threaded run's, bit for bit.
+single-threaded run's, bit for bit. ``cli``: random command lines of ``lossdsl`` (verbs, drawn or
+mutated sources, options and output paths), which must exit 0 or 2 and never report an internal error.
 
 Only ``LossDSLError`` may escape, and every compile must finish within ``--seconds``. Each failure is
 printed and written to ``fuzz/crashes/``; fix it, then keep its source as a row of ``REGRESSIONS`` in
@@ -25,6 +26,7 @@ import pkgutil
 import random
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -44,7 +46,17 @@ from lossdsl import limits  # noqa: E402
 from lossdsl.compiled import _compile  # noqa: E402
 from lossdsl.parser import MAX_DEPTH, MAX_SOURCE_CHARS  # noqa: E402
 from lossdsl.resolve import MAX_CALL_DEPTH  # noqa: E402
-from tests.test_hostile import EDITS, PROGRAMS, TOKENS, _mutate  # noqa: E402
+from tests.test_hostile import (  # noqa: E402
+    CLI_OPTIONS,
+    CLI_SOURCES,
+    CLI_VERBS,
+    EDITS,
+    PROGRAMS,
+    TOKENS,
+    _cli_argv,
+    _mutate,
+    run_cli,
+)
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
 
@@ -171,10 +183,34 @@ def run_threads(rng: random.Random, cases: list, baseline: dict, found: list[str
         t.join()
 
 
+def run_cli_mode(deadline: float) -> int:
+    """Command lines until ``deadline``: anything but exit status 0 or 2 without "internal error" is a crash."""
+    found: list[str] = []
+    runs = 0
+    batch = settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    while time.monotonic() < deadline:
+        @batch
+        @given(CLI_VERBS, CLI_SOURCES | st.tuples(st.sampled_from(PROGRAMS), EDITS).map(lambda pe: _mutate(*pe)),
+               CLI_OPTIONS)
+        def fuzz(verb: str, source: str, options: list[str]) -> None:
+            if time.monotonic() >= deadline:
+                return
+            with tempfile.TemporaryDirectory() as folder:
+                argv = _cli_argv(verb, source, options, folder)
+                status, err = run_cli(argv)
+            if status not in (0, 2) or "internal error" in err or "Traceback" in err:
+                _record(repr(argv), f"exit status {status}: {err.strip()}", found)
+        fuzz()
+        runs += 100
+        print(f"{runs} command lines, {len(found)} crashes", flush=True)
+    print(f"done: {len(found)} crashes" + (f", written to {CRASHES}" if found else ""))
+    return 1 if found else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=5.0)
-    p.add_argument("--mode", choices=("text", "sizes", "threads"), default="text")
+    p.add_argument("--mode", choices=("text", "sizes", "threads", "cli"), default="text")
     p.add_argument("--seconds", type=float, default=20.0, help="time bound for one compile (both backends)")
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args(argv)
@@ -205,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.setswitchinterval(switch)
         print(f"done: {rounds} rounds of 8 threads, {len(found)} failures")
         return 1 if found else 0
+    if args.mode == "cli":
+        return run_cli_mode(deadline)
     runs = 0
     strategies = [
         st.lists(st.sampled_from(TOKENS), max_size=40).map(" ".join),

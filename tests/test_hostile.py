@@ -9,7 +9,10 @@ machine cannot make fail. How many seconds a refusal takes is a benchmark (bench
 """
 
 import ast
+import contextlib
+import io
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -415,6 +418,43 @@ def test_fuzz_random_token_sequences(tokens):
 @given(st.sampled_from(PROGRAMS), EDITS)
 def test_fuzz_mutated_programs(program, edits):
     _compile_fully(_mutate(program, edits))
+
+
+def _cli_argv(verb: str, source: str, options: list[str], folder: str) -> list[str]:
+    """A command line for ``lossdsl`` from drawn parts; outputs go under ``folder``."""
+    argv = [verb] + ([] if verb == "list" else [source[:200] if verb == "show" else source])
+    for option in options:
+        argv += [option.replace("{dir}", folder)] if "{dir}" in option or option.startswith("-") else [option]
+    return argv
+
+
+CLI_VERBS = st.sampled_from(["compile", "grad", "explain", "show", "list"])
+CLI_OPTIONS = st.lists(st.sampled_from([
+    "--backend", "jax", "torch", "numpy", "nope", "-o", "{dir}/m.py", "{dir}", "", "{dir}/a/b.py", "--force",
+    "--wrt", "x", "y_pred", "zz", "--latex", "--json", "--debugx", "-", "--", "--version"]), max_size=5)
+CLI_SOURCES = st.sampled_from(PROGRAMS) | st.lists(st.sampled_from(TOKENS), max_size=12).map(" ".join) | st.sampled_from(
+    ["my_losses/foo", "x.loss", "./loss", "/dev/null", ".", "", " ", "\x1b[2J", "mse(y_true, y_pred)"])
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """``lossdsl argv``, in process: its exit status and what it wrote to stderr (argparse's exits
+    count as status 2, as from the shell)."""
+    from lossdsl.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            status = main(argv)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 2
+    return status, err.getvalue()
+
+
+@FUZZ
+@given(CLI_VERBS, CLI_SOURCES, CLI_OPTIONS)
+def test_fuzz_the_command_line_never_reports_an_internal_error(verb, source, options):
+    with tempfile.TemporaryDirectory() as folder:
+        status, err = run_cli(_cli_argv(verb, source, options, folder))
+    assert status in (0, 2) and "internal error" not in err and "Traceback" not in err, (status, err)
 
 
 # Crashes the fuzzers found (fuzz/fuzz_compile.py and the tests above), and the hangs and recursion
