@@ -178,15 +178,17 @@ def {name}(*, {", ".join(names)}):
     def checks_module(self) -> str:
         return self._assemble([self.checks_function()], header=False)
 
-    def derived_module(self, graph: Graph, expr: sp.Expr, like: str) -> str:
-        """A module whose one function ``derived`` computes ``expr`` (over ``graph``, an extension
-        of this loss's graph) shaped like the input ``like``."""
+    def derived_module(self, graph: Graph, exprs: Sequence[sp.Expr], like: str) -> str:
+        """A module whose one function ``derived`` computes ``exprs`` (over ``graph``, an extension
+        of this loss's graph), each shaped like the input ``like``: one array for one expression, else
+        a tuple, the expressions sharing every common subexpression (a gradient and its Hessian)."""
         sig = Signature.of(graph)
         fp = FunctionPrinter(graph, self.b, sig)
-        lines, (code, *checks) = fp.body([expr, *checked_operands(self.guarded)])
-        guard, poison = self._guard(checks)
-        return self._assemble([fp.function("derived", [*lines, *guard], poison(f"_fit({code}, {sig.name(like)})"))],
-                              header=False)
+        lines, codes = fp.body([*exprs, *checked_operands(self.guarded)])
+        guard, poison = self._guard(codes[len(exprs):])
+        fitted = [poison(f"_fit({code}, {sig.name(like)})") for code in codes[:len(exprs)]]
+        returns = fitted[0] if len(fitted) == 1 else ", ".join(fitted)
+        return self._assemble([fp.function("derived", [*lines, *guard], returns)], header=False)
 
     def subset_module(self, wrt: Sequence[str], checked: bool = False) -> str:
         return self._assemble([self.value_and_grad_function(wrt, checked=checked)], header=False,

@@ -10,7 +10,7 @@ pickles and deep-copies by its source and backend.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from .checks import check_names, check_stats, reporting_input_errors
 from .codegen import load_module
 from .errors import InputError, LossDSLError, did_you_mean
 from .formula import render
-from .hessian import DIRECTION, hessian_rowsum, hessian_vector
+from .hessian import DIRECTION, gradient_and_rowsum, hessian_rowsum, hessian_vector
 from .input_values import check_values, elementwise_groups, warn_stretched
 from .ir import Graph
 from .pipeline import Compilation, build, read_source
@@ -82,6 +82,12 @@ class CompiledLoss:
         return tuple(self._c.graph.inputs)
 
     @property
+    def arguments(self) -> Mapping[str, str]:
+        """The inputs whose Python names in the generated functions differ from theirs (``lambda`` is
+        ``lambda_``), as the module's ``ARGUMENTS``; empty for most losses."""
+        return self._c.writer.sig.code
+
+    @property
     def differentiable(self) -> tuple[str, ...]:
         """The float inputs (not integer labels), which gradients may be taken with respect to."""
         return self._c.writer.differentiable
@@ -119,7 +125,7 @@ class CompiledLoss:
         about to run returns them itself: ``fused``)."""
         self._check_inputs(kwargs)
         if self._checks_fn is not None and not fused:
-            self._check_stats(reporting_input_errors(self._checks_fn, kwargs, self._c.writer.sig.code))
+            self._check_stats(reporting_input_errors(self._checks_fn, kwargs, self.arguments))
 
     def _check_inputs(self, kwargs: dict[str, Any]) -> None:
         """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
@@ -136,7 +142,7 @@ class CompiledLoss:
         if self._checks_fn is not None and not self._c.backend.traced(inputs):
             return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
         self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
-        return reporting_input_errors(self._value_fn, inputs, self._c.writer.sig.code)
+        return reporting_input_errors(self._value_fn, inputs, self.arguments)
 
     def _wrt(self, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
         names = self.differentiable if wrt is None else (wrt,) if isinstance(wrt, str) else tuple(wrt)
@@ -164,7 +170,7 @@ class CompiledLoss:
 
         def value_and_grad(**inputs: Any) -> Any:
             self._check(inputs, fused=fused)
-            value, grads, *stats = reporting_input_errors(fn, inputs, self._c.writer.sig.code)
+            value, grads, *stats = reporting_input_errors(fn, inputs, self.arguments)
             if stats:
                 self._check_stats(stats[0])
             return (value, grads[names[0]]) if isinstance(wrt, str) else (value, grads)
@@ -177,13 +183,20 @@ class CompiledLoss:
         return lambda **inputs: vg(**inputs)[1]
 
     # --- second derivatives ---------------------------------------------------------------
-    def _derived(self, kind: str, name: str, derive: Callable[[Graph, sp.Expr, str], tuple[Graph, sp.Expr]],
-                 ) -> Callable[..., Any]:
+    def _derived(self, kind: str, name: str,
+                 derive: Callable[[Graph, sp.Expr, str], tuple[Graph, sp.Expr | list[sp.Expr]]]) -> Callable[..., Any]:
         def make() -> Callable[..., Any]:
-            graph, expr = derive(self.graph, self.root, name)
-            module = load_module(self._c.writer.derived_module(graph, expr, name), f"{self.backend}:{kind}")
+            graph, exprs = derive(self.graph, self.root, name)
+            exprs = exprs if isinstance(exprs, list) else [exprs]
+            module = load_module(self._c.writer.derived_module(graph, exprs, name), f"{self.backend}:{kind}")
             return self._c.backend.jit(module.derived)
         return self._memoised((kind, name), make)
+
+    def _calling(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(**inputs: Any) -> Any:
+            self._check(inputs)
+            return reporting_input_errors(fn, inputs, self.arguments)
+        return call
 
     def hvp(self, wrt: str) -> Callable[..., Any]:
         """A function ``(direction, **inputs) -> H @ direction``: the Hessian with respect to
@@ -194,19 +207,21 @@ class CompiledLoss:
         def hvp(direction: Any, /, **inputs: Any) -> Any:  # an input may be called 'direction'
             self._check(inputs)
             check_values({"direction": direction}, self.backend, self._c.backend.foreign)
-            return reporting_input_errors(fn, {**inputs, DIRECTION: direction}, self._c.writer.sig.code)
+            return reporting_input_errors(fn, {**inputs, DIRECTION: direction}, self.arguments)
         return hvp
 
     def second_derivative(self, wrt: str) -> Callable[..., Any]:
         """A function of the inputs giving ``H @ 1`` for ``wrt``: the per-element second
         derivative of a loss that sums or averages one term per element (then ``H`` is diagonal)."""
         (name,) = self._wrt(wrt)
-        fn = self._derived("rowsum", name, hessian_rowsum)
+        return self._calling(self._derived("rowsum", name, hessian_rowsum))
 
-        def second_derivative(**inputs: Any) -> Any:
-            self._check(inputs)
-            return reporting_input_errors(fn, inputs, self._c.writer.sig.code)
-        return second_derivative
+    def grad_and_second_derivative(self, wrt: str) -> Callable[..., Any]:
+        """A function of the inputs giving ``(gradient, H @ 1)`` for ``wrt`` from one generated
+        function, which computes every subexpression the two share once (for BCE from logits: one
+        sigmoid, then ``p - y`` and ``p*(1 - p)``): what a gradient-boosting objective needs."""
+        (name,) = self._wrt(wrt)
+        return self._calling(self._derived("grad_rowsum", name, gradient_and_rowsum))
 
     def hessian(self, wrt: str) -> Callable[..., Any]:
         """A function of the inputs giving the full Hessian for ``wrt``, shaped ``x.shape * 2``:

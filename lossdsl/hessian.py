@@ -28,7 +28,13 @@ def hessian_vector(graph: Graph, root: sp.Expr, wrt: str) -> tuple[Graph, sp.Exp
 
 def hessian_rowsum(graph: Graph, root: sp.Expr, wrt: str) -> tuple[Graph, sp.Expr]:
     """``H 1``: the per-element second derivative of an elementwise loss, as an expression."""
+    g, (_, h) = gradient_and_rowsum(graph, root, wrt)
+    return g, h
+
+
+def gradient_and_rowsum(graph: Graph, root: sp.Expr, wrt: str) -> tuple[Graph, list[sp.Expr]]:
+    """The gradient and ``H 1`` over one graph, so that they print as one function."""
     g, grads = gradients(graph, root, [wrt])
     ones = g.apply("broadcast", 1, g.input(wrt))  # the gradient's full shape, even where it simplified to a scalar
     g, h = gradients(g, grads[wrt], [wrt], seed=ones)
-    return g, h[wrt]
+    return g, [grads[wrt], h[wrt]]

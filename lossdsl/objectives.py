@@ -23,14 +23,19 @@ Conventions, matching the libraries' built-in objectives (``reg:squarederror`` r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
+from .checks import reporting_input_errors
 from .compiled import CompiledLoss
 from .compiled import compile as compile_loss
 from .errors import LossDSLError
+from .hessian import gradient_and_rowsum
+from .ir import Apply, Graph
+from .rewrite import reflect_logistic
 
 _TOLERANCE = 1e-6  # relative, for the sum/mean and diagonality probes (computed in float64)
 
@@ -60,6 +65,7 @@ class Objective:
         self._hess = self.loss.second_derivative(prediction)
         self._hvp = self.loss.hvp(prediction)
         self._mean: bool | None = None  # decided on the first batch
+        self._fast: dict[bool, Callable[..., Any]] | None = None  # weighted? -> its function; None: not (yet) checked
 
     def _inputs(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         integer = self.label in self.loss.graph.index_inputs
@@ -91,15 +97,76 @@ class Objective:
     def __call__(self, y_true: Any, y_pred: Any, weight: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``(grad, hess)``, one per element of ``y_pred``, weighted by ``weight`` when given."""
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-        g, h = self._derivatives(y_true, y_pred)
-        if self._mean is None:
+        weighted = weight is not None and bool(np.size(weight))
+        w = np.reshape(np.asarray(weight), (-1,) + (1,) * (np.ndim(y_pred) - 1)) if weighted else None
+        if self._fast is None:  # the first batch: the general functions, then the fused one checked against them
+            g, h = self._derivatives(y_true, y_pred)
             self._probe(y_true, y_pred, g, h)
-        if self._mean:
-            g, h = g * np.size(y_pred), h * np.size(y_pred)
-        if weight is not None and np.size(weight):
-            w = np.reshape(np.asarray(weight, dtype=np.float64), (-1,) + (1,) * (np.ndim(y_pred) - 1))
-            g, h = g * w, h * w
-        return g, h
+            if self._mean:
+                g, h = g * np.size(y_pred), h * np.size(y_pred)
+            if weighted:
+                g, h = g * w, h * w
+            self._fast = self._fused(y_true, y_pred, w, g, h)
+            return g, h
+        if not self._fast:  # the fused function did not agree: the general ones, as above
+            g, h = self._derivatives(y_true, y_pred)
+            scale = np.size(y_pred) if self._mean else 1
+            return (g * (w * scale), h * (w * scale)) if weighted else (g * scale, h * scale)
+        inputs = {**self.fixed, self.label: self._label(y_true), self.prediction: y_pred}
+        if weighted:
+            inputs[WEIGHT] = w
+        return reporting_input_errors(self._fast[weighted], inputs, self.loss.arguments)
+
+    def _label(self, y_true: np.ndarray) -> np.ndarray:
+        integer = self.label in self.loss.graph.index_inputs
+        return y_true.astype(np.int64, copy=False) if integer else y_true
+
+    def _fused(self, y_true: np.ndarray, y_pred: np.ndarray, w: np.ndarray | None, g: np.ndarray,
+               h: np.ndarray) -> dict[bool, Callable[..., Any]]:
+        """One generated function per weighting giving both derivatives of the loss summed over samples,
+        weighted, in the margins' own dtype (``per_term``); kept where it agrees with the general
+        functions on the first batch (``g``, ``h``), else ``{}``."""
+        fns = {weighted: self.loss._derived(f"objective:{self._mean}:{weighted}", self.prediction,
+                                            per_term(self._mean, weighted)) for weighted in (False, True)}
+        inputs = self._inputs(y_true, y_pred)  # in float64, as g and h were computed
+        if w is not None:
+            inputs[WEIGHT] = w.astype(np.float64)
+        fg, fh = reporting_input_errors(fns[w is not None], inputs, self.loss.arguments)
+        close = all(np.allclose(a, b, rtol=1e-9, atol=1e-12 * np.max(np.abs(b), initial=1.0)) for a, b in ((fg, g), (fh, h)))
+        return fns if close else {}
+
+
+def _leaner(e: sp.Expr) -> sp.Expr:
+    """``e``, or its terms over one denominator where that takes fewer operations (pseudo-Huber's
+    second derivative ``1/sqrt(s) - r^2/s^(3/2)``, with ``s = 1 + r^2``, is ``s^(-3/2)``)."""
+    together = sp.together(e)
+    return together if sp.count_ops(together) < sp.count_ops(e) else e
+
+
+WEIGHT = "_weight"  # the sample weights' input in the fused function; user names cannot start with "_"
+
+
+def per_term(mean: bool, weighted: bool) -> Callable[[Graph, sp.Expr, str], tuple[Graph, list[sp.Expr]]]:
+    """How to derive the fused objective function: the gradient and ``H 1`` as one elementwise function of
+    the inputs, for a loss elementwise in the prediction (the first batch checks it): the ops that only
+    broadcast and sum back (``broadcast``, ``sum_to``) are their operands, the element counts of a mean
+    are 1 (the derivatives of the sum of terms, with no pass to scale them back), the logistic
+    functions are in the forms hand-written objectives use (``rewrite.reflect_logistic``: ``p - y``,
+    ``p*(1 - p)``), and both are multiplied by the sample weights."""
+    def derive(graph: Graph, root: sp.Expr, wrt: str) -> tuple[Graph, list[sp.Expr]]:
+        g, exprs = gradient_and_rowsum(graph, root, wrt)
+        inline: dict[sp.Basic, sp.Basic] = {}
+        for s, op in g:  # graph order: an op's operands are inlined before it
+            if isinstance(op, Apply) and op.prim in ("broadcast", "sum_to"):
+                inline[s] = op.operands[0].xreplace(inline)
+            elif isinstance(op, Apply) and op.prim == "count" and mean:
+                inline[s] = sp.Integer(1)
+        exprs = [_leaner(reflect_logistic(e.xreplace(inline))) for e in exprs]
+        if weighted:
+            w = g.input(WEIGHT)  # g is this derivation's own graph
+            exprs = [e * w for e in exprs]
+        return g, exprs
+    return derive
 
 
 class XGBoostObjective(Objective):

@@ -225,6 +225,9 @@ class ExprPrinter:
             return self._call(f"{ns}.sqrt", (base,)), _ATOM
         if exp == sp.Rational(-1, 2):
             return f"1/{self._call(f'{ns}.sqrt', (base,))}", _MUL
+        if abs(exp) == sp.Rational(3, 2) and base.is_Atom:  # x*sqrt(x): two quick passes, where pow is ten times slower
+            product = f"{self._wrap(base, _MUL)}*{self._call(f'{ns}.sqrt', (base,))}"
+            return (product, _MUL) if exp > 0 else (f"1/({product})", _MUL)
         if exp.is_Number and exp < 0:
             inner = self._wrap(base, _POW) if exp == -1 else f"{self._wrap(base, _POW)}**{self._wrap(-exp, _POW)}"
             return f"1/{inner}", _MUL

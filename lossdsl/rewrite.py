@@ -95,6 +95,23 @@ def _reflected(arg: sp.Basic) -> tuple[sp.Basic, bool]:
     return (-arg, True) if arg.could_extract_minus_sign() else (arg, False)
 
 
+def reflect_logistic(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with ``sigmoid(-a) = 1 - sigmoid(a)`` and ``softplus(-a) = softplus(a) - a`` applied where
+    terms then cancel (``(1 - y)*sigmoid(x) - y*sigmoid(-x)`` is ``sigmoid(x) - y``): the forms
+    hand-written gradient-boosting objectives and the libraries' built-in ones use (``p - y``,
+    ``p*(1 - p)``), one logistic function per argument, at the price of the cancellation ``share_logistic``
+    avoids where ``a`` is large (an absolute error of one ulp of 1)."""
+    forms = {}
+    for call in expr.atoms(softplus, sigmoid):
+        a, flipped = _reflected(call.args[0])
+        if flipped:
+            forms[call] = softplus(a) - a if isinstance(call, softplus) else 1 - sigmoid(a)
+    if not forms:
+        return expr
+    reflected = sp.factor_terms(cancel_terms(expr.xreplace(forms)))
+    return reflected if sp.count_ops(reflected) < sp.count_ops(expr) else expr  # only where terms cancel
+
+
 def share_logistic(exprs: list[sp.Basic]) -> list[sp.Basic]:
     """``exprs`` with the calls among ``softplus(±a)`` and ``sigmoid(±a)``, where two or more of them
     occur (the value and the gradient of BCE and focal loss from logits), written through one

@@ -106,8 +106,82 @@ def test_closed_forms_and_conventions():
     ("mse(y_true, p)", "no input 'y_pred'"),
     ("mse(y_true, y_pred) + l2(w)", "missing w"),
     ("mse(y_true, y_pred) + sum(y_pred)", "sum or a mean"),
+    ('mse(reduction="sum") + 0.5*mae()', "sum or a mean"),
 ])
 def test_rejected(source, message):
     y, x = LABELS["regression"], RNG.normal(size=N)
     with pytest.raises(LossDSLError, match=message):
         objectives.xgboost(source)(y, x)
+
+
+# --- the fused function (gradient and Hessian in one generated pass) --------------------------------
+
+FUSED = [  # (loss, labels): elementwise losses of the library as objectives
+    ("bce(from_logits=true)", "binary"), ("bce()", "binary"), ("focal(gamma=2, from_logits=true)", "binary"),
+    ("focal(gamma=0.5, alpha=-1, from_logits=true)", "binary"), ("pseudo_huber(delta=1)", "heavy_tailed"),
+    ("poisson_nll(log_input=true)", "counts"), ("quantile(tau=0.9)", "regression"), ("mse()", "regression"),
+    ("mae()", "regression"), ("huber(delta=0.5)", "heavy_tailed"), ("log_cosh()", "heavy_tailed"),
+    ("tukey()", "heavy_tailed"), ("hinge()", "binary"), ("squared_hinge()", "binary"),
+    ("mse() + 0.5*mae()", "regression"),
+]
+
+
+def _margins(source, labels, dtype):
+    x = RNG.normal(scale=2, size=N)
+    if source == "bce()":
+        x = 1 / (1 + np.exp(-x))  # probabilities
+    y = LABELS[labels] * 2 - 1 if "hinge" in source else LABELS[labels]
+    return y.astype(dtype), x.astype(dtype)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("source", "labels"), FUSED, ids=[r[0] for r in FUSED])
+def test_the_fused_function_gives_the_general_derivatives(source, labels, dtype, weighted):
+    """After the first batch, an objective calls one generated function for both derivatives, in the
+    margins' dtype; it gives what the general functions (gradient, then H 1, in float64) give."""
+    y, x = _margins(source, labels, dtype)
+    w = WEIGHTS.astype(dtype) if weighted else None
+    general = objectives.xgboost(source)(y.astype(np.float64), x.astype(np.float64), w)  # the first batch
+    objective = objectives.xgboost(source)
+    objective(y, x, w)
+    assert objective._fast, "the fused function must agree with the general ones on the first batch"
+    g, h = objective(y, x, w)
+    assert g.dtype == h.dtype == dtype
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (3e-6, 1e-6)
+    np.testing.assert_allclose(g, general[0], rtol=rtol, atol=atol * np.max(np.abs(general[0])))
+    np.testing.assert_allclose(h, general[1], rtol=rtol, atol=atol * max(np.max(np.abs(general[1])), 1))
+
+
+def test_the_fused_focal_objective_is_exact():
+    """optax's focal loss by jax.grad, through the fused function (the second call)."""
+    y, x = LABELS["binary"], RNG.normal(scale=3, size=N)
+    objective = objectives.xgboost("focal(gamma=2, alpha=0.25, from_logits=true)")
+    objective(y, x)
+    g, h = objective(y, x)
+    g_ref, h_ref = _focal_reference(y, x)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_labels_out_of_range_are_still_refused_by_the_fused_function():
+    objective = objectives.xgboost("bce(from_logits=true)")
+    y, x = LABELS["binary"], RNG.normal(size=N)
+    objective(y, x)
+    for bad in (2.0, -0.5, np.nan):
+        with pytest.raises(LossDSLError, match="y_true"):
+            objective(np.where(np.arange(N) == 3, bad, y), x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_grad_and_second_derivative_in_one_function(backend):
+    import lossdsl
+    loss = lossdsl.compile("focal(gamma=2, from_logits=true) + 0.1*log_cosh()", backend=backend)
+    y, x = LABELS["binary"], RNG.normal(scale=3, size=N)
+    inputs = {"y_true": y, "y_pred": x}
+    if backend == "torch":
+        import torch
+        inputs = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    g, h = loss.grad_and_second_derivative("y_pred")(**inputs)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(loss.grad("y_pred")(**inputs)), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(h), np.asarray(loss.second_derivative("y_pred")(**inputs)), rtol=1e-12)

@@ -170,15 +170,28 @@ def _inside(x, lo, hi):
     return out
 
 
+def _from_zero_to(x, upper, strict):
+    """One pass where ``within(x, 0, upper)`` would take two (a min and a max): a float's bits, read as
+    an unsigned integer, order the non-negative floats as their values, and put every negative one
+    (its sign bit set) and NaN above infinity; so ``max(bits) <= bits(upper)`` holds exactly when all
+    values lie in [0, upper] (-0.0 reads as negative: the exact check then says it is in range)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f" or not x.flags.c_contiguous:
+        return False
+    bits = np.dtype(f"u{x.dtype.itemsize}")
+    top = np.array(np.inf if upper is None else upper, dtype=x.dtype)
+    if top < 0 or top != (np.inf if upper is None else upper):
+        return False  # a bound the dtype does not hold exactly: the exact check
+    most = np.max(x.view(bits))
+    return bool(most < top.view(bits) if strict else most <= top.view(bits))
+
+
 def _sigmoid(x):
-    # e^min(x, 0) / (1 + e^-|x|): no overflow, no branch (np.where mispredicts, see _where);
-    # evaluated in place, two fresh arrays rather than four; min and max with a number as a
-    # one-sided np.clip, as the printer writes them (np.minimum has no fast loop for a number)
-    e = _into(np.exp, -np.abs(x))
+    # 1 / (1 + e^-x): right in every range (e^-x overflows to inf only where the result is below
+    # the smallest normal number, and 1/inf is 0), in four passes over one fresh array, in place
+    e = _into(np.exp, -x)
     e += 1
-    s = _into(np.exp, np.clip(x, -np.inf, 0))
-    s /= e
-    return s
+    return _into(np.reciprocal, e)
 
 
 def _softplus(x):

@@ -30,6 +30,12 @@ def _scalar(x):
     return x
 
 
+def _from_zero_to(x, upper, strict):
+    """Whether the values of ``x`` surely lie in [0, upper] (or [0, upper)) by one quick test; False
+    where this backend has none, or the test is unsure (the caller then checks exactly)."""
+    return False
+
+
 def _traced(x):
     """Whether ``x``'s values are unknown (a JAX tracer under jit; the JAX runtime says which)."""
     return False
@@ -140,7 +146,7 @@ def _within(x, lower, upper, strict, integer, label, hint=None):
     dtype = xp.asarray(x).dtype
     if integer and not _is_integer(dtype):
         raise TypeError(f"{label} must hold integers; got dtype {dtype}")
-    if xp.size(x) and not _traced(x):
+    if xp.size(x) and not _traced(x) and not (lower == 0 and not strict[0] and _from_zero_to(x, upper, strict[1])):
         lo, hi = xp.min(x), xp.max(x)
         if _outside(lo, hi, lower, upper, strict):
             raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
