@@ -35,7 +35,8 @@ def _restore(text: str, file: str, backend: str) -> CompiledLoss:
 
 
 class CompiledLoss:
-    """A loss compiled for one backend: call it by keyword; ask it for gradients and formulas."""
+    """A loss compiled for one backend: call it with its inputs by keyword, or positionally in the order
+    of ``inputs`` (``y_true`` before ``y_pred``); ask it for gradients and formulas."""
 
     __slots__ = ("_c", "_value_fn", "_checks_fn", "_groups", "_memo", "_lock")
 
@@ -138,7 +139,22 @@ class CompiledLoss:
         if not self._c.backend.traced(stats):
             reporting_input_errors(lambda: check_stats(self._c.writer.checked, stats), {})
 
-    def __call__(self, /, **inputs: Any) -> Any:  # positional-only: an input may be called 'self'
+    def _named(self, args: tuple[Any, ...], inputs: dict[str, Any]) -> dict[str, Any]:
+        """Positional arguments as the inputs they stand for, in the order of ``inputs``, then the keywords."""
+        if not args:
+            return inputs
+        if len(args) > len(self.inputs):
+            raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
+                             f"got {len(args)} positional arguments")
+        named = dict(zip(self.inputs, args))
+        twice = [n for n in named if n in inputs]
+        if twice:
+            raise InputError(f"input '{twice[0]}' given both positionally and by keyword")
+        return {**named, **inputs}
+
+    def __call__(self, /, *args: Any, **inputs: Any) -> Any:  # positional-only: an input may be called 'self'
+        """The loss value: inputs by keyword, or positionally in the order of ``inputs``."""
+        inputs = self._named(args, inputs)
         if self._checks_fn is not None and not self._c.backend.traced(inputs):
             return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
         self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
@@ -168,7 +184,8 @@ class CompiledLoss:
         fn = self._subset(names)
         fused = self._checks_fn is not None
 
-        def value_and_grad(**inputs: Any) -> Any:
+        def value_and_grad(*args: Any, **inputs: Any) -> Any:
+            inputs = self._named(args, inputs)
             self._check(inputs, fused=fused)
             value, grads, *stats = reporting_input_errors(fn, inputs, self.arguments)
             if stats:
@@ -180,7 +197,7 @@ class CompiledLoss:
         """A function of the inputs returning the gradient: an array for one name, else a dict
         (with respect to every float input when ``wrt`` is None)."""
         vg = self.value_and_grad(wrt)
-        return lambda **inputs: vg(**inputs)[1]
+        return lambda *args, **inputs: vg(*args, **inputs)[1]
 
     # --- second derivatives ---------------------------------------------------------------
     def _derived(self, kind: str, name: str,
@@ -193,7 +210,8 @@ class CompiledLoss:
         return self._memoised((kind, name), make)
 
     def _calling(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(**inputs: Any) -> Any:
+        def call(*args: Any, **inputs: Any) -> Any:
+            inputs = self._named(args, inputs)
             self._check(inputs)
             return reporting_input_errors(fn, inputs, self.arguments)
         return call
@@ -204,7 +222,8 @@ class CompiledLoss:
         (name,) = self._wrt(wrt)
         fn = self._derived("hvp", name, hessian_vector)
 
-        def hvp(direction: Any, /, **inputs: Any) -> Any:  # an input may be called 'direction'
+        def hvp(direction: Any, /, *args: Any, **inputs: Any) -> Any:  # an input may be called 'direction'
+            inputs = self._named(args, inputs)
             self._check(inputs)
             check_values({"direction": direction}, self.backend, self._c.backend.foreign)
             return reporting_input_errors(fn, {**inputs, DIRECTION: direction}, self.arguments)
@@ -228,7 +247,8 @@ class CompiledLoss:
         one Hessian-vector product per element, so meant for small parameter vectors."""
         hvp = self.hvp(wrt)
 
-        def hessian(**inputs: Any) -> Any:
+        def hessian(*args: Any, **inputs: Any) -> Any:
+            inputs = self._named(args, inputs)
             self._check_inputs(inputs)  # before NumPy reads the input
             x = np.asarray(inputs[wrt])
             rows = [np.asarray(hvp(np.eye(1, x.size, k, dtype=x.dtype).reshape(x.shape), **inputs))

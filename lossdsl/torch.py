@@ -9,7 +9,7 @@ import torch
 
 from .compiled import CompiledLoss
 from .compiled import compile as compile_loss
-from .errors import InputError, LossDSLError
+from .errors import LossDSLError
 
 
 class LossModule(torch.nn.Module):
@@ -40,14 +40,7 @@ class LossModule(torch.nn.Module):
         return torch.nn.Module.__call__(module, *rest, **kwargs)
 
     def forward(self, /, *args: Any, _inputs: dict[str, Any] | None = None, **kwargs: Any) -> torch.Tensor:
-        kwargs = {**kwargs, **(_inputs or {})}
-        if len(args) > len(self.inputs):
-            raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
-                               f"got {len(args)} positional arguments")
-        taken = [n for n in self.inputs[:len(args)] if n in kwargs]
-        if taken:
-            raise InputError(f"input '{taken[0]}' given both positionally and by keyword")
-        return self.loss(**dict(zip(self.inputs, args)), **kwargs)
+        return self.loss(*args, **kwargs, **(_inputs or {}))
 
     def extra_repr(self) -> str:
         return repr(self.loss.text)
