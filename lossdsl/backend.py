@@ -73,8 +73,9 @@ class Backend:
         return frozenset(line.split()[-1] for line in self.imports.splitlines())
 
     # --- wiring the generated module ------------------------------------------------------
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
-        """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``."""
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+        """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``;
+        ``scalar``: the loss is one number (not an unreduced array)."""
         raise NotImplementedError
 
     def returns(self, value: str, grads: str) -> tuple[list[str], str]:
@@ -97,7 +98,37 @@ class NumpyBackend(Backend):
 
 
 class JaxBackend(Backend):
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+        return self._jvp_wiring(names, differentiable) if scalar else self._vjp_wiring(names, differentiable)
+
+    @staticmethod
+    def _jvp_wiring(names: Sequence[str], differentiable: Sequence[str]) -> str:
+        """A one-number loss as a ``custom_jvp`` whose tangent is the symbolic gradient dotted with the
+        tangents: JAX transposes that for reverse mode (jax.grad), and forward mode (jvp, jacfwd,
+        hessian) works too; value and gradient come from one function, sharing their subexpressions."""
+        args = ", ".join(names)
+        pairs = ", ".join(f"(grads[{n!r}], {n}_dot)" for n in differentiable)
+        return f'''def _primal({args}):
+    return _value({_kwargs(names)})
+
+
+_loss = jax.custom_jvp(_primal)
+
+
+@_loss.defjvp
+def _primal_jvp(primals, tangents):
+    {_tuple(names)} = primals
+    {_tuple([n + "_dot" for n in names])} = tangents
+    value, grads = value_and_grad({_kwargs(names)})
+    return value, _dotted(value, ({pairs}{"," if len(differentiable) == 1 else ""}))
+
+
+def loss(*, {args}):
+    """The loss value; jax.grad, jvp, jacfwd, hessian, jit and vmap through it use the symbolic gradient."""
+    return _loss({args})'''
+
+    @staticmethod
+    def _vjp_wiring(names: Sequence[str], differentiable: Sequence[str]) -> str:
         args = ", ".join(names)
         cot = ", ".join(f"_cotangent(grads[{differentiable.index(n)}], {n})" if n in differentiable else "None"
                         for n in names)
@@ -133,7 +164,7 @@ def loss(*, {args}):
 
 
 class TorchBackend(Backend):
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str]) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
         args = ", ".join(names)
         grads = ", ".join(f"grads[{differentiable.index(n)}]" if n in differentiable else "None" for n in names)
         # labels have no gradient: their place in what backward returns is None

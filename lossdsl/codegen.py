@@ -154,7 +154,8 @@ def {name}(*, {", ".join(names)}):
         parts = [self.value_function("_value" if wired else "loss"), self.value_and_grad_function(self.differentiable)]
         if wired:
             if names:
-                parts += [self.vjp_function(), self.b.wiring(names, self.sig.names(self.differentiable))]
+                parts += [self.vjp_function(), self.b.wiring(names, self.sig.names(self.differentiable),
+                                                             self.graph.rank(self.root).scalar)]
             else:  # a constant loss: nothing to differentiate
                 parts.append('def loss():\n    """The loss value (a constant)."""\n    return _value()')
         parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):

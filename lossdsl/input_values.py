@@ -42,6 +42,9 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
     if value is None:
         return "is None: give a number or an array of numbers"
     library = type(value).__module__.partition(".")[0]
+    if library == "jax" and backend != "jax" and any(c.__name__ == "Tracer" for c in type(value).__mro__):
+        return (f"is being traced by JAX (jax.grad, jit, vmap, ...), which a loss compiled for the {backend} "
+                'backend cannot be: compile it with backend="jax"')
     if library in foreign:
         return (f"is a {library} {type(value).__name__}, which the {backend} backend does not take: compile the "
                 f"loss for that library's backend, or convert the value (for torch, tensor.detach().cpu().numpy())")

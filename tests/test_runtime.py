@@ -3,7 +3,6 @@ they select, at ordinary and extreme values (signed zeros, infinities, NaN), in 
 the runtimes as generated modules copy them: every helper of every backend, copied, defines every name
 it uses (by ruff, and by importing it), and the check in backends/copying.py refuses one that would not."""
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -194,18 +193,21 @@ def test_every_helper_copied_with_what_it_needs_is_a_module_ruff_passes_and_pyth
     assert [f.__name__ for f in module.EVERY] == list(names)
 
 
-def _fake_backend(tmp_path, name, source, alias="np", imports="import numpy as np"):
-    """A backend whose runtime module is ``source`` (a file, as inspect wants), beside the shared runtime."""
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return types.SimpleNamespace(alias=alias, imports=imports, runtime=module)
+@pytest.fixture
+def fake_backend(tmp_path, monkeypatch):
+    """A backend whose runtime module is ``source`` (a file that copying reads, as it reads ours),
+    beside the shared runtime; each test's names are its own (the copying tables are cached by name)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def make(name, source, alias="np", imports="import numpy as np"):
+        name = f"{name}_{tmp_path.name}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        return types.SimpleNamespace(alias=alias, imports=imports, runtime_module=name)
+    return make
 
 
-def test_a_helper_brings_the_standard_library_modules_its_file_imports(tmp_path):
-    b = _fake_backend(tmp_path, "circle_runtime", """
+def test_a_helper_brings_the_standard_library_modules_its_file_imports(fake_backend):
+    b = fake_backend("circle_runtime", """
         import math
 
         import numpy as np
@@ -230,15 +232,15 @@ def test_a_helper_brings_the_standard_library_modules_its_file_imports(tmp_path)
      "_f .*np.no_such_function"),
     ("import numpy as np\n\n\ndef _g(x):\n    return _no_such_helper(x)\n", NameError, "'_no_such_helper'"),
 ], ids=["module-constant", "not-standard-library", "missing-array-function", "missing-helper"])
-def test_a_helper_that_needs_what_its_copy_lacks_fails_the_check(tmp_path, source, error, message):
-    b = _fake_backend(tmp_path, "bad_runtime", source)
+def test_a_helper_that_needs_what_its_copy_lacks_fails_the_check(fake_backend, source, error, message):
+    b = fake_backend("bad_runtime", source)
     with pytest.raises(error, match=message):
         copying.check(b)
 
 
-def test_the_shared_runtime_needs_torchs_stand_ins(tmp_path):
+def test_the_shared_runtime_needs_torchs_stand_ins(fake_backend):
     """Without NUMPY_NAMES, the shared helpers printed for torch call NumPy functions torch lacks."""
     pytest.importorskip("torch")
-    b = _fake_backend(tmp_path, "bare_torch_runtime", "import torch\n", alias="torch", imports="import torch")
+    b = fake_backend("bare_torch_runtime", "import torch\n", alias="torch", imports="import torch")
     with pytest.raises(AttributeError, match=r"calls torch\.\w+, which torch lacks"):
         copying.check(b)

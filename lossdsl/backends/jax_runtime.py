@@ -50,6 +50,14 @@ def _fit(g, x):
     return jnp.asarray(_sum_to(g, jnp.shape(x)), dtype=x.dtype)
 
 
+def _dotted(value, pairs):
+    """The tangent of a one-number loss: the sum of each gradient times its input's tangent."""
+    out = jnp.zeros((), jnp.result_type(value))
+    for g, t in pairs:
+        out = out + jnp.sum(g * t).astype(out.dtype)
+    return out
+
+
 def _cotangent(g, x):
     """A custom_vjp cotangent: None (zero) for integer primals, which have no gradient."""
     return g if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None
@@ -59,8 +67,9 @@ def _cotangent(g, x):
 
 
 def _traced(x):
-    """Whether ``x`` is a JAX tracer: its values are unknown (under jit)."""
-    return isinstance(x, jax.core.Tracer)
+    """Whether ``x``'s values are unknown: it is a tracer, or a constant met while jit traces (whose
+    min and max would be tracers; custom_jvp hands its rule the primals as they were given)."""
+    return isinstance(x, jax.core.Tracer) or isinstance(jnp.zeros(()), jax.core.Tracer)
 
 
 def _scan(step, carry, xs, reverse=False):
