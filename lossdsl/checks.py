@@ -156,6 +156,10 @@ def _explain(message: str, inputs: dict[str, Any]) -> str:
     raised deep inside the generated code, is prefixed with the inputs' shapes."""
     if "input '" in message or "inputs '" in message or message.startswith("argument '"):  # ours
         return message
+    if "forward-mode autodiff" in message:  # JAX's, for a custom_vjp
+        return ("forward mode (jax.jvp, jacfwd, hessian) needs a loss that compile time knows is one number, and "
+                "this one may be an array (reduction=\"none\", or a term whose shape only the inputs decide, "
+                "such as a parameter g in g^2: write sum(g^2)); reverse mode (jax.grad, vjp, jacrev) works")
     shapes = _shapes(inputs)
     if any(m in message for m in _EMPTY_REDUCTION):
         empty = ", ".join(f"'{n}' (shape {s})" for n, s in shapes.items() if s is not None and 0 in s)

@@ -37,7 +37,8 @@ ROWS = {  # source -> (jnp reference of (y, x, g), the inputs differentiated)
     "huber(y_true, y_pred, delta=g) + 0.1*sum(y_pred^2)":
         lambda y, x, g: jnp.mean(jnp.where(jnp.abs(x - y) <= g, 0.5 * (x - y) ** 2, g * (jnp.abs(x - y) - 0.5 * g)))
         + 0.1 * jnp.sum(x**2),
-    "mean(y_true * log_softmax(g * y_pred)) + g^3": lambda y, x, g: jnp.mean(y * jax.nn.log_softmax(g * x)) + g**3,
+    "mean(y_true * log_softmax(g * y_pred)) + sum(g^3)":
+        lambda y, x, g: jnp.mean(y * jax.nn.log_softmax(g * x)) + g**3,
 }
 
 
@@ -70,10 +71,16 @@ def test_per_sample_gradients_by_vmap():
     np.testing.assert_allclose(np.asarray(per_sample), np.asarray(want), rtol=1e-10)
 
 
-def test_an_unreduced_loss_keeps_reverse_mode():
-    loss = lossdsl.compile('mse(y_true, y_pred, reduction="none")', backend="jax")
-    vjp = jax.vjp(lambda x: loss(y_true=Y, y_pred=x), P)[1](jnp.arange(6.0))[0]
-    np.testing.assert_allclose(np.asarray(vjp), np.asarray(2 * (P - Y) * jnp.arange(6.0)), rtol=1e-12)
+@pytest.mark.parametrize("source", ['mse(y_true, y_pred, reduction="none")', "mean((y_true - y_pred)^2) + g^2"])
+def test_a_loss_that_may_be_an_array_keeps_reverse_mode_and_says_why_not_forward(source):
+    loss = lossdsl.compile(source, backend="jax")
+    inputs = {"g": G} if "g" in loss.inputs else {}
+    vjp = jax.vjp(lambda x: loss(y_true=Y, y_pred=x, **inputs), P)[1](jnp.ones_like(P) if "none" in source
+                                                                      else jnp.asarray(1.0))[0]
+    want = 2 * (P - Y) if "none" in source else 2 * (P - Y) / 6
+    np.testing.assert_allclose(np.asarray(vjp), np.asarray(want), rtol=1e-12)
+    with pytest.raises(InputError, match="forward mode .* needs a loss that compile time knows is one number"):
+        jax.jvp(lambda x: loss(y_true=Y, y_pred=x, **inputs), (P,), (P,))
 
 
 @pytest.mark.parametrize("transform", [jax.grad, jax.jit, jax.vmap, lambda f: lambda x: jax.jvp(f, (x,), (x,))])
