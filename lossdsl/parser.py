@@ -317,6 +317,8 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
         elif tok is not None and tok.type == "RPAR" and unclosed is None:
             msg += "; there is no '(' for it to close"
         hint = keyword_hint(previous, None if at_end else tok) or hint
+        if tok is not None and tok.type == "LSQB" and previous is not None and previous.type == "LSQB":
+            hint = "an index holds integers, slices and '...'; take(x, labels, axis=k) gathers by an array of labels"
     else:
         msg = "syntax error"
     return ParseError(msg, Span(line, column, source, file), hint)

@@ -443,11 +443,11 @@ def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero
 
 def _index_number(v, label):
     """A run-time index or slice bound: one integer (a traced one stays an array, which JAX indexes)."""
-    if _traced(v):
-        return xp.asarray(v).astype(int)
-    if xp.ndim(v) != 0:
+    if xp.ndim(v) != 0:  # a shape: known under jit too
         raise ValueError(f"an index into {label} must be a single integer, got an array of shape "
                          f"{tuple(xp.shape(v))}; take(x, labels, axis=k) gathers one entry per label")
+    if _traced(v):
+        return xp.asarray(v).astype(int)
     if v != int(v):
         raise ValueError(f"an index into {label} must be an integer, got {_scalar(v)}")
     return int(v)
