@@ -502,7 +502,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               doc="operand 0 indexed by spec (NumPy's basic indexing: integers, slices, ...), "
               "its run-time positions operands 1, 2, ...",
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_indexed, variadic=1),
-    Primitive("index_check", _everywhere("_index_check({0}, {shape1}, {axis}, {label})"), _vjp_constant,
+    Primitive("index_check", _everywhere("_index_check({0}, {shape1}, {axis}, {label}, {into})"), _vjp_constant,
               doc="a run-time index (operand 0), checked to lie within an axis of operand 1"),
     # internal ops that only gradients create
     Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),

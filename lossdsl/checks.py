@@ -95,7 +95,7 @@ def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
             continue
         values = np.array([lo, hi])
         if op.prim == "index_check":
-            _check_position(values, int(count[0]), op.param("axis"), op.param("label"))
+            _check_position(values, int(count[0]), op.param("axis"), op.param("label"), op.param("into"))
         elif op.prim == "within":
             _within(values, op.param("lower"), op.param("upper"), op.param("strict"), False, op.param("label"),
                     op.param("hint"))

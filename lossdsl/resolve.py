@@ -392,7 +392,7 @@ class Resolver:
         a = Args(self.graph, frame and frame.name, "indexing", node.span, values, spans, set(values), written)
         label = a.describe_input("x")
         operands = [a.index(name) for name, _ in positions]
-        dynamic = iter(operands)
+        dynamic = iter(zip(operands, (a.describe_input(name) for name, _ in positions)))
         # a run-time integer position is checked against its axis, counted from the end after a '...'
         named = [k for k, item in enumerate(spec) if item[0] != "e"]
         ellipsis = next((k for k, item in enumerate(spec) if item[0] == "e"), len(spec))
@@ -400,10 +400,10 @@ class Resolver:
             for part in item[1:]:
                 if part != "d":
                     continue
-                value = next(dynamic)
+                value, what = next(dynamic)
                 if item[0] == "i":
                     axis = named.index(k) if k < ellipsis else -sum(1 for j in named if j >= k)
-                    self.graph.check("index_check", value, x.expr, axis=axis, label=label)
+                    self.graph.check("index_check", value, x.expr, axis=axis, label=what, into=label)
         return Tensor(self.graph.apply("index", as_number(x.expr), *operands, spec=tuple(spec), label=label))
 
     def _position(self, node: A.Expr | None, scope: Scope, values: dict[str, Value], spans: dict[str, Span],

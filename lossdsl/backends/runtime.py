@@ -503,15 +503,16 @@ def _index_vjp(g, shape, out_shape, spec, dynamic, dtype=None):
     return _scatter(xp.zeros(tuple(shape), dtype=g.dtype), key, g)
 
 
-def _index_check(position, shape, axis, label):
+def _index_check(position, shape, axis, label, into):
     """A run-time index, after checking it lies within the axis (under jit, where its value is
     unknown, nothing: CompiledLoss checks the statistics beforehand)."""
     if not _traced(position) and axis < len(shape):
-        _check_position(xp.asarray(position), shape[axis], axis, label)
+        _check_position(xp.asarray(position), shape[axis], axis, label, into)
     return position
 
 
-def _check_position(positions, n, axis, label):
-    if xp.size(positions) and (xp.min(positions) < -n or xp.max(positions) >= n):
-        raise ValueError(f"{label}: the index {_scalar(xp.max(positions)) if xp.max(positions) >= n else _scalar(xp.min(positions))} "
-                         f"is out of range for axis {axis}, of length {n}")
+def _check_position(positions, n, axis, label, into):
+    lo, hi = xp.min(positions), xp.max(positions)
+    if xp.size(positions) and (lo < -n or hi >= n):
+        raise ValueError(f"{label} is out of range: an index into axis {axis} of {into} must lie in "
+                         f"[{-n}, {n}); got {_scalar(hi if hi >= n else lo)}")
