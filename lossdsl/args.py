@@ -167,7 +167,7 @@ class Args:
         return expr
 
 
-VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample"}
+VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample", "index"}
 
 
 def static_number(v: Value) -> bool:
