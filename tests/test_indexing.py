@@ -142,6 +142,11 @@ def test_run_time_slice_bounds_on_eager_backends(run):
     np.testing.assert_allclose(grads["x"], want, rtol=1e-12)
 
 
+def test_a_run_time_slice_bound_under_jit_says_what_jax_needs():
+    with pytest.raises(InputError, match="a slice of input 'x' needs bounds known while tracing under jax.jit"):
+        lossdsl.compile("sum(x[1:i])", backend="jax").value_and_grad()(x=X, i=POSITION)
+
+
 @pytest.mark.parametrize("run", ["numpy", "jax"] + (["torch"] if HAS_TORCH else []))
 def test_a_run_time_position_out_of_range_is_an_input_error_naming_the_input(run):
     loss = lossdsl.compile("sum(x[:, i]^3)", backend=run)

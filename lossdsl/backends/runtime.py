@@ -459,8 +459,14 @@ def _index_key(spec, dynamic, shape, label):
     ``shape``, which is known under jit too."""
     values = iter(dynamic)
 
-    def number(v):
-        return _index_number(next(values), label) if v == "d" else v
+    def number(v, bound=False):
+        if v != "d":
+            return v
+        v = next(values)
+        if bound and _traced(v):
+            raise ValueError(f"a slice of {label} needs bounds known while tracing under jax.jit (constants, or "
+                             "shapes), not a run-time value; an integer position may be one")
+        return _index_number(v, label)
 
     named = sum(item[0] != "e" for item in spec)
     if named > len(shape):
@@ -472,7 +478,7 @@ def _index_key(spec, dynamic, shape, label):
             axis = len(shape) - sum(later[0] != "e" for later in spec[k + 1:])
             continue
         if item[0] == "s":
-            key.append(slice(*(number(v) for v in item[1:])))
+            key.append(slice(*(number(v, bound=True) for v in item[1:])))
         else:
             position, n = number(item[1]), shape[axis]
             if isinstance(position, int) and not -n <= position < n:
