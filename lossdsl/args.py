@@ -12,7 +12,7 @@ from .errors import LimitError, LossTypeError, ParameterError, Span
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_AXIS
 
-Value = Tensor | int | float | bool | str | None
+Value = Tensor | int | float | bool | str | None | tuple  # a tuple: of axes, as (1, 2)
 
 
 def describe(v: Value) -> str:
@@ -24,6 +24,8 @@ def describe(v: Value) -> str:
         return "a boolean"
     if isinstance(v, str):
         return f"the string {v!r}"
+    if isinstance(v, tuple):
+        return f"a tuple of {len(v)}"
     return f"the number {v!r}"
 
 
@@ -87,7 +89,33 @@ class Args:
 
     def axis(self, name: str) -> int | None:
         """An axis (None: all of them), within the 64 axes an array can have."""
-        return None if self._values[name] is None else self.static_int(name, limit=MAX_AXIS)
+        return None if self._values[name] is None else self.single_axis(name)
+
+    def single_axis(self, name: str) -> int:
+        """One constant axis; a tuple is refused by name."""
+        if isinstance(self._values[name], tuple):
+            raise self.error(name, f"expected a single axis, got {describe(self._values[name])}; only the "
+                             "reductions (sum, mean, logsumexp, max, min) and norm take a tuple of axes")
+        return self.static_int(name, limit=MAX_AXIS)
+
+    def axes(self, name: str) -> int | tuple[int, ...] | None:
+        """An axis, a tuple of distinct axes (``(1,)`` is the axis 1), or None: all of them."""
+        v = self._values[name]
+        if not isinstance(v, tuple):
+            return self.axis(name)
+        if not v:
+            raise self.error(name, "expected a non-empty tuple of axes")
+        axes = []
+        for item in v:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise self.error(name, f"expected a tuple of constant integers, got {describe(item)} in it")
+            if abs(item) > MAX_AXIS:
+                raise LimitError(f"argument '{name}' of {self.func}(): {item} is beyond the limit of {MAX_AXIS}",
+                                 self._spans.get(name, self.span))
+            axes.append(item)
+        if len(set(axes)) < len(axes):
+            raise self.error(name, f"axis {next(x for x in axes if axes.count(x) > 1)} appears twice")
+        return axes[0] if len(axes) == 1 else tuple(axes)
 
     def flag(self, name: str) -> bool:
         v = self._values[name]
@@ -139,7 +167,7 @@ class Args:
         return expr
 
 
-VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample"}
+VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample", "index"}
 
 
 def static_number(v: Value) -> bool:

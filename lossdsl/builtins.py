@@ -23,7 +23,7 @@ import sympy as sp
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
-from .limits import MAX_AXIS, MAX_STATIC_SIZE
+from .limits import MAX_STATIC_SIZE
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -275,6 +275,7 @@ class Primitive:
     formula: Callable[..., sp.Expr] | None = None  # how it reads as math; default: name(operands)
     shape: Shape = Shape()  # for the analysis; an op that only gradients create needs none
     rank: RankRule | None = None  # its output's rank from its operands' (None: not known at compile time)
+    variadic: int = 0  # operands from this one on print together, as the tuple ``{rest}`` (0: none do)
 
 
 #: primitives that reduce over an ``axis`` (None: all of them) with ``keepdims``
@@ -389,6 +390,16 @@ def _vjp_take_vjp(g, op, out, ct):  # scatters g_out into the label positions: i
     return (g.apply("take", ct, labels, axis=op.param("axis"), label="the labels"), None, None)
 
 
+def _vjp_index(g, op, out, ct):  # scatters the cotangent into zeros of the operand's shape
+    x, *positions = op.operands
+    return (g.apply("index_vjp", ct, x, out, *positions, spec=op.param("spec")), *(None,) * len(positions))
+
+
+def _vjp_index_vjp(g, op, out, ct):  # linear in the scattered cotangent: its adjoint indexes again
+    _, x, _, *positions = op.operands
+    return (g.apply("index", ct, *positions, spec=op.param("spec"), label="a cotangent"), *(None,) * (2 + len(positions)))
+
+
 def _vjp_ctc(g, op, out, ct):
     log_probs, targets, input_lengths, target_lengths = op.operands
     params = dict(op.params)
@@ -419,6 +430,14 @@ def _taken(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
     r = rank(op.operands[0])
     return Rank(None if r.deficit is None else r.deficit + 1, None if r.fixed is None else r.fixed - 1,
                 (op.param("axis"), False))
+
+
+def _indexed(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
+    """Each integer position removes its axis (from the left or the right: the count is what a
+    deficit holds, and row blocking refuses an index); slices and ``...`` keep theirs."""
+    r, n = rank(op.operands[0]), sum(item[0] == "i" for item in op.param("spec"))
+    return Rank(None if r.deficit is None else r.deficit + n,
+                None if r.fixed is None or r.fixed < n else r.fixed - n)
 
 
 def _expanded(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
@@ -479,7 +498,16 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               formula=_transparent, shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
     Primitive("per_sample_vjp", _everywhere("_per_sample_vjp({0}, {shape1}, {shape2})"), _vjp_per_sample_vjp,
               formula=lambda g, w, like: _fn("sum")(g), rank=_shaped_like(1)),
+    Primitive("index", _everywhere("_index({0}, {spec}, {rest}, {label})"), _vjp_index,
+              doc="operand 0 indexed by spec (NumPy's basic indexing: integers, slices, ...), "
+              "its run-time positions operands 1, 2, ...",
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=_indexed, variadic=1),
+    Primitive("index_check", _everywhere("_index_check({0}, {shape1}, {axis}, {label}, {into})"), _vjp_constant,
+              doc="a run-time index (operand 0), checked to lie within an axis of operand 1"),
     # internal ops that only gradients create
+    Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),
+              _vjp_index_vjp, doc="operand 0 (broadcast to the shape of operand 2, an index's output) "
+              "written at spec into zeros shaped like operand 1", rank=_shaped_like(1), variadic=3),
     Primitive("extremum_share", _everywhere("_extremum_share({0}, {axis}, {kind})"), _vjp_constant,
               doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
               formula=lambda x: _fn("extremum_share")(x), rank=_shaped_like(0)),
@@ -549,7 +577,7 @@ def _reduction(kind: str, doc: str) -> Builtin:
             factor, x = x.as_coeff_Mul()
             if x.could_extract_minus_sign():
                 factor, x = -factor, -x
-        return Tensor(factor * a.graph.apply(kind, x, axis=a.axis("axis"), keepdims=a.flag("keepdims")))
+        return Tensor(factor * a.graph.apply(kind, x, axis=a.axes("axis"), keepdims=a.flag("keepdims")))
     return Builtin(kind, (("x", REQUIRED), ("axis", None), ("keepdims", False)), build, doc)
 
 
@@ -558,8 +586,8 @@ def _extremum(kind: str, pairwise: Callable[..., sp.Expr]) -> Builtin:
         if a.given("y"):
             a.forbid("axis", "keepdims", why=f"{kind}(a, b) with two arguments is elementwise")
             return Tensor(pairwise(a.tensor("x"), a.tensor("y")))
-        return Tensor(a.graph.apply(kind, a.tensor("x"), axis=a.axis("axis"), keepdims=a.flag("keepdims")))
-    doc = f"{kind}(x, axis=None): reduction; {kind}(a, b): elementwise {kind}imum"
+        return Tensor(a.graph.apply(kind, a.tensor("x"), axis=a.axes("axis"), keepdims=a.flag("keepdims")))
+    doc = f"{kind}(x, axis=None): reduction (axis: one or a tuple); {kind}(a, b): elementwise {kind}imum"
     return Builtin(kind, (("x", REQUIRED), ("y", None), ("axis", None), ("keepdims", False)), build, doc)
 
 
@@ -572,7 +600,7 @@ def _matmul(a: Args) -> Tensor:
 
 
 def _take(a: Args) -> Tensor:
-    return Tensor(a.graph.apply("take", a.tensor("x"), _labels(a, "labels"), axis=a.static_int("axis", limit=MAX_AXIS),
+    return Tensor(a.graph.apply("take", a.tensor("x"), _labels(a, "labels"), axis=a.single_axis("axis"),
                                 label=a.describe_input("labels")))
 
 
@@ -588,7 +616,7 @@ def _labels(a: Args, name: str, classes: int | None = None, what: str = "a class
 
 def _expand_dims(a: Args) -> Tensor:
     x = a.tensor("x")
-    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.static_int("axis", limit=MAX_AXIS)))
+    return Tensor(a.graph.apply("expand_dims", x, x, axis=a.single_axis("axis")))
 
 
 def _transpose(a: Args) -> Tensor:
@@ -651,10 +679,10 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     *(_elementwise_builtin(e) for e in ELEMENTWISE),
     Builtin("where", (("condition", REQUIRED), ("x", REQUIRED), ("y", REQUIRED)), _where,
             "x where condition holds, else y; the untaken side never leaks NaN"),
-    _reduction("sum", "sum over all elements or an axis"),
-    _reduction("mean", "mean over all elements or an axis"),
-    _reduction("logsumexp", "log(sum(exp(x))) over all elements or an axis, without overflow"),
-    _reduction("norm", "Euclidean norm over all elements or an axis; gradient 0 at the zero vector"),
+    _reduction("sum", "sum over all elements or an axis (or a tuple of axes)"),
+    _reduction("mean", "mean over all elements or an axis (or a tuple of axes)"),
+    _reduction("logsumexp", "log(sum(exp(x))) over all elements or an axis (or a tuple of axes), without overflow"),
+    _reduction("norm", "Euclidean norm over all elements or an axis (or a tuple of axes); gradient 0 at the zero vector"),
     _extremum("max", maximum),
     _extremum("min", minimum),
     Builtin("matmul", (("a", REQUIRED), ("b", REQUIRED)), _matmul, "matrix product, also written a @ b"),

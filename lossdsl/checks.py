@@ -21,8 +21,8 @@ from .errors import InputError
 from .ir import Apply, Graph
 
 # op -> the operands its check reads: the values checked, then those whose shape gives a bound
-CHECKED = {"within": (0,), "take": (1, 0), "one_hot": (0,), "ctc": (1, 2, 3, 0)}
-SHAPE_ONLY = {"take": 1, "ctc": 1}  # how many of those last are read for their shape alone
+CHECKED = {"within": (0,), "take": (1, 0), "one_hot": (0,), "ctc": (1, 2, 3, 0), "index_check": (0, 1)}
+SHAPE_ONLY = {"take": 1, "ctc": 1, "index_check": 1}  # how many of those last are read for their shape alone
 
 
 def _all_constant(op: Apply) -> bool:
@@ -69,6 +69,9 @@ def stats_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> tuple[
         elif op.prim == "take":
             stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
             tests.append(f"_in_range({s}[:3], 0, {s}[3] - 1)")
+        elif op.prim == "index_check":
+            stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
+            tests.append(f"_in_range({s}[:3], -{s}[3], {s}[3] - 1)")
         elif op.prim == "one_hot":
             stats.append(f"_value_range({group[0]})")
             tests.append(f"_in_range({s}, 0, {op.param('depth') - 1})")
@@ -80,7 +83,7 @@ def stats_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> tuple[
 
 def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
     """Raise the NumPy backend's error for any check that ``stats_code``'s statistics fail."""
-    from .backends.runtime import _check_labels, _ctc_lengths, _within
+    from .backends.runtime import _check_labels, _check_position, _ctc_lengths, _within
     for op, s in zip(ops, stats):
         if op.prim == "ctc":
             targets, input_lengths, target_lengths, shape = (np.asarray(x) for x in s)
@@ -91,7 +94,9 @@ def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
         if not size:
             continue
         values = np.array([lo, hi])
-        if op.prim == "within":
+        if op.prim == "index_check":
+            _check_position(values, int(count[0]), op.param("axis"), op.param("label"), op.param("into"))
+        elif op.prim == "within":
             _within(values, op.param("lower"), op.param("upper"), op.param("strict"), False, op.param("label"),
                     op.param("hint"))
         else:

@@ -162,10 +162,21 @@ IN_FORMULAS = (
 )
 
 
+#: constructs of the language that are not calls
+SYNTAX = (
+    ("x[i, :, 1:3, ...]", "indexing and slicing, as NumPy's basic indexing: integers (negative from the "
+     "end), start:stop:step, '...'; gradients scatter back; integer arrays: take()"),
+    ("axis=(1, 2)", "a tuple of axes, for sum, mean, logsumexp, max, min and norm ((1,) for one)"),
+)
+
+
 def _list(args: argparse.Namespace) -> None:
     print("builtins")
     for b in BUILTINS.values():
         print(f"  {b.name:<14} {b.doc}")
+    print("syntax")
+    for form, doc in SYNTAX:
+        print(f"  {form:<18} {doc}")
     print("in formulas (derivatives only)")
     for name, doc in IN_FORMULAS:
         print(f"  {name:<28} {doc}")

@@ -75,6 +75,6 @@ def character_hint(ch: str) -> str | None:
         alike = f"; it looks like '{base}'" if base else ""
         return (f"'{ch}' is {name} (U+{ord(ch):04X}){alike}; names and operators are ASCII "
                 "letters, digits, '_' and symbols")
-    if ch in "[]{}":
-        return "brackets are not part of the language; index with take(x, labels)"
+    if ch in "{}":
+        return "braces are not part of the language; index with x[i, 1:3] or take(x, labels)"
     return None

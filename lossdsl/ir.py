@@ -208,13 +208,13 @@ class Graph:
         exprs = tuple(o if isinstance(o, sp.Basic) else to_sympy(o) for o in operands)
         return self.leaf(Apply(prim, exprs, tuple(sorted(params.items()))))
 
-    def check(self, prim: str, operand: sp.Expr, **params: Any) -> sp.Expr:
+    def check(self, prim: str, operand: sp.Expr, *shaped: sp.Expr, **params: Any) -> sp.Expr:
         """``operand`` itself, with a call-time check of its values (``prim``, such as ``within``)
         recorded beside the expressions rather than inside them: a check never stands between the
         parts of a rule (``log(softmax(z))``) or a derivative, so rewriting and differentiation see
         the expression as if unchecked. The check runs with every output computed from the leaves
-        its operand reads (``checks_for``)."""
-        sym = self.apply(prim, operand, **params)
+        its operand reads (``checks_for``); ``shaped``: operands it reads the shape of."""
+        sym = self.apply(prim, operand, *shaped, **params)
         if sym not in self.checks:
             self.checks.append(sym)
         return operand

@@ -28,6 +28,7 @@ MAX_DEPTH = 200
 
 _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
+    "LSQB": "'['", "RSQB": "']'",
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '@'",
     "POW_OP": "'^'", "COMP_OP": "a comparison", "_NEWLINE": "end of line", "_INDENT": "an indented block",
     "_DEDENT": "end of block", "$END": "end of input",
@@ -39,8 +40,8 @@ class LossIndenter(Indenter):
     instance it was given for every parse, from whichever thread parses."""
 
     NL_type = "_NEWLINE"
-    OPEN_PAREN_types = ["LPAR"]
-    CLOSE_PAREN_types = ["RPAR"]
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
@@ -50,7 +51,7 @@ class LossIndenter(Indenter):
 
     def _process(self, stream):
         for token in super()._process(stream):
-            if token.type == "LPAR" and self.paren_level >= MAX_DEPTH:
+            if token.type in self.OPEN_PAREN_types and self.paren_level >= MAX_DEPTH:
                 raise LimitError(f"parentheses nested deeper than {MAX_DEPTH} levels",
                                  Span(token.line or 1, token.column or 1))
             yield token
@@ -218,6 +219,23 @@ class _ToAST(Transformer_NonRecursive):
         name, value = items
         return A.Keyword(self._tok_span(name), str(name), value)
 
+    def index(self, meta, items):
+        value, subscripts = items
+        return A.Index(self._span(meta), value, subscripts)
+
+    def subscripts(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    def slice(self, meta, items):
+        start, stop, step = items
+        return A.Slice(self._span(meta), start, stop, step)
+
+    def ellipsis(self, meta, items):
+        return A.EllipsisItem(self._span(meta))
+
+    def tuple(self, meta, items):
+        return A.Tuple(self._span(meta), tuple(i for i in items if i is not None))
+
     def name(self, meta, items):
         return A.Name(self._tok_span(items[0]), str(items[0]))
 
@@ -299,6 +317,8 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> ParseError:
         elif tok is not None and tok.type == "RPAR" and unclosed is None:
             msg += "; there is no '(' for it to close"
         hint = keyword_hint(previous, None if at_end else tok) or hint
+        if tok is not None and tok.type == "LSQB" and previous is not None and previous.type == "LSQB":
+            hint = "an index holds integers, slices and '...'; take(x, labels, axis=k) gathers by an array of labels"
     else:
         msg = "syntax error"
     return ParseError(msg, Span(line, column, source, file), hint)

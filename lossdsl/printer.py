@@ -386,6 +386,9 @@ class FunctionPrinter:
                 k += 1
             fields = {f"shape{i}": s for i, s in enumerate(shapes)}
             fields.update({name: repr(value) for name, value in op.params})
+            variadic = PRIMITIVES[op.prim].variadic
+            if variadic:  # the run-time operands of an index, as one tuple
+                fields["rest"] = "(" + "".join(c + ", " for c in codes[variadic:]) + ")"
             fields["dtype"] = "_dt"
             template = PRIMITIVES[op.prim].printed[self.b.name]
             lines.append(f"{sym.name} = {template.format(*codes, **fields)}")
@@ -415,4 +418,6 @@ class FunctionPrinter:
 
 def _computes(op: Apply, k: int, backend: Backend) -> bool:
     """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
-    return f"{{{k}}}" in PRIMITIVES[op.prim].printed[backend.name]
+    spec = PRIMITIVES[op.prim]
+    template = spec.printed[backend.name]
+    return f"{{{k}}}" in template or (0 < spec.variadic <= k and "{rest}" in template)

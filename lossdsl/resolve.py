@@ -165,6 +165,10 @@ class Resolver:
             return self._unary(node, scope)
         if isinstance(node, A.IfExp):
             return self._ifexp(node, scope)
+        if isinstance(node, A.Tuple):
+            return tuple(self.eval(item, scope) for item in node.items)
+        if isinstance(node, A.Index):
+            return self._index(node, scope)
         raise AssertionError(f"no rule for {type(node).__name__}")  # the grammar makes no other node
 
     def _numeric(self, v: Value, span: Span, what: str) -> sp.Expr:
@@ -349,6 +353,67 @@ class Resolver:
         leaves = self.graph.op_of[lost].operands[0].free_symbols
         return any(self.graph.rank(k).dropped == dropped and leaves <= self.graph.op_of[k].operands[0].free_symbols
                    for k in kept)
+
+    # --- indexing -------------------------------------------------------------------------
+    def _index(self, node: A.Index, scope: Scope) -> Value:
+        """``x[items]``: one ``index`` op whose spec holds the constant positions and whose operands
+        after ``x`` are the run-time ones (each checked at call time by an ``index_check``)."""
+        x = self.eval(node.value, scope)
+        if not isinstance(x, Tensor) or x.is_bool or x.expr.is_number:
+            raise LossTypeError(f"only a tensor can be indexed, not {describe(x)}", node.value.span)
+        values: dict[str, Value] = {"x": x}
+        spans = {"x": node.value.span}
+        written = {"x": node.value.id} if isinstance(node.value, A.Name) else {}
+        positions: list[tuple[str, A.Expr]] = []  # (name in values, node) of each run-time position
+        spec: list[tuple[Any, ...]] = []
+        if sum(isinstance(item, A.EllipsisItem) for item in node.items) > 1:
+            raise LossTypeError("an index can hold only one '...'", node.span)
+        for item in node.items:
+            if isinstance(item, A.EllipsisItem):
+                spec.append(("e",))
+            elif isinstance(item, A.Slice):
+                parts = [self._position(p, scope, values, spans, positions) for p in (item.start, item.stop, item.step)]
+                if parts[2] == 0:
+                    raise LossTypeError("a slice's step cannot be zero", item.step.span)
+                spec.append(("s", *parts))
+            else:
+                spec.append(("i", self._position(item, scope, values, spans, positions)))
+        frame = self.user_frame()
+        a = Args(self.graph, frame and frame.name, "indexing", node.span, values, spans, set(values), written)
+        label = a.describe_input("x")
+        operands = [a.index(name) for name, _ in positions]
+        dynamic = iter(zip(operands, (a.describe_input(name) for name, _ in positions)))
+        # a run-time integer position is checked against its axis, counted from the end after a '...'
+        named = [k for k, item in enumerate(spec) if item[0] != "e"]
+        ellipsis = next((k for k, item in enumerate(spec) if item[0] == "e"), len(spec))
+        for k, item in enumerate(spec):
+            for part in item[1:]:
+                if part != "d":
+                    continue
+                value, what = next(dynamic)
+                if item[0] == "i":
+                    axis = named.index(k) if k < ellipsis else -sum(1 for j in named if j >= k)
+                    self.graph.check("index_check", value, x.expr, axis=axis, label=what, into=label)
+        return Tensor(self.graph.apply("index", as_number(x.expr), *operands, spec=tuple(spec), label=label))
+
+    def _position(self, node: A.Expr | None, scope: Scope, values: dict[str, Value], spans: dict[str, Span],
+                  positions: list[tuple[str, A.Expr]]) -> int | str | None:
+        """An index or slice bound: a constant integer, None (omitted), or "d" for a run-time number,
+        which is added to ``values`` for the op's operands."""
+        if node is None:
+            return None
+        v = self.eval(node, scope)
+        if isinstance(v, Tensor) and not v.is_bool and v.expr.is_Integer:
+            v = int(v.expr)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        if isinstance(v, Tensor) and not v.is_bool and not v.expr.is_number:
+            name = f"position {len(positions)}"
+            values[name], spans[name] = v, node.span
+            positions.append((name, node))
+            return "d"
+        raise LossTypeError(f"an index must be an integer, a slice 'start:stop:step' or '...', not {describe(v)}; "
+                            "take(x, labels, axis=k) gathers one entry per integer label", node.span)
 
     # --- calls ----------------------------------------------------------------------------
     def _call(self, node: A.Call, scope: Scope) -> Value:

@@ -74,7 +74,36 @@ class IfExp(Node):
     orelse: Expr | None = None
 
 
-Expr = Number | String | Constant | Name | Call | BinOp | UnaryOp | IfExp
+@dataclass(frozen=True)
+class Tuple(Node):
+    """``(a, b)`` or ``(a,)``: a tuple of constants, such as the axes of a reduction."""
+
+    items: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class Slice(Node):
+    """``start:stop:step`` inside brackets, each part optional."""
+
+    start: Expr | None = None
+    stop: Expr | None = None
+    step: Expr | None = None
+
+
+@dataclass(frozen=True)
+class EllipsisItem(Node):
+    """``...`` inside brackets: as many ``:`` as the array's other axes need."""
+
+
+@dataclass(frozen=True)
+class Index(Node):
+    """``value[items]``: NumPy's basic indexing by integers, slices and ``...``."""
+
+    value: Expr | None = None
+    items: tuple[Expr | Slice | EllipsisItem, ...] = ()
+
+
+Expr = Number | String | Constant | Name | Call | BinOp | UnaryOp | IfExp | Tuple | Index
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,8 @@ def _builtin_rows() -> list[Row]:
             r"must hold class indices in \[0, 4\)"),
         Row("one_hot-labels", "one_hot", "mean(one_hot(y, 4) * x)", LABELS, "y", _set_first(4),
             r"must hold class indices in \[0, 4\)"),
+        Row("index-position", "index_check", "sum(x[:, i]^2)", {"x": RNG.normal(size=(3, 4)), "i": np.int64(1)}, "i",
+            _set_first(4), r"is out of range: an index into axis 1 of input 'x' must lie in \[-4, 4\); got 4"),
     ]
     inputs = {"log_probs": _log_probs(), **CTC_INPUTS}  # log_probs: in the expression form, log_softmax's z
     return [*rows,

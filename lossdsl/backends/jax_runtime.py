@@ -80,3 +80,8 @@ def _bincount(indices, weights, n):
     """The sum of ``weights`` at each of the ``n`` bins that ``indices`` name; ``length`` keeps the
     shape static under jit."""
     return jnp.bincount(indices, weights, length=n)
+
+
+def _scatter(z, key, g):
+    """Zeros ``z`` with ``g`` written at ``key`` (arrays are immutable: ``.at``)."""
+    return z.at[key].set(g)

@@ -114,13 +114,19 @@ def _count(shape, axis):
         for d in shape:
             n *= d
     else:
-        n = shape[axis]
+        n = 1
+        for a in axis if isinstance(axis, tuple) else (axis,):
+            n *= shape[a]
     return n if n else float("nan")
 
 
 def _expand_dims(g, shape, axis, dtype=None):
     """A reduction's cotangent (broadcastable to its output ``shape``) with the axis put back."""
-    return xp.expand_dims(xp.broadcast_to(_typed(g, dtype), shape), axis)
+    g = xp.broadcast_to(_typed(g, dtype), shape)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for a in sorted(a % (len(shape) + len(axes)) for a in axes):  # torch's unsqueeze takes one axis
+        g = xp.expand_dims(g, a)
+    return g
 
 
 def _bounds_text(lower, upper, strict):
@@ -436,3 +442,89 @@ def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero
     g = -xp.asarray(posterior, dtype=lp.dtype) * ct[:, None]
     g = xp.where(xp.isposinf(nll)[:, None], 0.0 if zero_infinity else xp.nan, g)
     return xp.where(ok[:, None], g, xp.nan)
+
+
+# --- indexing and slicing: x[i, :, 1:3, ...] with NumPy's meaning
+
+
+def _index_number(v, label):
+    """A run-time index or slice bound: one integer (a traced one stays an array, which JAX indexes)."""
+    if xp.ndim(v) != 0:  # a shape: known under jit too
+        raise ValueError(f"an index into {label} must be a single integer, got an array of shape "
+                         f"{tuple(xp.shape(v))}; take(x, labels, axis=k) gathers one entry per label")
+    if _traced(v):
+        return xp.asarray(v).astype(int)
+    if v != int(v):
+        raise ValueError(f"an index into {label} must be an integer, got {_scalar(v)}")
+    return int(v)
+
+
+def _index_key(spec, dynamic, shape, label):
+    """The subscript that ``spec`` (("i", k), ("s", start, stop, step) or ("e",), each number an int,
+    None, or "d" for the next of ``dynamic``) stands for; constant positions checked against
+    ``shape``, which is known under jit too."""
+    values = iter(dynamic)
+
+    def number(v, bound=False):
+        if v != "d":
+            return v
+        v = next(values)
+        if bound and _traced(v):
+            raise ValueError(f"a slice of {label} needs bounds known while tracing under jax.jit (constants, or "
+                             "shapes), not a run-time value; an integer position may be one")
+        return _index_number(v, label)
+
+    named = sum(item[0] != "e" for item in spec)
+    if named > len(shape):
+        raise ValueError(f"{label} has {len(shape)} axes, but the index names {named}")
+    key, axis = [], 0
+    for k, item in enumerate(spec):
+        if item[0] == "e":
+            key.append(Ellipsis)
+            axis = len(shape) - sum(later[0] != "e" for later in spec[k + 1:])
+            continue
+        if item[0] == "s":
+            key.append(slice(*(number(v, bound=True) for v in item[1:])))
+        else:
+            position, n = number(item[1]), shape[axis]
+            if isinstance(position, int) and not -n <= position < n:
+                raise ValueError(f"index {position} is out of range for axis {axis} of {label}, of length {n}")
+            key.append(position)
+        axis += 1
+    return tuple(key)
+
+
+def _gather(x, key):
+    return x[key]
+
+
+def _scatter(z, key, g):
+    """Zeros ``z`` with ``g`` written at ``key`` (basic indexing reaches each entry once)."""
+    z[key] = g
+    return z
+
+
+def _index(x, spec, dynamic, label):
+    return _gather(x, _index_key(spec, dynamic, xp.shape(x), label))
+
+
+def _index_vjp(g, shape, out_shape, spec, dynamic, dtype=None):
+    """The cotangent ``g`` of ``x[key]`` (broadcastable to its shape) in zeros shaped like ``x``."""
+    g = xp.broadcast_to(_typed(g, dtype), tuple(out_shape))
+    key = _index_key(spec, dynamic, tuple(shape), "the cotangent")
+    return _scatter(xp.zeros(tuple(shape), dtype=g.dtype), key, g)
+
+
+def _index_check(position, shape, axis, label, into):
+    """A run-time index, after checking it lies within the axis (under jit, where its value is
+    unknown, nothing: CompiledLoss checks the statistics beforehand)."""
+    if not _traced(position) and axis < len(shape):
+        _check_position(xp.asarray(position), shape[axis], axis, label, into)
+    return position
+
+
+def _check_position(positions, n, axis, label, into):
+    lo, hi = xp.min(positions), xp.max(positions)
+    if xp.size(positions) and (lo < -n or hi >= n):
+        raise ValueError(f"{label} is out of range: an index into axis {axis} of {into} must lie in "
+                         f"[{-n}, {n}); got {_scalar(hi if hi >= n else lo)}")

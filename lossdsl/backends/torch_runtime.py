@@ -99,6 +99,10 @@ def _logsumexp(x, axis, keepdims):
 
 
 def _log_softmax(x, axis):
+    if isinstance(axis, tuple):  # torch's takes one axis: shifted by the max, as runtime.py's
+        m = torch.amax(x, dim=axis, keepdim=True)
+        s = x - torch.where(torch.isfinite(m), m, 0)
+        return s - torch.log(torch.sum(torch.exp(s), dim=axis, keepdim=True))
     return torch.log_softmax(x.reshape(-1), 0).reshape(x.shape) if axis is None else torch.log_softmax(x, axis)
 
 
@@ -110,3 +114,31 @@ def _matmul(a, b):
 def _transpose(x, shape):
     x = torch.broadcast_to(_typed(x), shape)
     return x.permute(*reversed(range(x.ndim)))
+
+
+def _positive_steps(x, key):
+    """``x`` with the axes that ``key`` slices by a negative step flipped, and the key that reads
+    the same entries from it by positive steps: torch slices only forwards."""
+    flips, out, axis = [], [], 0
+    for k, item in enumerate(key):
+        if item is Ellipsis:
+            axis = x.dim() - (len(key) - k - 1)
+        elif isinstance(item, slice) and item.step is not None and item.step < 0:
+            n = x.shape[axis]
+            start, stop, step = item.indices(n)
+            flips.append(axis)
+            item = slice(n - 1 - start, n - 1 - stop, -step)
+        out.append(item)
+        axis += item is not Ellipsis
+    return (torch.flip(x, flips) if flips else x), tuple(out), flips
+
+
+def _gather(x, key):
+    x, key, _ = _positive_steps(x, key)
+    return x[key]
+
+
+def _scatter(z, key, g):
+    flipped, key, flips = _positive_steps(z, key)
+    flipped[key] = g
+    return torch.flip(flipped, flips) if flips else flipped
