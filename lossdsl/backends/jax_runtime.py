@@ -51,10 +51,12 @@ def _fit(g, x):
 
 
 def _dotted(value, pairs):
-    """The tangent of a one-number loss: the sum of each gradient times its input's tangent."""
+    """The tangent of a one-number loss: the sum of each gradient times its input's tangent (none for
+    an integer array given for a float input: its tangent is float0)."""
     out = jnp.zeros((), jnp.result_type(value))
     for g, t in pairs:
-        out = out + jnp.sum(g * t).astype(out.dtype)
+        if jnp.result_type(t) != jax.dtypes.float0:
+            out = out + jnp.sum(g * t).astype(out.dtype)
     return out
 
 
