@@ -343,6 +343,7 @@ class FunctionPrinter:
                 codes.append(self.expr(e))
                 k += 1
             fields = {f"shape{i}": s for i, s in enumerate(shapes)}
+            fields["operands"], fields["shapes"] = ", ".join(codes), f"({', '.join(shapes)},)"  # variadic ops
             fields.update({name: repr(value) for name, value in op.params})
             fields["dtype"] = "_dt"
             template = PRIMITIVES[op.prim].printed[self.b.name]
@@ -372,4 +373,5 @@ class FunctionPrinter:
 
 def _computes(op: Apply, k: int, backend: Backend) -> bool:
     """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
-    return f"{{{k}}}" in PRIMITIVES[op.prim].printed[backend.name]
+    template = PRIMITIVES[op.prim].printed[backend.name]
+    return f"{{{k}}}" in template or "{operands}" in template

@@ -71,3 +71,8 @@ def _bincount(indices, weights, n):
     """The sum of ``weights`` at each of the ``n`` bins that ``indices`` name; ``length`` keeps the
     shape static under jit."""
     return jnp.bincount(indices, weights, length=n)
+
+
+def _stop_gradient(x):
+    """x itself, and no gradient for JAX's own differentiation of the printed value either."""
+    return jax.lax.stop_gradient(x)

@@ -110,3 +110,12 @@ def _matmul(a, b):
 def _transpose(x, shape):
     x = torch.broadcast_to(_typed(x), shape)
     return x.permute(*reversed(range(x.ndim)))
+
+
+def _stop_gradient(x):
+    """x itself, detached from torch's autograd graph."""
+    return x.detach() if isinstance(x, torch.Tensor) else x
+
+
+def _logaddexp(a, b):
+    return torch.logaddexp(*_pair(a, b))
