@@ -13,7 +13,7 @@ import jax.scipy.special as jss
 import numpy as np
 import pytest
 import scipy.special as sc
-from oracles import finite_differences
+from oracles import finite_differences, run_value_and_grads
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -73,27 +73,13 @@ def _reference(ref, inputs):
     return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
 
 
-def _run(source, inputs, run, dtype):
-    loss = lossdsl.compile(source, backend="jax" if run == "jax-jit" else run)
-    f = loss.value_and_grad(list(loss.differentiable))
-    if run == "torch":
-        import torch
-        args = {k: torch.as_tensor(v.astype(dtype)) for k, v in inputs.items()}
-    elif run.startswith("jax"):
-        args = {k: jnp.asarray(v.astype(dtype)) for k, v in inputs.items()}
-    else:
-        args = {k: v.astype(dtype) for k, v in inputs.items()}
-    value, grads = jax.jit(lambda kw: f(**kw))(args) if run == "jax-jit" else f(**args)
-    return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("run", RUNS)
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
     _, source, inputs, ref = row
     want_value, want_grads = _reference(ref, inputs)
-    value, grads = _run(source, inputs, run, dtype)
+    value, grads = run_value_and_grads(source, inputs, run, dtype)
     tol = 1e-10 if dtype == np.float64 else 2e-5
     assert value.dtype == dtype
     np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import sympy as sp
+from oracles import run_value_and_grads
 
 import lossdsl
 from lossdsl.backend import BACKENDS
@@ -170,29 +171,11 @@ ROWS = [
 ]
 
 
-def _run(source, inputs, backend, dtype):
-    """The loss's value and gradients, each as a NumPy array, on one backend run and float type."""
-    loss = lossdsl.compile(source, backend="jax" if backend == "jax-jit" else backend)
-    names = list(loss.differentiable)
-    if backend == "torch":
-        args = {k: torch.as_tensor(v.astype(dtype)) for k, v in inputs.items()}
-    elif backend.startswith("jax"):
-        args = {k: jnp.asarray(v.astype(dtype)) for k, v in inputs.items()}
-    else:
-        args = {k: v.astype(dtype) for k, v in inputs.items()}
-    f = loss.value_and_grad(names)
-    if backend == "jax-jit":
-        value, grads = jax.jit(lambda kw: f(**kw))(args)
-    else:
-        value, grads = f(**args)
-    return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("backend", BACKEND_RUNS)
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_constants_that_cross_the_float_range_fold_exactly(row, backend, dtype):
-    value, grads = _run(row.source, row.inputs, backend, dtype)
+    value, grads = run_value_and_grads(row.source, row.inputs, backend, dtype)
     with np.errstate(all="ignore"):
         want_value = np.asarray(row.value(**row.inputs)).astype(dtype)  # float64, then rounded once
         want_grads = {k: np.asarray(g, dtype=np.float64).astype(dtype) for k, g in row.grads(**row.inputs).items()}
@@ -206,7 +189,7 @@ def test_constants_that_cross_the_float_range_fold_exactly(row, backend, dtype):
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])  # XLA flushes subnormal floats to 0
 def test_a_subnormal_constant_is_exact(backend):
-    value, grads = _run("mean(x * 1e-160 * 1e-160)", {"x": _X}, backend, np.float64)
+    value, grads = run_value_and_grads("mean(x * 1e-160 * 1e-160)", {"x": _X}, backend, np.float64)
     np.testing.assert_allclose(value, np.mean(_X) * 1e-320, rtol=1e-3)  # subnormals hold few digits
     np.testing.assert_allclose(grads["x"], np.full(_N, 1e-320 / _N), rtol=1e-3)
 
