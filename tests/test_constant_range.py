@@ -53,7 +53,7 @@ POSITIONS = [
     "mean(x) + sum(y * {a} {op} {b})",
     "a = {a}\nmean(x * a {op} {b})",
     "def f(v):\n    return v * {a}\nmean(f(x) {op} {b})",
-    "mean(inf * {a} {op} {b})",  # an input named inf: an error, never a silent wrong answer
+    "mean(nan * {a} {op} {b})",  # an input named nan: an error, never a silent wrong answer
 ]
 
 
