@@ -20,7 +20,7 @@ import sympy as sp
 
 from . import syntax as A
 from .args import Args, Value, describe, static_number
-from .builtins import BUILTINS, RANK_RULES, REQUIRED
+from .builtins import BUILTINS, RANK_RULES, REQUIRED, clip, maximum, minimum
 from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
@@ -33,6 +33,8 @@ MAX_CALL_DEPTH = 64
 # A name the generated code reads itself (np, lambda, len, ...) is still an input: see printer.code_names
 INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 IMPLICIT = ("y_true", "y_pred")
+#: names that are numbers unless bound (NumPy's e and nan stay inputs: analysis.report notes them)
+CONSTANTS: dict[str, float] = {"pi": math.pi, "inf": math.inf}
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Resolver:
         self.program = program
         self.globals: dict[str, Value] = {}
         self.frames: list[Frame] = []  # definitions being inlined, innermost last
-        self.meter = ExprMeter()
+        self.meter = ExprMeter(bounds=(maximum, minimum, clip))
         self.evaluations = self.depth = 0
 
     # --- entry point ----------------------------------------------------------------------
@@ -118,6 +120,8 @@ class Resolver:
             return self.globals[node.id]
         if node.id in self._functions(scope):
             raise LossTypeError(f"'{node.id}' is a function; call it as {node.id}(...)", node.span)
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
         if not scope.free_names_are_inputs:
             hint = did_you_mean(node.id, [*scope.variables, *self.globals])
             raise NameResolutionError(f"name '{node.id}' is not defined in {scope.where}{hint}", node.span)
@@ -435,12 +439,17 @@ class Resolver:
                     implicit[n] = Tensor(self._input(n, node.span))
         values = {**implicit}
         spans: dict[str, Span] = {}
-        if len(node.args) > len(params):
+        variadic = not isinstance(target, A.FuncDef) and target.variadic
+        if variadic:  # concat(a, b, c, axis=1): every positional argument goes to the first parameter
+            if node.args:
+                values[names[0]] = tuple(self.eval(arg, scope) for arg in node.args)
+                spans[names[0]] = node.args[0].span
+        elif len(node.args) > len(params):
             extra = node.args[len(params)]
             raise NameResolutionError(f"{node.func}() takes at most {len(params)} positional arguments "
                                       f"({', '.join(names)})", extra.span)
         written: dict[str, str] = {}  # the arguments written as a bare name
-        for (name, _), arg in zip(params, node.args):
+        for (name, _), arg in zip(params, () if variadic else node.args):
             values[name] = self.eval(arg, scope)
             spans[name] = arg.span
             if isinstance(arg, A.Name):

@@ -87,3 +87,8 @@ def _bincount(indices, weights, n):
 def _scatter(z, key, g):
     """Zeros ``z`` with ``g`` written at ``key`` (arrays are immutable: ``.at``)."""
     return z.at[key].set(g)
+
+
+def _stop_gradient(x):
+    """x itself, and no gradient for JAX's own differentiation of the printed value either."""
+    return jax.lax.stop_gradient(x)

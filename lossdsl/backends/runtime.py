@@ -109,15 +109,108 @@ def _inside(x, lo, hi):
 def _count(shape, axis):
     """How many elements a reduction over ``axis`` (or all of them) combines; NaN for none, so that
     the gradient of a mean of nothing (which is NaN) is NaN times an empty array, not 1/0."""
+    n = _dim(shape, axis)
+    return n if n else float("nan")
+
+
+def _dim(shape, axis, label="an array"):
+    """The length of ``axis`` of ``shape`` (None: its element count) as a Python int: a shape is
+    static under jit, so a constructor sized by it is too."""
     if axis is None:
         n = 1
         for d in shape:
             n *= d
-    else:
+        return n
+    if isinstance(axis, tuple):  # a reduction over several axes
         n = 1
-        for a in axis if isinstance(axis, tuple) else (axis,):
+        for a in axis:
             n *= shape[a]
-    return n if n else float("nan")
+        return n
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"size(): axis {axis} is out of range for {label}, which has {len(shape)} axes")
+    return shape[axis]
+
+
+def _size(shape, axis, dtype, label):
+    """``size(x, axis)`` as a number of the loss's dtype, for arithmetic."""
+    return _typed(_dim(shape, axis, label), dtype)
+
+
+def _length(n, what):
+    """A constructor's length computed from sizes: a whole number >= 0, as a Python int."""
+    if n != n // 1 or n < 0:
+        raise ValueError(f"{what}: the length must be a whole number >= 0; got {n}")
+    return int(n)
+
+
+def _eye(n, dtype, what):
+    n = _length(n, what)
+    _check_size(n * n, what)
+    return xp.eye(n, dtype=dtype)
+
+
+def _arange(n, what):
+    n = _length(n, what)
+    _check_size(n, what)
+    return xp.arange(n)
+
+
+def _full(n, value, dtype, what):
+    n = _length(n, what)
+    _check_size(n, what)
+    return xp.full((n,), value, dtype=dtype)
+
+
+def _diag(x):
+    """The diagonal of the last two axes, as numpy.diagonal(x, axis1=-2, axis2=-1)."""
+    return xp.diagonal(x, 0, -2, -1)
+
+
+def _diag_vjp(g, shape, dtype=None):
+    """Zeros of ``shape`` with ``g`` (broadcastable to its diagonal) on the diagonal of the last two axes."""
+    n, m = shape[-2], shape[-1]
+    g = xp.broadcast_to(_typed(g, dtype), tuple(shape[:-2]) + (min(n, m),))
+    g = xp.expand_dims(g, -1 if n <= m else -2)
+    return xp.where(xp.eye(n, m) > 0, g, xp.zeros((), dtype=g.dtype))
+
+
+def _joined_shape(shapes, axis, stacked):
+    """The shape of concat (or stack) of arrays of ``shapes`` along ``axis``."""
+    first = tuple(shapes[0])
+    if stacked:
+        axis = axis % (len(first) + 1)
+        return first[:axis] + (len(shapes),) + first[axis:]
+    axis = axis % len(first)
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+
+
+def _join(parts, axis, stacked, dtype):
+    parts = [_typed(p, dtype) for p in parts]
+    return xp.stack(parts, axis) if stacked else xp.concatenate(parts, axis)
+
+
+def _part(g, shapes, index, axis, stacked, dtype=None):
+    """Part ``index`` of a cotangent ``g`` of concat (or stack) of arrays of ``shapes``: the slice
+    (or the entry) along ``axis`` that the part filled."""
+    full = _joined_shape(shapes, axis, stacked)
+    g = xp.broadcast_to(_typed(g, dtype), full)
+    axis = axis % len(full)
+    if stacked:
+        return g[(slice(None),) * axis + (index,)]
+    start = sum(s[axis] for s in shapes[:index])
+    return g[(slice(None),) * axis + (slice(start, start + shapes[index][axis]),)]
+
+
+def _part_vjp(g, shapes, index, axis, stacked, dtype=None):
+    """The adjoint of ``_part``: zeros of the joined shape, with ``g`` in part ``index``'s place."""
+    parts = [xp.zeros(tuple(s), dtype=dtype) for s in shapes]
+    parts[index] = xp.broadcast_to(_typed(g, dtype), tuple(shapes[index]))
+    return _join(parts, axis, stacked, dtype)
+
+
+def _stop_gradient(x):
+    """x itself; the symbolic gradient treats it as a constant (JAX and torch detach it too)."""
+    return x
 
 
 def _expand_dims(g, shape, axis, dtype=None):
@@ -528,3 +621,8 @@ def _check_position(positions, n, axis, label, into):
     if xp.size(positions) and (lo < -n or hi >= n):
         raise ValueError(f"{label} is out of range: an index into axis {axis} of {into} must lie in "
                          f"[{-n}, {n}); got {_scalar(hi if hi >= n else lo)}")
+
+
+def _xlogy(x, y):
+    """x*log(y), 0 where x = 0 (unless y is NaN), as scipy.special.xlogy."""
+    return xp.where((x == 0) & (y == y), xp.zeros((), dtype=xp.result_type(x, y)), x * xp.log(y))

@@ -142,3 +142,12 @@ def _scatter(z, key, g):
     flipped, key, flips = _positive_steps(z, key)
     flipped[key] = g
     return torch.flip(flipped, flips) if flips else flipped
+
+
+def _stop_gradient(x):
+    """x itself, detached from torch's autograd graph."""
+    return x.detach() if isinstance(x, torch.Tensor) else x
+
+
+def _logaddexp(a, b):
+    return torch.logaddexp(*_pair(a, b))
