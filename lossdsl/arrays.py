@@ -40,11 +40,20 @@ def static_length(a: Args, name: str) -> sp.Expr:
     n = a.tensor(name)
     if n.is_number:
         return sp.Integer(a.static_int(name, minimum=0, limit=MAX_STATIC_SIZE))
-    sizes = {s: a.graph.op_of.get(s) for s in n.free_symbols}
-    if not all(isinstance(op, Apply) and op.prim == "size" for op in sizes.values()):
+    static = as_static(a.graph, n)
+    if static is None:
         raise a.error(name, "expected a constant integer or a length computed from size(...), "
                       "such as size(x, axis=0); array values cannot size an array")
-    return n.xreplace({s: a.graph.apply("dim", *op.operands, **dict(op.params)) for s, op in sizes.items()})
+    return static
+
+
+def as_static(graph: Graph, n: sp.Expr) -> sp.Expr | None:
+    """``n``, an expression of ``size(...)`` values, over ``dim`` ops instead (Python ints, static under
+    jit); None where it reads anything else."""
+    sizes = {s: graph.op_of.get(s) for s in n.free_symbols}
+    if not all(isinstance(op, Apply) and op.prim == "size" for op in sizes.values()):
+        return None
+    return n.xreplace({s: graph.apply("dim", *op.operands, **dict(op.params)) for s, op in sizes.items()})
 
 
 def _what(a: Args) -> str:

@@ -20,6 +20,7 @@ import sympy as sp
 
 from . import syntax as A
 from .args import Args, Value, describe, static_number
+from .arrays import as_static
 from .builtins import BUILTINS, RANK_RULES, REQUIRED, clip, maximum, minimum
 from .diagnose import KEYWORDS
 from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
@@ -412,6 +413,8 @@ class Resolver:
         if isinstance(v, int) and not isinstance(v, bool):
             return v
         if isinstance(v, Tensor) and not v.is_bool and not v.expr.is_number:
+            static = as_static(self.graph, v.expr)  # from size(...): a Python int, known while jit traces
+            v = v if static is None else Tensor(static)
             name = f"position {len(positions)}"
             values[name], spans[name] = v, node.span
             positions.append((name, node))

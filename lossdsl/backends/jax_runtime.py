@@ -70,7 +70,10 @@ def _cotangent(g, x):
 
 def _traced(x):
     """Whether ``x``'s values are unknown: it is a tracer, or a constant met while jit traces (whose
-    min and max would be tracers; custom_jvp hands its rule the primals as they were given)."""
+    min and max would be tracers; custom_jvp hands its rule the primals as they were given). A Python
+    number, such as a shape's length, is known."""
+    if isinstance(x, (int, float)):
+        return False
     return isinstance(x, jax.core.Tracer) or isinstance(jnp.zeros(()), jax.core.Tracer)
 
 

@@ -542,6 +542,8 @@ def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero
 
 def _index_number(v, label):
     """A run-time index or slice bound: one integer (a traced one stays an array, which JAX indexes)."""
+    if isinstance(v, int):  # from size(...): a shape's length
+        return v
     if xp.ndim(v) != 0:  # a shape: known under jit too
         raise ValueError(f"an index into {label} must be a single integer, got an array of shape "
                          f"{tuple(xp.shape(v))}; take(x, labels, axis=k) gathers one entry per label")
@@ -612,13 +614,15 @@ def _index_check(position, shape, axis, label, into):
     """A run-time index, after checking it lies within the axis (under jit, where its value is
     unknown, nothing: CompiledLoss checks the statistics beforehand)."""
     if not _traced(position) and axis < len(shape):
-        _check_position(xp.asarray(position), shape[axis], axis, label, into)
+        _check_position(position if isinstance(position, int) else xp.asarray(position), shape[axis], axis, label,
+                        into)
     return position
 
 
 def _check_position(positions, n, axis, label, into):
-    lo, hi = xp.min(positions), xp.max(positions)
-    if xp.size(positions) and (lo < -n or hi >= n):
+    """``positions`` (a Python int from size(...), known under jit too, or an array) within an axis of length n."""
+    lo, hi = (positions, positions) if isinstance(positions, int) else (xp.min(positions), xp.max(positions))
+    if (isinstance(positions, int) or xp.size(positions)) and (lo < -n or hi >= n):
         raise ValueError(f"{label} is out of range: an index into axis {axis} of {into} must lie in "
                          f"[{-n}, {n}); got {_scalar(hi if hi >= n else lo)}")
 

@@ -36,7 +36,7 @@ def _is_integer(dtype):
 
 def _scalar(x):
     """A 0-d tensor as an error message shows it: its number, not ``tensor(...)``."""
-    return x.item()
+    return x.item() if isinstance(x, torch.Tensor) else x
 
 
 def _float_dtype(*xs):
