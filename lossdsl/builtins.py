@@ -647,6 +647,10 @@ def _ctc_nll(a: Args) -> Tensor:
                                 zero_infinity=a.flag("zero_infinity"), labels=labels))
 
 
+def _special_form(a: Args) -> Tensor:
+    raise AssertionError(f"{a.func}() reads its arguments unevaluated: the resolver builds it")
+
+
 BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     *(_elementwise_builtin(e) for e in ELEMENTWISE),
     Builtin("where", (("condition", REQUIRED), ("x", REQUIRED), ("y", REQUIRED)), _where,
@@ -672,6 +676,9 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "NaN if not); hint: a phrase the call-time message adds, e.g. what to pass instead"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
+    Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
+            "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "
+            "differentiable again (gradient penalties: WGAN-GP, R1, double backpropagation)"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),
                         ("target_lengths", REQUIRED), ("blank", 0), ("zero_infinity", False)), _ctc_nll,
             "per-sample CTC negative log-likelihood: log_probs (T, B, C), padded integer targets (B, S), "
