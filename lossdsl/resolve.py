@@ -129,8 +129,12 @@ class Resolver:
         if node.id in self._functions(scope):
             raise LossTypeError(f"'{node.id}' is a function; call it as {node.id}(...)", node.span)
         if not scope.free_names_are_inputs:
-            hint = did_you_mean(node.id, [*scope.variables, *self.globals])
-            raise NameResolutionError(f"name '{node.id}' is not defined in {scope.where}{hint}", node.span)
+            close = did_you_mean(node.id, [*scope.variables, *({} if scope.library_only else self.globals)])
+            frame = self.frames[-1] if self.frames else None
+            hint = None if frame is None or scope.library_only else (
+                f"a definition reads its parameters and the names bound at the top level before the call; "
+                f"pass '{node.id}' as a parameter: def {frame.name}(..., {node.id}), called as {frame.name}(..., {node.id})")
+            raise NameResolutionError(f"name '{node.id}' is not defined in {scope.where}{close}", node.span, hint)
         return Tensor(self._input(node.id, node.span))
 
     def _input(self, name: str, span: Span) -> sp.Symbol:
