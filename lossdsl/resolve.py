@@ -24,7 +24,16 @@ from .args import Args, Value, describe, static_number
 from .backend import BACKENDS
 from .builtins import BUILTINS, RANK_RULES, REQUIRED
 from .diagnose import KEYWORDS
-from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
+from .errors import (
+    LimitError,
+    LossDSLError,
+    LossTypeError,
+    NameResolutionError,
+    ParameterError,
+    Span,
+    did_you_mean,
+    keyword_suggestion,
+)
 from .grad_form import binding_leaf, splice_gradient
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
@@ -370,7 +379,7 @@ class Resolver:
         functions = self._functions(scope)
         target = functions.get(node.func)
         if target is None:
-            hint = did_you_mean(node.func, functions)
+            hint = did_you_mean(node.func, {**BUILTINS, **({} if scope.library_only else self.user)}, self.library)
             raise NameResolutionError(f"unknown function '{node.func}'{hint}", node.span)
         if target is BUILTINS["grad"]:
             return self._grad(node, scope)
@@ -399,7 +408,7 @@ class Resolver:
                 written[name] = arg.id
         for kw in node.kwargs:
             if kw.name not in names:
-                hint = did_you_mean(kw.name, names)
+                hint = keyword_suggestion(kw.name, names)
                 raise NameResolutionError(f"{node.func}() has no parameter '{kw.name}'{hint}", kw.span)
             if kw.name in values:
                 raise NameResolutionError(f"{node.func}() got two values for '{kw.name}'", kw.span)
@@ -465,7 +474,7 @@ class Resolver:
         for kw in node.kwargs:
             if kw.name not in names:
                 raise NameResolutionError(f"{node.func}() has no parameter '{kw.name}'"
-                                          f"{did_you_mean(kw.name, names)}", kw.span)
+                                          f"{keyword_suggestion(kw.name, names)}", kw.span)
             if kw.name in given:
                 raise NameResolutionError(f"{node.func}() got two values for '{kw.name}'", kw.span)
             given[kw.name] = kw.value
