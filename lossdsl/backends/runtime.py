@@ -223,13 +223,14 @@ def _check_size(elements, label):
 
 
 def _class_axis(x_shape, labels_shape, axis, label):
-    """Labels shaped like the values without another axis than the one the classes are taken along
-    (NCHW logits, where classes are last): the one message that says where classes go."""
+    """Labels shaped like the values without another axis than the one the classes are taken along,
+    the batch axis kept (NCHW logits, where classes are last): the one message that says where
+    classes go."""
     rest = list(x_shape)
     del rest[axis]
     if len(labels_shape) != len(rest) or tuple(labels_shape) == tuple(rest):
         return
-    for k in range(len(x_shape)):
+    for k in range(1, len(x_shape)):
         other = list(x_shape)
         del other[k]
         if tuple(other) == tuple(labels_shape):
