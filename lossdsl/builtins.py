@@ -729,6 +729,10 @@ def _ctc_nll(a: Args) -> Tensor:
                                 zero_infinity=a.flag("zero_infinity"), labels=labels))
 
 
+def _special_form(a: Args) -> Tensor:
+    raise AssertionError(f"{a.func}() reads its arguments unevaluated: the resolver builds it")
+
+
 BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     *(_elementwise_builtin(e) for e in ELEMENTWISE),
     Builtin("where", (("condition", REQUIRED), ("x", REQUIRED), ("y", REQUIRED)), _where,
@@ -769,6 +773,11 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "concat(a, b, ..., axis=0): the arrays joined along an existing axis, as numpy.concatenate", variadic=True),
     Builtin("stack", (("arrays", REQUIRED), ("axis", 0)), arrays.build_join(True),
             "stack(a, b, ..., axis=0): the arrays joined along a new axis, as numpy.stack", variadic=True),
+
+
+    Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
+            "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "
+            "differentiable again (gradient penalties: WGAN-GP, R1, double backpropagation)"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),
                         ("target_lengths", REQUIRED), ("blank", 0), ("zero_infinity", False)), _ctc_nll,
             "per-sample CTC negative log-likelihood: log_probs (T, B, C), padded integer targets (B, S), "

@@ -344,6 +344,13 @@ ROWS = [
     Row("stop_gradient", "sum(stop_gradient(x) * x) + sum(stop_gradient(x)^2)", real(6),
         lambda x: 2 * np.sum(x * x), lambda x: jnp.sum(jax.lax.stop_gradient(x) * x) + jnp.sum(jax.lax.stop_gradient(x) ** 2),
         elementwise("sum(stop_gradient(x))", BIG, lambda x: x, np.zeros_like), frozen="sum(c * x) + sum(c^2)"),
+
+
+    Row("grad", "sum(grad(sum(x^3 * transpose(y)), x)^2) + sum(grad(mean(x @ y), y) * y)",
+        _with(real((3, 4)), y=lambda rng: rng.normal(size=(4, 3))),
+        lambda x, y: np.sum((3 * x**2 * y.T) ** 2) + np.sum(np.broadcast_to(x.sum(0)[:, None] / 9, y.shape) * y),
+        lambda x, y: jnp.sum(jax.grad(lambda z: jnp.sum(z**3 * y.T))(x) ** 2)
+        + jnp.sum(jax.grad(lambda z: jnp.mean(x @ z))(y) * y)),
     Row("ctc_nll", "sum(ctc_nll(x, targets, il, tl)) + mean(ctc_nll(x, targets, il, tl, blank=0))", _ctc_inputs,
         lambda x, targets, il, tl: 1.25 * np.sum(np_ctc_nll(x, targets, il, tl)),
         lambda x, targets, il, tl: 1.25 * jnp.sum(jnp_ctc_nll(x, targets, il, tl))),

@@ -327,10 +327,29 @@ def _check_size(elements, label):
                          "float64); pass fewer labels or classes at a time")
 
 
+def _class_axis(x_shape, labels_shape, axis, label):
+    """Labels shaped like the values without another axis than the one the classes are taken along,
+    the batch axis kept (NCHW logits, where classes are last): the one message that says where
+    classes go."""
+    rest = list(x_shape)
+    del rest[axis]
+    if len(labels_shape) != len(rest) or tuple(labels_shape) == tuple(rest):
+        return
+    for k in range(1, len(x_shape)):
+        other = list(x_shape)
+        del other[k]
+        if tuple(other) == tuple(labels_shape):
+            where = "the last axis" if axis in (-1, len(x_shape) - 1) else f"axis {axis}"
+            raise ValueError(f"{label} has shape {tuple(labels_shape)}: the values' shape {tuple(x_shape)} "
+                             f"without axis {k}, but the classes are on {where}; transpose the logits so "
+                             f"that classes are on {where} (numpy.moveaxis(logits, {k}, {axis}))")
+
+
 def _take(x, labels, axis, label):
     if isinstance(labels, int):
         labels = _constant_labels(labels, xp.shape(x), axis, label)
     else:
+        _class_axis(xp.shape(x), xp.shape(labels), axis, label)
         _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
 
