@@ -73,8 +73,8 @@ class Loss(keras.losses.Loss):
         self._dtype_given = dtype
         backend = keras.backend.backend()
         if backend not in BACKENDS:
-            raise LossDSLError(f"lossdsl.keras works with Keras's {' and '.join(BACKENDS)} backends, not "
-                               f"'{backend}': set KERAS_BACKEND before keras is first imported")
+            raise LossDSLError(f"lossdsl.keras works with Keras's JAX and torch backends, not '{backend}': set "
+                               "KERAS_BACKEND=jax (or torch) before keras is first imported")
         text, _ = read_source(source)
         self.source = text
         self.constants = {k: np.asarray(v).tolist() for k, v in constants.items()}
