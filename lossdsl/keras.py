@@ -50,9 +50,10 @@ class Loss(keras.losses.Loss):
     * A library loss that takes ``reduction=`` (``mse``, ``huber``, ``bce``, ``cce``, ``focal``, ...),
       called as the whole source, is compiled with ``reduction="none"`` and left unreduced: leave
       ``reduction`` out of the source (or write ``"none"``) and pass Keras's to ``Loss``.
-    * An unreduced value with ``y_pred``'s rank (one value per element) is averaged over its last axis,
-      as Keras's own losses do, giving one value per sample (per sample and time step for 3-d
-      predictions); one with fewer axes (``cce`` sums its class axis) is per sample already. Keras
+    * An unreduced value with ``y_pred``'s rank, two axes or more (one value per element), is averaged
+      over its last axis, as Keras's own losses do, giving one value per sample (per sample and time
+      step for 3-d predictions); one with fewer axes (``cce`` sums its class axis), or a batch of
+      single numbers (``y_pred`` shaped ``(N,)``), is per sample already. Keras
       then multiplies these by ``sample_weight`` and reduces them: the values equal Keras's
       ``MeanSquaredError``, ``Huber``, ``BinaryCrossentropy``, ``CategoricalCrossentropy`` and
       ``BinaryFocalCrossentropy``, weighted or not.
