@@ -81,7 +81,6 @@ class Loss(keras.losses.Loss):
         self.constants = {k: np.asarray(v).tolist() for k, v in constants.items()}
         unreduced = _unreduced(text)
         self.loss: CompiledLoss = compile_loss(unreduced or text, backend=BACKENDS[backend])
-        self._labels = "y_true" in self.loss.graph.index_inputs
         self._scalar = self.loss.graph.rank(self.loss.root).scalar
         _check_inputs(self.loss.inputs, self.constants)
 
@@ -89,13 +88,15 @@ class Loss(keras.losses.Loss):
         ops = keras.ops
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.convert_to_tensor(y_true)
-        if self._labels:
+        if "y_true" in self.loss.graph.index_inputs:
             y_true = ops.cast(y_true, "int32")
             if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
                 y_true = ops.squeeze(y_true, axis=-1)  # (N, 1) labels for (N, C) scores
         else:
             y_true, y_pred = _same_rank(ops.cast(y_true, y_pred.dtype), y_pred)
-        inputs = {k: ops.convert_to_tensor(v, dtype=y_pred.dtype) for k, v in self.constants.items()}
+        labels = self.loss.graph.index_inputs
+        inputs = {k: ops.convert_to_tensor(v, dtype="int32" if k in labels else y_pred.dtype)
+                  for k, v in self.constants.items()}
         inputs["y_pred"] = y_pred
         if "y_true" in self.loss.inputs:
             inputs["y_true"] = y_true

@@ -220,3 +220,13 @@ def test_batch_reduced_loss():
 def test_errors(source, constants, message):
     with pytest.raises(lossdsl.LossDSLError, match=message):
         Loss(source, **constants)
+
+
+def test_integer_constant():
+    """A constant for an input that holds integer labels (here every sample's class) stays integer."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, OUT, N)
+    logits, w = rng.normal(size=(N, OUT)).astype("float32"), rng.random(N).astype("float32")
+    loss = Loss("-take(log_softmax(y_pred, axis=-1), k, axis=-1)", k=labels)
+    want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits, sample_weight=w)
+    _close(loss(np.zeros_like(logits), logits, sample_weight=w), want, 1e-5)
