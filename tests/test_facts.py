@@ -239,7 +239,8 @@ def _robustness_checks(source: str, case, report: dict[str, Any], x: str) -> Non
         if claim["influence_bounded"]:
             assert slopes[2] <= 2 * slopes[0] + 1e-6, (source, x, side, "claimed bounded influence", slopes)
         else:
-            assert slopes[2] > 10 * slopes[0], (source, x, side, "claimed unbounded influence", slopes)
+            # still growing over four decades: linear slopes grow 10^4-fold, log-like ones (log P) 3-fold
+            assert slopes[2] > 2 * slopes[0], (source, x, side, "claimed unbounded influence", slopes)
 
 
 ALL = {**SOURCES, **REDUCED}
