@@ -54,6 +54,9 @@ class Backend:
     # call-time checks read value ranges that the generated code returns (it runs under jit, where
     # values are unknown as it runs) rather than checking as it goes
     fused_checks: bool = False
+    # _vjp runs with autograd as the caller has it (not under ``guard``): torch differentiates it again
+    # for double backward
+    differentiable_vjp: bool = False
     # array libraries whose arrays it refuses as inputs (input_values.py): a torch tensor reaches
     # NumPy or JAX only through .numpy(), which fails for one that requires grad or lives on a GPU
     foreign: tuple[str, ...] = ()
@@ -73,9 +76,11 @@ class Backend:
         return frozenset(line.split()[-1] for line in self.imports.splitlines())
 
     # --- wiring the generated module ------------------------------------------------------
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
+               single: Sequence[str] = ()) -> str:
         """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``;
-        ``scalar``: the loss is one number (not an unreduced array)."""
+        ``scalar``: the loss is one number (not an unreduced array); ``single``: the inputs that
+        have a ``_vjp_<position>`` of their own (a backend with ``differentiable_vjp``)."""
         raise NotImplementedError
 
     def returns(self, value: str, grads: str) -> tuple[list[str], str]:
@@ -98,7 +103,8 @@ class NumpyBackend(Backend):
 
 
 class JaxBackend(Backend):
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
+               single: Sequence[str] = ()) -> str:
         return self._jvp_wiring(names, differentiable) if scalar else self._vjp_wiring(names, differentiable)
 
     @staticmethod
@@ -164,28 +170,46 @@ def loss(*, {args}):
 
 
 class TorchBackend(Backend):
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
+               single: Sequence[str] = ()) -> str:
+        """A ``torch.autograd.Function`` in the ``setup_context`` style (so torch.func's grad, vmap and
+        jacrev transform it), whose backward runs ``_vjp`` with grad mode as the caller has it: under
+        ``create_graph=True`` autograd differentiates the symbolic gradient's own code (double
+        backward). ``single``: the inputs that have a ``_vjp_<k>`` of their own (k: their position
+        in ``names``), which backward runs when only that input needs a gradient."""
         args = ", ".join(names)
         grads = ", ".join(f"grads[{differentiable.index(n)}]" if n in differentiable else "None" for n in names)
         # labels have no gradient: their place in what backward returns is None
         regroup = "" if tuple(differentiable) == tuple(names) else f"\n        grads = ({grads}{',' if len(names) == 1 else ''})"
-        return f'''class _Loss(torch.autograd.Function):
+        alone = ", ".join(f"{names.index(n)}: _vjp_{names.index(n)}" for n in single)
+        return f'''_ALONE = {{{alone}}}  # input position -> the vjp of that input alone
+
+
+class _Loss(torch.autograd.Function):
     """The loss value, with the symbolic gradient as its backward."""
 
+    generate_vmap_rule = True  # torch.func.vmap runs forward and backward per sample
+
     @staticmethod
-    def forward(_ctx, {args}):  # _ctx: no input name starts with '_'
-        _ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
+    def forward({args}):
         return _value({_kwargs(names)})
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    def setup_context(_ctx, _inputs, _output):
+        _keep(_ctx, _inputs)
+
+    @staticmethod
     def backward(_ctx, _ct):
-        grads = _vjp(*_ctx.inputs, _ct){regroup}
-        return tuple(g if need else None for g, need in zip(grads, _ctx.needs_input_grad))
+        inputs, need = _kept(_ctx), _ctx.needs_input_grad
+        if sum(need) == 1 and need.index(True) in _ALONE:  # one input needs a gradient: its own vjp
+            k = need.index(True)
+            return tuple(_ALONE[k](*inputs, _ct) if i == k else None for i in range(len(need)))
+        grads = _vjp(*inputs, _ct){regroup}
+        return tuple(g if n else None for g, n in zip(grads, need))
 
 
 def loss(*, {args}):
-    """The loss value; backward() through it uses the symbolic gradient."""
+    """The loss value; backward() through it uses the symbolic gradient (twice, with create_graph=True)."""
     return _Loss.apply({args})'''
 
 
@@ -196,7 +220,8 @@ JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.b
                  wired=True, fused_checks=True, foreign=("torch",))
 # torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
-                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule", wired=True)
+                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule", wired=True,
+                     differentiable_vjp=True)
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 

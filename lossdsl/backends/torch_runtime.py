@@ -142,3 +142,16 @@ def _scatter(z, key, g):
     flipped, key, flips = _positive_steps(z, key)
     flipped[key] = g
     return torch.flip(flipped, flips) if flips else flipped
+
+
+def _keep(ctx, inputs):
+    """Keep a loss's inputs for its backward: tensors by ``save_for_backward`` (as torch.func and
+    double backward need), anything else (a Python number) as it is."""
+    ctx.save_for_backward(*(x for x in inputs if isinstance(x, torch.Tensor)))
+    ctx.others = tuple(None if isinstance(x, torch.Tensor) else x for x in inputs)
+
+
+def _kept(ctx):
+    """The inputs ``_keep`` kept, in their order."""
+    tensors = iter(ctx.saved_tensors)
+    return tuple(next(tensors) if x is None else x for x in ctx.others)
