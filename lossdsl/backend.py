@@ -57,6 +57,8 @@ class Backend:
     # _vjp runs with autograd as the caller has it (not under ``guard``): torch differentiates it again
     # for double backward
     differentiable_vjp: bool = False
+    # the helper that shapes and types each cotangent _vjp returns like its input
+    vjp_fit: str = "_fit"
     # array libraries whose arrays it refuses as inputs (input_values.py): a torch tensor reaches
     # NumPy or JAX only through .numpy(), which fails for one that requires grad or lives on a GPU
     foreign: tuple[str, ...] = ()
@@ -218,10 +220,11 @@ NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.nump
                      scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True, foreign=("torch",))
 JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime",
                  wired=True, fused_checks=True, foreign=("torch",))
-# torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
+# torch has no shape() for numbers, where() of two numbers gives float32, and broadcast_shapes is
+# written in Python at some 50 us a call: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
-                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule", wired=True,
-                     differentiable_vjp=True)
+                     (("shape", "_shape"), ("where", "_where"), ("broadcast_shapes", "_broadcast_shapes")), module_class="lossdsl.torch:LossModule", wired=True,
+                     differentiable_vjp=True, vjp_fit="_fit_ct")
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 

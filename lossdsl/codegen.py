@@ -72,8 +72,9 @@ def {name}(*, {", ".join(names)}):
     """{doc}"""
     return _by_rows(_{name}_rows, {inputs}, {labels!r}, {b.min_rank}, {b.reduction!r}, ROW_BLOCK)'''
 
-    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str]) -> list[str]:
-        return [poison(f"_fit({c}, {self.sig.name(w)})") for w, c in zip(wrt, codes)]
+    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str],
+                    fit: str = "_fit") -> list[str]:
+        return [poison(f"{fit}({c}, {self.sig.name(w)})") for w, c in zip(wrt, codes)]
 
     @property
     def guarded(self) -> tuple[Apply, ...]:
@@ -131,7 +132,7 @@ def {name}(*, {", ".join(names)}):
         lines, codes = fp.body([*(grads[w] for w in wrt), *checked_operands(self.guarded)])
         guard, poison = self._guard(codes[len(wrt):])
         params = [*self.sig.names(self.sig.inputs), "_ct"]
-        fitted = self._grad_codes(wrt, codes[:len(wrt)], poison)
+        fitted = self._grad_codes(wrt, codes[:len(wrt)], poison, self.b.vjp_fit)
         returns = fitted[0] if name != "_vjp" else "(" + "".join(c + ", " for c in fitted) + ")"
         doc = (f"The cotangent of {wrt[0]} alone" if name != "_vjp" else "Cotangents of the inputs")
         return fp.function(name, [*lines, *guard], returns, params=params, guarded=not self.b.differentiable_vjp,

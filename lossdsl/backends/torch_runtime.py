@@ -13,7 +13,8 @@ from .runtime import _sum_to
 # NumPy functions the shared helpers call (as xp.NAME) -> what a torch module calls instead (as_tensor:
 # torch.asarray warns of a tensor that requires grad)
 NUMPY_NAMES = {"shape": "_shape", "ndim": "torch.Tensor.dim", "size": "torch.numel", "asarray": "torch.as_tensor",
-               "expand_dims": "torch.unsqueeze", "take_along_axis": "_take_along_axis", "matmul": "_matmul"}
+               "expand_dims": "torch.unsqueeze", "take_along_axis": "_take_along_axis", "matmul": "_matmul",
+               "broadcast_shapes": "_broadcast_shapes"}
 
 
 def _typed(x, dtype=None):
@@ -23,6 +24,19 @@ def _typed(x, dtype=None):
 
 def _shape(x):
     return tuple(x.shape) if isinstance(x, torch.Tensor) else ()
+
+
+def _broadcast_shapes(*shapes):
+    """torch.broadcast_shapes (a Python reference implementation, tens of microseconds a call, several
+    calls a loss) for the shapes a loss meets; torch's own error where they do not broadcast."""
+    n = max(map(len, shapes))
+    out = []
+    for k in range(n):
+        sizes = {s[k - n + len(s)] for s in shapes if k - n + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            return tuple(torch.broadcast_shapes(*shapes))
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
 def _take_along_axis(x, indices, axis):
@@ -41,7 +55,7 @@ def _scalar(x):
 
 def _float_dtype(*xs):
     """The floating dtype of the float inputs (tensors or arrays); Python numbers do not promote."""
-    dts = [torch.as_tensor(x).dtype for x in xs if hasattr(x, "dtype")]
+    dts = [x.dtype if isinstance(x, torch.Tensor) else torch.as_tensor(x).dtype for x in xs if hasattr(x, "dtype")]
     dts = [dt for dt in dts if dt.is_floating_point]
     if not dts:
         return torch.get_default_dtype()
@@ -65,6 +79,13 @@ def _out(x, dt):
 def _fit(g, x):
     """A gradient shaped and typed like its input ``x``: summed down, broadcast up, a fresh tensor."""
     return torch.broadcast_to(_sum_to(g, x.shape), x.shape).to(x.dtype).clone(memory_format=torch.contiguous_format)
+
+
+def _fit_ct(g, x):
+    """A cotangent for backward, shaped and typed like its input ``x``: ``_fit`` without the copy, which
+    autograd makes itself where it keeps a gradient that is a view or held elsewhere."""
+    g = _sum_to(g, x.shape)
+    return (g if g.shape == x.shape else torch.broadcast_to(g, x.shape)).to(x.dtype)
 
 
 def _where(c, x, y):
