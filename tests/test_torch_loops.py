@@ -241,3 +241,17 @@ def test_checks_travel_with_pickles_and_the_module_wrapper():
     with pytest.raises(lossdsl.LossDSLError, match="checks must be True or False"):
         lossdsl.compile("bce()", checks="no")
     assert "_within(" not in lossdsl.module_source("bce()", "torch", checks=False)
+
+
+def test_double_backward_through_an_op_torch_cannot_differentiate_is_an_error():
+    """CTC's gradient counts with bincount, which torch has no derivative for: the second derivative
+    is torch's error, never zeros (first order works, and create_graph=True records the gradient)."""
+    loss = lossdsl.compile("ctc(log_softmax(logits), targets, input_lengths, target_lengths)", backend="torch")
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 2, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    inputs = dict(targets=torch.tensor([[1, 2], [3, 1]]), input_lengths=torch.tensor([6, 5]),
+                  target_lengths=torch.tensor([2, 1]))
+    (first,) = torch.autograd.grad(loss(logits=logits, **inputs), logits, create_graph=True)
+    assert first.abs().max() > 0 and first.requires_grad
+    with pytest.raises(RuntimeError, match="derivative for aten::bincount is not implemented"):
+        torch.autograd.grad((first * torch.randn_like(first)).sum(), logits)

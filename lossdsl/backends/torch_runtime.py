@@ -176,3 +176,4 @@ def _kept(ctx):
     """The inputs ``_keep`` kept, in their order."""
     tensors = iter(ctx.saved_tensors)
     return tuple(next(tensors) if x is None else x for x in ctx.others)
+
