@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +79,11 @@ class Backend:
 
     # --- wiring the generated module ------------------------------------------------------
     def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
-               single: Sequence[str] = ()) -> str:
+               single: Sequence[str] = (), fused: Mapping[int, str] | None = None) -> str:
         """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``;
-        ``scalar``: the loss is one number (not an unreduced array); ``single``: the inputs that
-        have a ``_vjp_<position>`` of their own (a backend with ``differentiable_vjp``)."""
+        ``scalar``: the loss is one number (not an unreduced array); for a backend with
+        ``differentiable_vjp``, ``single``: the inputs that have a ``_vjp_<position>`` of their own,
+        and ``fused``: by input position, the function giving the value and that input's gradient."""
         raise NotImplementedError
 
     def returns(self, value: str, grads: str) -> tuple[list[str], str]:
@@ -106,7 +107,7 @@ class NumpyBackend(Backend):
 
 class JaxBackend(Backend):
     def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
-               single: Sequence[str] = ()) -> str:
+               single: Sequence[str] = (), fused: Mapping[int, str] | None = None) -> str:
         return self._jvp_wiring(names, differentiable) if scalar else self._vjp_wiring(names, differentiable)
 
     @staticmethod
@@ -173,18 +174,32 @@ def loss(*, {args}):
 
 class TorchBackend(Backend):
     def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
-               single: Sequence[str] = ()) -> str:
+               single: Sequence[str] = (), fused: Mapping[int, str] | None = None) -> str:
         """A ``torch.autograd.Function`` in the ``setup_context`` style (so torch.func's grad, vmap and
         jacrev transform it), whose backward runs ``_vjp`` with grad mode as the caller has it: under
         ``create_graph=True`` autograd differentiates the symbolic gradient's own code (double
         backward). ``single``: the inputs that have a ``_vjp_<k>`` of their own (k: their position
-        in ``names``), which backward runs when only that input needs a gradient."""
+        in ``names``), which backward runs when only that input needs a gradient. ``fused``: where one
+        input alone requires grad, ``loss`` computes its gradient with the value (one pass, sharing
+        their subexpressions), and backward scales it by the cotangent, or, recording a second
+        derivative, runs the vjp."""
         args = ", ".join(names)
         grads = ", ".join(f"grads[{differentiable.index(n)}]" if n in differentiable else "None" for n in names)
         # labels have no gradient: their place in what backward returns is None
-        regroup = "" if tuple(differentiable) == tuple(names) else f"\n        grads = ({grads}{',' if len(names) == 1 else ''})"
+        regroup = "" if tuple(differentiable) == tuple(names) else f"\n    grads = ({grads}{',' if len(names) == 1 else ''})"
         alone = ", ".join(f"{names.index(n)}: _vjp_{names.index(n)}" for n in single)
+        fused = fused or {}
+        together = ", ".join(f"{k}: {f}" for k, f in fused.items())
         return f'''_ALONE = {{{alone}}}  # input position -> the vjp of that input alone
+_FUSED = {{{together}}}  # input position -> the value and that input's gradient, from one function
+
+
+def _backward(inputs, need, _ct):
+    if sum(need) == 1 and need.index(True) in _ALONE:  # one input needs a gradient: its own vjp
+        k = need.index(True)
+        return tuple(_ALONE[k](*inputs, _ct) if i == k else None for i in range(len(need)))
+    grads = _vjp(*inputs, _ct){regroup}
+    return tuple(g if n else None for g, n in zip(grads, need))
 
 
 class _Loss(torch.autograd.Function):
@@ -202,17 +217,37 @@ class _Loss(torch.autograd.Function):
 
     @staticmethod
     def backward(_ctx, _ct):
-        inputs, need = _kept(_ctx), _ctx.needs_input_grad
-        if sum(need) == 1 and need.index(True) in _ALONE:  # one input needs a gradient: its own vjp
-            k = need.index(True)
-            return tuple(_ALONE[k](*inputs, _ct) if i == k else None for i in range(len(need)))
-        grads = _vjp(*inputs, _ct){regroup}
-        return tuple(g if n else None for g, n in zip(grads, need))
+        return _backward(_kept(_ctx), _ctx.needs_input_grad, _ct)
+
+
+class _Fused(torch.autograd.Function):
+    """The loss value and the gradient of input _k, the one that requires grad, from one function."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(_k, {args}):
+        value, grads = _FUSED[_k]({_kwargs(names)})
+        return value, *grads.values()
+
+    @staticmethod
+    def setup_context(_ctx, _inputs, _output):
+        _keep(_ctx, (*_inputs[1:], _output[1]))
+        _ctx.mark_non_differentiable(_output[1])
+
+    @staticmethod
+    def backward(_ctx, _ct, _):
+        *inputs, gradient = _kept(_ctx)
+        need = _ctx.needs_input_grad[1:]
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+            return None, *_backward(inputs, need, _ct)
+        return None, *(_ct*gradient if n else None for n in need)
 
 
 def loss(*, {args}):
     """The loss value; backward() through it uses the symbolic gradient (twice, with create_graph=True)."""
-    return _Loss.apply({args})'''
+    k = _requiring_grad(({_tuple(names)}))
+    return _Loss.apply({args}) if k not in _FUSED else _Fused.apply(k, {args})[0]'''
 
 
 NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',

@@ -138,17 +138,25 @@ def {name}(*, {", ".join(names)}):
         return fp.function(name, [*lines, *guard], returns, params=params, guarded=not self.b.differentiable_vjp,
                            doc=doc + " for an output cotangent _ct (for the backward pass).")
 
-    def vjp_functions(self) -> tuple[list[str], list[str]]:
+    def vjp_functions(self) -> tuple[list[str], list[str], dict[int, str]]:
         """``_vjp``, and for a backend whose backward picks by the inputs that need gradients
-        (``differentiable_vjp``: torch), one ``_vjp_<position>`` per float input where there are at
-        most ``SINGLE_VJPS`` of them; with the Python names of the inputs that have one."""
+        (``differentiable_vjp``: torch), where there are at most ``SINGLE_VJPS`` float inputs, one
+        ``_vjp_<position>`` for each and, for a loss that is one number, one ``_value_and_grad_<position>``
+        (the module's ``value_and_grad`` where it is the only one); with the Python names of the inputs that
+        have a vjp of their own, and the function giving the value and each input's gradient by position."""
         wrt = self.differentiable
         seeded = gradients(self.graph, self.root, wrt, seed=SEED)
         parts = [self.vjp_function(seeded)]
-        single = list(wrt) if self.b.differentiable_vjp and 1 < len(wrt) <= SINGLE_VJPS else []
+        if not self.b.differentiable_vjp or len(wrt) > SINGLE_VJPS:
+            return parts, [], {}
         inputs = list(self.sig.inputs)
+        single = list(wrt) if len(wrt) > 1 else []
         parts += [self.vjp_function(seeded, [w], f"_vjp_{inputs.index(w)}") for w in single]
-        return parts, self.sig.names(single)
+        fused: dict[int, str] = {}
+        if self.graph.rank(self.root).scalar:
+            fused = {inputs.index(w): f"_value_and_grad_{inputs.index(w)}" if single else "value_and_grad" for w in wrt}
+            parts += [self.value_and_grad_function([w], fused[inputs.index(w)]) for w in single]
+        return parts, self.sig.names(single), fused
 
     def checks_function(self) -> str:
         """``_checks``: the statistics each check reads (checks.stats_code), computed under jit
@@ -180,9 +188,9 @@ def {name}(*, {", ".join(names)}):
         parts = [self.value_function("_value" if wired else "loss"), self.value_and_grad_function(self.differentiable)]
         if wired:
             if names:
-                vjps, single = self.vjp_functions()
+                vjps, single, fused = self.vjp_functions()
                 parts += [*vjps, self.b.wiring(names, self.sig.names(self.differentiable),
-                                               self.graph.rank(self.root).scalar, single)]
+                                               self.graph.rank(self.root).scalar, single, fused)]
             else:  # a constant loss: nothing to differentiate
                 parts.append('def loss():\n    """The loss value (a constant)."""\n    return _value()')
         parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):

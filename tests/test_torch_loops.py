@@ -255,3 +255,33 @@ def test_double_backward_through_an_op_torch_cannot_differentiate_is_an_error():
     assert first.abs().max() > 0 and first.requires_grad
     with pytest.raises(RuntimeError, match="derivative for aten::bincount is not implemented"):
         torch.autograd.grad((first * torch.randn_like(first)).sum(), logits)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3), (2, 3)), ((), (2, 3), ()), ((2, 1), (1, 3)), ((3,), (2, 3)), ((), ()),
+                                    ((0,), (1,)), ((1,), (4, 1, 3)), ((2,), (3,)), ((2, 3), (2, 3), (4, 3))])
+def test_broadcast_shapes_helper_agrees_with_torch(shapes):
+    from lossdsl.backends.torch_runtime import _broadcast_shapes
+    try:
+        want = tuple(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        with pytest.raises(RuntimeError):
+            _broadcast_shapes(*shapes)
+        return
+    assert _broadcast_shapes(*shapes) == want
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_first_derivatives_whichever_inputs_require_grad(row):
+    """backward() with the prediction alone requiring grad (the value and its gradient from one function),
+    the targets alone, or both (the full vjp), under no_grad nowhere: each equals autograd's."""
+    loss = lossdsl.compile(row.call, backend="torch")
+    t, p = _inputs(row)
+    cases = [(False, True), (True, True), (True, False)] if t.is_floating_point() else [(False, True)]
+    for t_grad, p_grad in cases:
+        grads = []
+        for fn in (loss, row.reference):
+            tt, pp = t.clone().requires_grad_(t_grad), p.clone().requires_grad_(p_grad)
+            (fn(tt, pp) * 3).backward()
+            grads.append([x.grad for x in (tt, pp) if x.requires_grad])
+        for a, b in zip(*grads):
+            _close(a, b, f"requires grad: y_true {t_grad}, y_pred {p_grad}")

@@ -29,6 +29,14 @@ def _shape(x):
 def _broadcast_shapes(*shapes):
     """torch.broadcast_shapes (a Python reference implementation, tens of microseconds a call, several
     calls a loss) for the shapes a loss meets; torch's own error where they do not broadcast."""
+    same = ()
+    for s in shapes:  # most often: one shape, and shapes of numbers ()
+        if s and tuple(s) != same:
+            if same:
+                break
+            same = tuple(s)
+    else:
+        return same
     n = max(map(len, shapes))
     out = []
     for k in range(n):
@@ -177,3 +185,11 @@ def _kept(ctx):
     tensors = iter(ctx.saved_tensors)
     return tuple(next(tensors) if x is None else x for x in ctx.others)
 
+
+
+def _requiring_grad(inputs):
+    """The position of the one input that requires grad where autograd records (else None)."""
+    if not torch.is_grad_enabled():
+        return None
+    found = [k for k, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
+    return found[0] if len(found) == 1 else None
