@@ -246,8 +246,8 @@ class _Fused(torch.autograd.Function):
 
 def loss(*, {args}):
     """The loss value; backward() through it uses the symbolic gradient (twice, with create_graph=True)."""
-    k = _requiring_grad(({_tuple(names)}))
-    return _Loss.apply({args}) if k not in _FUSED else _Fused.apply(k, {args})[0]'''
+    _k = _requiring_grad(({_tuple(names)}))
+    return _Loss.apply({args}) if _k not in _FUSED else _Fused.apply(_k, {args})[0]'''
 
 
 NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
