@@ -12,7 +12,7 @@ from .errors import LimitError, LossTypeError, ParameterError, Span
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_AXIS
 
-Value = Tensor | int | float | bool | str | None | tuple  # a tuple: of axes, as (1, 2)
+Value = Tensor | int | float | bool | str | None | tuple  # a tuple: of axes, as (1, 2), or a variadic parameter's arguments
 
 
 def describe(v: Value) -> str:
@@ -65,6 +65,21 @@ class Args:
         if isinstance(v, (bool, int, float)):
             return to_sympy(v)
         raise self.error(name, f"expected a tensor or a number, got {describe(v)}")
+
+    def tensors(self, name: str) -> list[sp.Expr]:
+        """A variadic parameter's arguments (``concat(a, b, c)``), each a tensor or a number."""
+        values = self._values[name]
+        if not isinstance(values, tuple) or not values:
+            raise self.error(name, f"{self.func}() needs at least one array")
+        out = []
+        for v in values:
+            if isinstance(v, Tensor):
+                out.append(as_number(v.expr))
+            elif static_number(v) or isinstance(v, bool):
+                out.append(to_sympy(v))
+            else:
+                raise self.error(name, f"expected tensors or numbers, got {describe(v)}")
+        return out
 
     def condition(self, name: str) -> sp.Basic:
         v = self._values[name]

@@ -20,6 +20,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
+from . import arrays
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
@@ -123,6 +124,16 @@ lgamma = _function("lgamma", 1, lambda x: (digamma(x),),
                    r"\log\left|\Gamma\left({0}\right)\right|")
 
 
+# logaddexp's derivatives are sigmoids of the difference, so neither side overflows; xlogy's are
+# jax.scipy's (log(b), and a/b, at a = 0 too); stop_gradient is x with derivative 0, at every order
+logaddexp = _function("logaddexp", 2, lambda a, b: (sigmoid(a - b), sigmoid(b - a)),
+                      lambda a, b: sp.log(sp.exp(a) + sp.exp(b)), r"\operatorname{{logaddexp}}\left({0}, {1}\right)")
+xlogy = _function("xlogy", 2, lambda a, b: (sp.log(b), a / b),
+                  lambda a, b: sp.Integer(0) if a == 0 else a * sp.log(b), r"{0} \log {1}")
+stop_gradient = _function("stop_gradient", 1, lambda x: (sp.Integer(0),), lambda x: x,
+                          r"\operatorname{{sg}}\left({0}\right)")
+
+
 INF = float("inf")
 # an increasing function convex left of 0 and concave right of it (sigmoid, tanh, erf)
 _S_CURVE = ((-INF, 0.0, "convex", "increasing"), (0.0, INF, "concave", "increasing"))
@@ -141,7 +152,8 @@ class Shape:
     "unknown". ``monotone`` per argument: "increasing", "decreasing" (non-strictly), "sign"
     (decreasing for an argument <= 0, increasing for >= 0, as |x|), "static" (only its shape or
     integer labels matter), or "" (neither). ``range`` bounds the value, or ``range_of`` derives it
-    from operand 0's: "operand" (within its range: a mean, a gather) or "sign" (its sign: a sum).
+    from operand 0's: "operand" (within its range: a mean, a gather), "operands" (within all of theirs:
+    concat) or "sign" (its sign: a sum).
     ``kink``: continuous but not differentiable where its argument is 0 (or its two arguments are
     equal; for a reduction, at ties); ``jump``: discontinuous there. ``domain``: the interval of
     its (one) argument on which all of this holds and which the analysis studies (lgamma: x > 0);
@@ -227,6 +239,16 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("digamma", ("x",), digamma, {"numpy": "_digamma", "jax": "jax.scipy.special.digamma",
                                              "torch": "torch.special.digamma"},
                 doc="d lgamma(x)/dx", shape=Shape("concave", ("increasing",), domain=(0, INF))),
+    Elementwise("logaddexp", ("a", "b"), logaddexp, {"numpy": "np.logaddexp", "jax": "jnp.logaddexp", "torch": "_logaddexp"},
+                doc="log(e^a + e^b), as max(a, b) + log1p(e^-|a - b|), without overflow",
+                shape=Shape("convex", ("increasing", "increasing"))),
+    # a*log(b) is concave in b for a >= 0 and linear in a, but not jointly convex or concave
+    Elementwise("xlogy", ("a", "b"), xlogy, dict.fromkeys(BACKENDS, "_xlogy"),
+                doc="a*log(b), 0 where a = 0, as scipy.special.xlogy; gradient log(b) and a/b",
+                shape=Shape("unknown", ("", ""))),
+    Elementwise("stop_gradient", ("x",), stop_gradient, dict.fromkeys(BACKENDS, "_stop_gradient"),
+                doc="x itself, with gradient 0 (a constant to every derivative and to the analysis)",
+                shape=Shape("constant", ("increasing",))),
 )
 
 #: SymPy function class -> printed name per backend: the builtins, and the functions only the
@@ -458,6 +480,7 @@ def _everywhere(template: str) -> dict[str, str]:
     return dict.fromkeys(BACKENDS, template)
 
 
+_JOINED = ("increasing",) * arrays.MAX_JOINED  # the joined value is each operand, somewhere
 _REDUCE = "{0}, axis={axis}, keepdims={keepdims}"
 _TORCH_REDUCE = "{0}, dim={axis}, keepdim={keepdims}"
 
@@ -504,6 +527,36 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_indexed, variadic=1),
     Primitive("index_check", _everywhere("_index_check({0}, {shape1}, {axis}, {label}, {into})"), _vjp_constant,
               doc="a run-time index (operand 0), checked to lie within an axis of operand 1"),
+
+
+    # shapes and constant arrays (arrays.py): lengths, constructors, diag, concat and stack
+    Primitive("size", _everywhere("_size({shape0}, {axis}, {dtype}, {label})"), _vjp_constant,
+              doc="the element count of operand 0 (or the length of its axis), in the loss's dtype",
+              shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(0, small=True)),
+    Primitive("dim", _everywhere("_dim({shape0}, {axis}, {label})"), _vjp_constant,
+              doc="size(), as the Python int that sizes a constructor (static under jit)",
+              shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(0, small=True)),
+    Primitive("eye", _everywhere("_eye({0}, {dtype}, {what})"), _vjp_constant,
+              shape=Shape("constant", ("static",), (0, 1)), rank=arrays.fixed(2)),
+    Primitive("arange", _everywhere("_arange({0}, {what})"), _vjp_constant,
+              shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(1)),
+    Primitive("full", _everywhere("_full({0}, {value}, {dtype}, {what})"), _vjp_constant,
+              shape=Shape("constant", ("static",)), rank=arrays.fixed(1)),
+    Primitive("diag", _everywhere("_diag({0})"), arrays.vjp_diag,
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=arrays.rank_diag),
+    Primitive("diag_vjp", _everywhere("_diag_vjp({0}, {shape1}, {dtype})"), arrays.vjp_diag_vjp,
+              doc="zeros shaped like operand 1 with operand 0 on the diagonal of the last two axes",
+              rank=_shaped_like(1)),
+    Primitive("concat", _everywhere("_join(({operands},), {axis}, False, {dtype})"), arrays.vjp_join,
+              shape=Shape("affine", _JOINED, range_of="operands"), rank=arrays.rank_concat),
+    Primitive("stack", _everywhere("_join(({operands},), {axis}, True, {dtype})"), arrays.vjp_join,
+              shape=Shape("affine", _JOINED, range_of="operands"), rank=arrays.rank_stack),
+    Primitive("part", _everywhere("_part({0}, {shapes}[1:], {index}, {axis}, {stacked}, {dtype})"), arrays.vjp_part,
+              doc="the slice (or entry) of a cotangent of concat (or stack) of operands 1... that operand 1 + index filled",
+              rank=arrays.rank_part),
+    Primitive("part_vjp", _everywhere("_part_vjp({0}, {shapes}[1:], {index}, {axis}, {stacked}, {dtype})"),
+              arrays.vjp_part_vjp, doc="zeros of the joined shape of operands 1..., with operand 0 in part index",
+              rank=arrays.rank_part_vjp),
     # internal ops that only gradients create
     Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),
               _vjp_index_vjp, doc="operand 0 (broadcast to the shape of operand 2, an index's output) "
@@ -560,6 +613,7 @@ class Builtin:
     build: Callable[[Args], Any]
     doc: str = ""
     family: str = field(default="builtin")
+    variadic: bool = False  # the first parameter takes every positional argument (concat(a, b, c))
 
 
 def _elementwise_builtin(e: Elementwise) -> Builtin:
@@ -675,6 +729,10 @@ def _ctc_nll(a: Args) -> Tensor:
                                 zero_infinity=a.flag("zero_infinity"), labels=labels))
 
 
+def _special_form(a: Args) -> Tensor:
+    raise AssertionError(f"{a.func}() reads its arguments unevaluated: the resolver builds it")
+
+
 BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     *(_elementwise_builtin(e) for e in ELEMENTWISE),
     Builtin("where", (("condition", REQUIRED), ("x", REQUIRED), ("y", REQUIRED)), _where,
@@ -700,6 +758,26 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "NaN if not); hint: a phrase the call-time message adds, e.g. what to pass instead"),
     Builtin("per_sample", (("w", REQUIRED), ("like", REQUIRED)), _per_sample,
             "one value per sample (leading axis) broadcast against like, e.g. sample weights"),
+    Builtin("size", (("x", REQUIRED), ("axis", None)), arrays.build_size,
+            "the number of elements of x (or the length of its axis), a number at run time; not differentiable"),
+    Builtin("eye", (("n", REQUIRED),), arrays.build_eye,
+            "the n-by-n identity matrix; n a constant or computed from size(...)"),
+    Builtin("arange", (("n", REQUIRED),), arrays.build_arange, "the integers 0, 1, ..., n - 1, as numpy.arange(n)"),
+    Builtin("ones", (("n", REQUIRED),), arrays.build_full(1), "a vector of n ones"),
+    Builtin("zeros", (("n", REQUIRED),), arrays.build_full(0), "a vector of n zeros"),
+    Builtin("ones_like", (("x", REQUIRED),), arrays.build_full_like(1), "ones shaped like x"),
+    Builtin("zeros_like", (("x", REQUIRED),), arrays.build_full_like(0), "zeros shaped like x"),
+    Builtin("diag", (("x", REQUIRED),), arrays.build_diag,
+            "the diagonal of the last two axes, as numpy.diagonal(x, axis1=-2, axis2=-1)"),
+    Builtin("concat", (("arrays", REQUIRED), ("axis", 0)), arrays.build_join(False),
+            "concat(a, b, ..., axis=0): the arrays joined along an existing axis, as numpy.concatenate", variadic=True),
+    Builtin("stack", (("arrays", REQUIRED), ("axis", 0)), arrays.build_join(True),
+            "stack(a, b, ..., axis=0): the arrays joined along a new axis, as numpy.stack", variadic=True),
+
+
+    Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
+            "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "
+            "differentiable again (gradient penalties: WGAN-GP, R1, double backpropagation)"),
     Builtin("ctc_nll", (("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),
                         ("target_lengths", REQUIRED), ("blank", 0), ("zero_infinity", False)), _ctc_nll,
             "per-sample CTC negative log-likelihood: log_probs (T, B, C), padded integer targets (B, S), "

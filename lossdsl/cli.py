@@ -177,6 +177,8 @@ def _list(args: argparse.Namespace) -> None:
     print("syntax")
     for form, doc in SYNTAX:
         print(f"  {form:<18} {doc}")
+    print("constants")
+    print(f"  {'pi, inf':<14} numbers, unless a name of the loss binds them")
     print("in formulas (derivatives only)")
     for name, doc in IN_FORMULAS:
         print(f"  {name:<28} {doc}")
@@ -190,7 +192,8 @@ def _show(args: argparse.Namespace) -> None:
     lib = library()
     if args.name in BUILTINS:
         b = BUILTINS[args.name]
-        params = ", ".join(p if v is REQUIRED else f"{p}={v!r}" for p, v in b.params)
+        params = ", ".join(("*" if b.variadic and i == 0 else "") + (p if v is REQUIRED else f"{p}={v!r}")
+                           for i, (p, v) in enumerate(b.params))
         print(f"{b.name}({params})  [builtin]\n    {b.doc}")
         return
     if args.name not in lib:

@@ -80,7 +80,31 @@ class InputError(LossDSLError, ValueError):
     do not broadcast. Also a ValueError, as NumPy users expect."""
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`` — did you mean 'x'?`` for the closest known name, or an empty string."""
-    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
-    return f" — did you mean '{close[0]}'?" if close else ""
+def did_you_mean(name: str, known: Iterable[str], others: Iterable[str] = ()) -> str:
+    """`` — did you mean 'x'?`` for the closest name, or an empty string. Names in ``known`` are the
+    likelier (a call's builtins and the user's own definitions): they win a near tie, and ``others``
+    (the library's) must be closer to count at all, so that 'relu' suggests no 'reduce'."""
+    best, score = None, 0.0
+    for names, bonus, cutoff in ((known, _PREFERRED, 0.6), (others, 0.0, 0.65)):
+        for candidate in sorted(set(names)):
+            ratio = difflib.SequenceMatcher(None, name, candidate).ratio()
+            if ratio >= cutoff and ratio + bonus > score:
+                best, score = candidate, ratio + bonus
+    return f" — did you mean '{best}'?" if best else ""
+
+
+_PREFERRED = 0.1  # how much closer a library name must be than a builtin to be suggested instead
+
+
+# other libraries' spellings of a parameter (PyTorch's dim, keepdim, size_average), and lossdsl's
+KEYWORD_SPELLINGS = {"dim": "axis", "axes": "axis", "keepdim": "keepdims", "keep_dims": "keepdims",
+                     "reduce": "reduction", "size_average": "reduction"}
+
+
+def keyword_suggestion(name: str, params: Iterable[str]) -> str:
+    """`` — did you mean 'axis'?`` for a keyword argument a call does not take: its lossdsl spelling
+    where another library's (``dim``) names one of ``params``, else the closest of them."""
+    params = list(params)
+    if KEYWORD_SPELLINGS.get(name) in params:
+        return f" — did you mean '{KEYWORD_SPELLINGS[name]}'? ('{name}' elsewhere, '{KEYWORD_SPELLINGS[name]}' here)"
+    return did_you_mean(name, params)

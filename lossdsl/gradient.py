@@ -26,9 +26,9 @@ from .rewrite import stabilize
 _LISTED = 8
 
 
-def requires_grad(graph: Graph, wrt: Sequence[str]) -> set[sp.Symbol]:
-    """The leaves whose value depends on any input in ``wrt``."""
-    need = {graph.input(name) for name in wrt}
+def requires_grad(graph: Graph, wrt: Sequence[sp.Symbol]) -> set[sp.Symbol]:
+    """The leaves whose value depends on any leaf in ``wrt``."""
+    need = set(wrt)
     for sym, op in graph:
         if isinstance(op, Apply) and any(o.free_symbols & need for o in op.operands):
             need.add(sym)
@@ -58,9 +58,21 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
     ``seed`` is the cotangent of ``root``: 1 for the gradient of a scalar loss, a symbol for a
     vector-Jacobian product. A non-scalar root with seed 1 gives the gradient of its sum.
     """
-    graph = graph.copy()  # first: even looking an input up (graph.input) may add it
+    if not set(wrt) <= set(graph.inputs):  # looking an input up (graph.input) adds it
+        graph = graph.copy()
+        for name in wrt:
+            graph.input(name)
+    graph, grads = leaf_gradients(graph, root, [graph.input(name) for name in wrt], seed)
+    return graph, dict(zip(wrt, grads))
+
+
+def leaf_gradients(graph: Graph, root: sp.Expr, wrt: Sequence[sp.Symbol],
+                   seed: sp.Expr = sp.S.One) -> tuple[Graph, list[sp.Expr]]:
+    """d(root)/d(leaf) for each leaf of ``graph`` in ``wrt`` (an input or any op's output, such as the
+    stand-in for a binding that ``grad(expr, x)`` differentiates by), over a new graph as ``gradients``."""
+    graph = graph.copy()
     forward = list(graph)
-    need = requires_grad(graph, wrt)
+    need, targets = requires_grad(graph, wrt), set(wrt)
     # each leaf's contributions, summed once when its op is reached (a running sum is quadratic)
     ct: dict[sp.Symbol, list[sp.Expr]] = defaultdict(list)
     partials = Partials(need)
@@ -95,16 +107,16 @@ def gradients(graph: Graph, root: sp.Expr, wrt: Sequence[str],
     with distribute(False):
         push(root, seed)
         for sym, op in reversed(forward):
-            if not isinstance(op, Apply) or sym not in ct:
-                continue
+            if not isinstance(op, Apply) or sym not in ct or sym in targets:
+                continue  # a target's own operands are not differentiated by
             rule = PRIMITIVES[op.prim].vjp
             if rule is None:
                 raise LossTypeError(f"'{op.prim}' has no derivative rule; this derivative is not available")
             for operand, cot in zip(op.operands, rule(graph, op, sym, sp.Add(*ct[sym]))):
                 if cot is not None:
                     push(operand, cot)
-        grads = {name: sp.Add(*ct[graph.input(name)]) for name in wrt}
-    _check_constants([*grads.values(), *(o for _, op in list(graph)[len(forward):] if isinstance(op, Apply)
+        grads = [sp.Add(*ct[leaf]) for leaf in wrt]
+    _check_constants([*grads, *(o for _, op in list(graph)[len(forward):] if isinstance(op, Apply)
                                          for o in op.operands)])
     return graph, grads
 

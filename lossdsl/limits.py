@@ -59,9 +59,10 @@ class ExprMeter:
     """Measures expressions once per distinct node (memoised on the shared DAG), so checking every
     intermediate result costs time proportional to what was built, not to its tree size."""
 
-    def __init__(self) -> None:
+    def __init__(self, bounds: tuple[type, ...] = ()) -> None:
+        """``bounds``: functions whose arguments may be a written +-inf (representable.Constants)."""
         self._seen: dict[sp.Basic, tuple[int, int, int]] = {}  # node -> (tree size, depth, bits)
-        self._constants = Constants()
+        self._constants = Constants(bounds=bounds)
 
     def measure(self, expr: sp.Basic) -> tuple[int, int, int]:
         """(tree size, depth, largest exact number's bits) of ``expr``, without recursion."""

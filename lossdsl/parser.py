@@ -35,6 +35,9 @@ _TOKEN_NAMES = {
 }
 
 
+_BINARY = {"ADD_OP", "MUL_OP", "POW_OP"}  # an expression goes on past a line end after one of these
+
+
 class LossIndenter(Indenter):
     """Lark's indenter, keeping its indentation and parenthesis state per parse: Lark calls the one
     instance it was given for every parse, from whichever thread parses."""
@@ -50,10 +53,21 @@ class LossIndenter(Indenter):
         return Indenter.process(LossIndenter(), stream)  # a fresh state for this parse alone
 
     def _process(self, stream):
-        for token in super()._process(stream):
+        for token in super()._process(self._continued(stream)):
             if token.type in self.OPEN_PAREN_types and self.paren_level >= MAX_DEPTH:
                 raise LimitError(f"parentheses nested deeper than {MAX_DEPTH} levels",
                                  Span(token.line or 1, token.column or 1))
+            yield token
+
+    def _continued(self, stream):
+        """``stream`` without the line ends that follow a binary operator: the expression goes on.
+        (An indented line that starts with one continues the line above in the lexer:
+        ``_CONTINUATION`` in the grammar, where the next line can be seen.)"""
+        previous = None
+        for token in stream:
+            if token.type == self.NL_type and previous is not None and previous.type in _BINARY:
+                continue
+            previous = token
             yield token
 
     def handle_NL(self, token: Token):

@@ -389,6 +389,7 @@ class FunctionPrinter:
                 codes.append(self.expr(e))
                 k += 1
             fields = {f"shape{i}": s for i, s in enumerate(shapes)}
+            fields["operands"], fields["shapes"] = ", ".join(codes), f"({', '.join(shapes)},)"  # variadic ops
             fields.update({name: repr(value) for name, value in op.params})
             variadic = PRIMITIVES[op.prim].variadic
             if variadic:  # the run-time operands of an index, as one tuple
@@ -427,4 +428,4 @@ def _computes(op: Apply, k: int, backend: Backend) -> bool:
     """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
     spec = PRIMITIVES[op.prim]
     template = spec.printed[backend.name]
-    return f"{{{k}}}" in template or (0 < spec.variadic <= k and "{rest}" in template)
+    return f"{{{k}}}" in template or (0 < spec.variadic <= k and "{rest}" in template) or "{operands}" in template

@@ -15,6 +15,7 @@ import math
 import sys
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .ir import post_order
 
@@ -65,8 +66,11 @@ class Constants:
     """Finds a number that generated code cannot hold in an expression, walking each distinct
     node once across calls."""
 
-    def __init__(self, allow: tuple[str, ...] = ()) -> None:
+    def __init__(self, allow: tuple[str, ...] = (), bounds: tuple[type, ...] = ()) -> None:
         self.allow = allow  # problems not counted: a derivative's NaN where it has no value
+        # functions whose arguments may be a written +-inf, as a where's side may: a bound, such as
+        # clip(x, -inf, 0)'s, or a value that only selects (inf as a float constant, where(m, x, -inf))
+        self.takes_infinity = (ExprCondPair, *bounds)
         # node -> (whether it is a number, the first number under it that cannot be a constant)
         self._seen: dict[sp.Basic, tuple[bool, tuple[sp.Expr, str] | None]] = {}
 
@@ -80,6 +84,8 @@ class Constants:
             if why and why not in self.allow:
                 found = (node, why)
             else:
-                found = next((seen[a][1] for a in node.args if seen[a][1]), None)
+                bound = isinstance(node, self.takes_infinity)
+                found = next((seen[a][1] for a in node.args if seen[a][1]
+                              and not (bound and a in (sp.oo, sp.S.NegativeInfinity))), None)
             seen[node] = (number, found)
         return seen[expr][1]

@@ -20,9 +20,20 @@ import sympy as sp
 
 from . import syntax as A
 from .args import Args, Value, describe, static_number
-from .builtins import BUILTINS, RANK_RULES, REQUIRED
+from .arrays import as_static
+from .builtins import BUILTINS, RANK_RULES, REQUIRED, clip, maximum, minimum
 from .diagnose import KEYWORDS
-from .errors import LimitError, LossDSLError, LossTypeError, NameResolutionError, ParameterError, Span, did_you_mean
+from .errors import (
+    LimitError,
+    LossDSLError,
+    LossTypeError,
+    NameResolutionError,
+    ParameterError,
+    Span,
+    did_you_mean,
+    keyword_suggestion,
+)
+from .grad_form import binding_leaf, splice_gradient
 from .ir import Apply, Graph, Input, Tensor, as_number, to_sympy
 from .limits import MAX_EVAL_DEPTH, MAX_EVALUATIONS, ExprMeter, check_exponent, check_power
 from .representable import COMPLEX, HINT, OVERFLOW, UNDEFINED, UNDERFLOW
@@ -33,6 +44,8 @@ MAX_CALL_DEPTH = 64
 # A name the generated code reads itself (np, lambda, len, ...) is still an input: see printer.code_names
 INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 IMPLICIT = ("y_true", "y_pred")
+#: names that are numbers unless bound (NumPy's e and nan stay inputs: analysis.report notes them)
+CONSTANTS: dict[str, float] = {"pi": math.pi, "inf": math.inf}
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,7 @@ class Resolver:
         self.program = program
         self.globals: dict[str, Value] = {}
         self.frames: list[Frame] = []  # definitions being inlined, innermost last
-        self.meter = ExprMeter()
+        self.meter = ExprMeter(bounds=(maximum, minimum, clip))
         self.evaluations = self.depth = 0
 
     # --- entry point ----------------------------------------------------------------------
@@ -118,9 +131,15 @@ class Resolver:
             return self.globals[node.id]
         if node.id in self._functions(scope):
             raise LossTypeError(f"'{node.id}' is a function; call it as {node.id}(...)", node.span)
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
         if not scope.free_names_are_inputs:
-            hint = did_you_mean(node.id, [*scope.variables, *self.globals])
-            raise NameResolutionError(f"name '{node.id}' is not defined in {scope.where}{hint}", node.span)
+            close = did_you_mean(node.id, [*scope.variables, *({} if scope.library_only else self.globals)])
+            frame = self.frames[-1] if self.frames else None
+            hint = None if frame is None or scope.library_only else (
+                f"a definition reads its parameters and the names bound at the top level before the call; "
+                f"pass '{node.id}' as a parameter: def {frame.name}(..., {node.id}), called as {frame.name}(..., {node.id})")
+            raise NameResolutionError(f"name '{node.id}' is not defined in {scope.where}{close}", node.span, hint)
         return Tensor(self._input(node.id, node.span))
 
     def _input(self, name: str, span: Span) -> sp.Symbol:
@@ -408,6 +427,8 @@ class Resolver:
         if isinstance(v, int) and not isinstance(v, bool):
             return v
         if isinstance(v, Tensor) and not v.is_bool and not v.expr.is_number:
+            static = as_static(self.graph, v.expr)  # from size(...): a Python int, known while jit traces
+            v = v if static is None else Tensor(static)
             name = f"position {len(positions)}"
             values[name], spans[name] = v, node.span
             positions.append((name, node))
@@ -420,8 +441,10 @@ class Resolver:
         functions = self._functions(scope)
         target = functions.get(node.func)
         if target is None:
-            hint = did_you_mean(node.func, functions)
+            hint = did_you_mean(node.func, {**BUILTINS, **({} if scope.library_only else self.user)}, self.library)
             raise NameResolutionError(f"unknown function '{node.func}'{hint}", node.span)
+        if target is BUILTINS["grad"]:
+            return self._grad(node, scope)
         if isinstance(target, A.FuncDef):
             params = tuple((p.name, REQUIRED if p.default is None else p.default) for p in target.params)
         else:
@@ -435,19 +458,24 @@ class Resolver:
                     implicit[n] = Tensor(self._input(n, node.span))
         values = {**implicit}
         spans: dict[str, Span] = {}
-        if len(node.args) > len(params):
+        variadic = not isinstance(target, A.FuncDef) and target.variadic
+        if variadic:  # concat(a, b, c, axis=1): every positional argument goes to the first parameter
+            if node.args:
+                values[names[0]] = tuple(self.eval(arg, scope) for arg in node.args)
+                spans[names[0]] = node.args[0].span
+        elif len(node.args) > len(params):
             extra = node.args[len(params)]
             raise NameResolutionError(f"{node.func}() takes at most {len(params)} positional arguments "
                                       f"({', '.join(names)})", extra.span)
         written: dict[str, str] = {}  # the arguments written as a bare name
-        for (name, _), arg in zip(params, node.args):
+        for (name, _), arg in zip(params, () if variadic else node.args):
             values[name] = self.eval(arg, scope)
             spans[name] = arg.span
             if isinstance(arg, A.Name):
                 written[name] = arg.id
         for kw in node.kwargs:
             if kw.name not in names:
-                hint = did_you_mean(kw.name, names)
+                hint = keyword_suggestion(kw.name, names)
                 raise NameResolutionError(f"{node.func}() has no parameter '{kw.name}'{hint}", kw.span)
             if kw.name in values:
                 raise NameResolutionError(f"{node.func}() got two values for '{kw.name}'", kw.span)
@@ -469,6 +497,58 @@ class Resolver:
         if isinstance(result, Tensor):  # log(sum(exp(x))) -> logsumexp(x), as the IR is built
             result = Tensor(fold_ops(self.graph, result.expr))
         return self._keep_shape(result, tuple(values.values()))
+
+    def _grad(self, node: A.Call, scope: Scope) -> Value:
+        """``grad(expr, x)``: ``expr`` evaluated with ``x`` as a leaf, and its gradient by that leaf spliced
+        in (grad_form.py). A binding is replaced, while ``expr`` is evaluated, by a stand-in leaf for its
+        value, so that only what is built from the binding is differentiated."""
+        given = self._unevaluated(node, ("expr", "x"))
+        target = given["x"]
+        if not isinstance(target, A.Name):
+            raise LossTypeError("grad(expr, x): x must be the name of an input or a binding, not an expression",
+                                target.span, "bind the expression to a name first: h = ..., then grad(expr, h)")
+        holder = scope.variables if target.id in scope.variables else (
+            self.globals if target.id in self.globals and not scope.library_only else None)
+        if holder is None:  # an input (or an error: a function, an undefined name)
+            return self._gradient_by(given["expr"], scope, self._name(target, scope).expr, node)
+        bound = holder[target.id]
+        if not _plain(bound) or bound.expr.is_Number:
+            raise LossTypeError(f"grad(expr, {target.id}): '{target.id}' is {describe(bound)}, not a tensor "
+                                "computed from the inputs; only those have gradients", target.span)
+        holder[target.id] = Tensor(binding_leaf(self.graph, bound.expr))
+        try:
+            return self._gradient_by(given["expr"], scope, holder[target.id].expr, node)
+        finally:
+            holder[target.id] = bound
+
+    def _gradient_by(self, expr: A.Expr, scope: Scope, leaf: sp.Symbol, node: A.Call) -> Tensor:
+        value = self._numeric(self.eval(expr, scope), expr.span, "grad()")
+        x = node.args[1] if len(node.args) > 1 else next(k for k in node.kwargs if k.name == "x")
+        op = self.graph.op_of.get(leaf)
+        if isinstance(op, Input) and op.name in self.graph.index_inputs:
+            raise LossTypeError(f"grad(expr, {op.name}): '{op.name}' holds integer labels, which have no gradient",
+                                x.span)
+        self.graph.settle_ranks()  # the inputs that hold labels, as far as they are known
+        self.graph, gradient = splice_gradient(self.graph, value, leaf, node.span)
+        return Tensor(gradient)
+
+    def _unevaluated(self, node: A.Call, names: tuple[str, ...]) -> dict[str, A.Expr]:
+        """The arguments of a call whose form reads them unevaluated, by parameter name."""
+        if len(node.args) > len(names):
+            raise NameResolutionError(f"{node.func}() takes at most {len(names)} positional arguments "
+                                      f"({', '.join(names)})", node.args[len(names)].span)
+        given = dict(zip(names, node.args))
+        for kw in node.kwargs:
+            if kw.name not in names:
+                raise NameResolutionError(f"{node.func}() has no parameter '{kw.name}'"
+                                          f"{keyword_suggestion(kw.name, names)}", kw.span)
+            if kw.name in given:
+                raise NameResolutionError(f"{node.func}() got two values for '{kw.name}'", kw.span)
+            given[kw.name] = kw.value
+        for name in names:
+            if name not in given:
+                raise NameResolutionError(f"{node.func}() is missing its argument '{name}'", node.span)
+        return given
 
     def _inline(self, d: A.FuncDef, values: dict[str, Value], span: Span, spans: dict[str, Span],
                 from_user: bool) -> Value:

@@ -76,3 +76,26 @@ def assert_within_limits(spent) -> None:
 
     assert spent.expressions <= limits.MAX_EVALUATIONS, spent
     assert spent.nodes <= limits.MAX_EXPR_NODES, spent
+
+
+def run_value_and_grads(source, inputs, run, dtype):
+    """The loss's value and gradients with respect to every float input, as NumPy arrays, on one run
+    ("numpy", "jax", "jax-jit": under a caller's jax.jit, or "torch") with float inputs of ``dtype``."""
+    import lossdsl
+
+    loss = lossdsl.compile(source, backend="jax" if run == "jax-jit" else run)
+    f = loss.value_and_grad(list(loss.differentiable))
+    if run == "torch":
+        import torch
+        args = {k: torch.as_tensor(v.astype(dtype)) for k, v in inputs.items()}
+    elif run.startswith("jax"):
+        import jax.numpy as jnp
+        args = {k: jnp.asarray(v.astype(dtype)) for k, v in inputs.items()}
+    else:
+        args = {k: v.astype(dtype) for k, v in inputs.items()}
+    if run == "jax-jit":
+        import jax
+        value, grads = jax.jit(lambda kw: f(**kw))(args)
+    else:
+        value, grads = f(**args)
+    return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}

@@ -5,6 +5,7 @@ limits allow (oracles.assert_within_limits, not a clock), and errors at call tim
 
 import numpy as np
 import pytest
+import scipy.special
 from oracles import assert_within_limits
 
 import lossdsl
@@ -65,6 +66,17 @@ CASES = [
     ("def f(a):\n    b = a + 1\n    return mean(c * b)\nf(x)", NameResolutionError, 3, 17, ("'c'", "not defined")),
     ("def f(a):\n    total = a + 1\n    return mean(totl)\nf(x)", NameResolutionError, 3, 17,
      ("did you mean 'total'",)),
+    # suggestions prefer builtins and the user's own definitions; a library name must be clearly closer
+    ("mie(x)", NameResolutionError, 1, 1, ("did you mean 'min'",)),  # not the library's 'mse'
+    ("tuke(x)", NameResolutionError, 1, 1, ("did you mean 'tukey'",)),  # not the builtin 'take'
+    ("def mse_w(a):\n    return a\nmse_v(x)", NameResolutionError, 3, 1, ("did you mean 'mse_w'",)),
+    # other libraries' keyword spellings
+    ("mean(x, dim=1)", NameResolutionError, 1, 9, ("'dim'", "did you mean 'axis'")),
+    ("sum(x, keepdim=true)", NameResolutionError, 1, 8, ("did you mean 'keepdims'",)),
+    ('mse(reduce="sum")', NameResolutionError, 1, 5, ("did you mean 'reduction'",)),
+    ("mse(size_average=true)", NameResolutionError, 1, 5, ("did you mean 'reduction'",)),
+    # a continued line keeps its own line and column
+    ("mse(y_true, y_pred)  # data\n  + 0.1 * foo(w)", NameResolutionError, 2, 11, ("'foo'",)),
     # recursion
     ("def f(x):\n    return f(x)\nf(a)", LimitError, 2, 12, ("recursive",)),
     # reserved input names
@@ -231,3 +243,39 @@ def test_error_in_a_file_names_the_file(tmp_path):
     with pytest.raises(ParseError) as info:
         lossdsl.compile(str(path))
     assert str(info.value).startswith(f"{path}:2:12: ")
+
+
+@pytest.mark.parametrize("source, meant", [("rellu(x)", "relu"), ("sqare(x)", "square"), ("mie(x)", "min")])
+def test_no_far_fetched_library_suggestion(source, meant):
+    """'relu' once suggested the library's 'reduce', and 'square' its 'squared_hinge' (both are
+    functions now): a misspelt function suggests the function, not a library loss that looks alike."""
+    with pytest.raises(NameResolutionError) as info:
+        lossdsl.compile(source)
+    assert f"did you mean '{meant}'" in str(info.value), str(info.value)
+    assert "reduce" not in info.value.message and "squared_hinge" not in info.value.message
+
+
+def test_an_undefined_name_in_a_definition_hints_to_pass_it():
+    with pytest.raises(NameResolutionError) as info:
+        lossdsl.compile("def penalty(a):\n    return mean(a * w)\npenalty(x) + sum(w)")
+    err = info.value
+    assert (err.line, err.column) == (2, 21) and "'w' is not defined in 'penalty'" in err.message
+    assert "pass 'w' as a parameter" in err.hint and "penalty(..., w)" in err.hint
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_sparse_cce_on_channels_first_logits_says_where_classes_go(backend):
+    rng = np.random.default_rng(3)
+    labels, logits = rng.integers(0, 3, (2, 4, 5)), rng.normal(size=(2, 3, 4, 5))  # NCHW, classes on axis 1
+    loss = lossdsl.compile("sparse_cce(from_logits=true)", backend=backend)
+    as_array = (lambda a: __import__("torch").from_numpy(a)) if backend == "torch" else (lambda a: a)
+    with pytest.raises(InputError) as info:
+        loss(y_true=as_array(labels), y_pred=as_array(logits))
+    message = str(info.value)
+    assert "'y_true'" in message and "classes are on the last axis" in message
+    assert "transpose the logits" in message and "moveaxis(logits, 1, -1)" in message
+    # as the message says: classes last, and the loss is the mean cross-entropy (scipy's log_softmax)
+    moved = np.moveaxis(logits, 1, -1)
+    want = -np.mean(np.take_along_axis(scipy.special.log_softmax(moved, axis=-1), labels[..., None], -1))
+    got = float(loss(y_true=as_array(labels), y_pred=as_array(moved)))
+    np.testing.assert_allclose(got, want, rtol=1e-6 if backend == "jax" else 1e-12)  # JAX without x64: float32

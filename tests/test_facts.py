@@ -37,6 +37,7 @@ REFERENCES = {
     "sign": np.sign, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh, "sigmoid": sc.expit,
     "softplus": lambda x: np.logaddexp(0.0, x), "maximum": np.maximum, "minimum": np.minimum,
     "heaviside": np.heaviside, "erf": sc.erf, "erfc": sc.erfc, "lgamma": sc.gammaln, "digamma": sc.digamma,
+    "logaddexp": np.logaddexp, "xlogy": sc.xlogy, "stop_gradient": lambda x: x,
 }
 
 

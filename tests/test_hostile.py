@@ -142,7 +142,7 @@ def test_large_powers_of_sums_are_not_expanded(source):
 # (source, error class, line, column, fragments of the message, fragment of the hint or None)
 MESSAGES = [
     ("x +", ParseError, 1, 4, ("expected an expression after '+'",), None),
-    ("x = 2 *\ny", ParseError, 1, 8, ("expected an expression after '*'",), None),
+    ("x = 2 *\n", ParseError, 1, 8, ("expected an expression after '*'",), None),
     ("mean(x", ParseError, 1, 7, ("'(' at line 1, column 5 is never closed",), "')'"),
     ("mean(exp(x)", ParseError, 1, 12, ("'(' at line 1, column 5 is never closed",), "')'"),
     ("mean(x))", ParseError, 1, 8, ("no '(' for it to close",), None),

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from jax.scipy.special import logsumexp
 
 import lossdsl
@@ -268,3 +269,34 @@ def test_a_row_index_is_not_blocked_by_rows():
     for source in ("mean(x[1:]^2)", "mean(x[:, 0]^2)", "mean(x[::2])"):
         loss = lossdsl.compile(source, backend="numpy")
         assert row_blocks(loss.graph, loss.root) is None, source
+
+
+SIZED = [  # positions and bounds from size(...): Python ints, so static under jax.jit as well
+    ("mean(x[1:size(x, axis=0)])", lambda x: jnp.mean(x[1:x.shape[0]])),
+    ("sum(x[size(x, axis=0) - 1]^2)", lambda x: jnp.sum(x[x.shape[0] - 1] ** 2)),
+    ("sum(x[:, size(x, axis=1) - 1] * x[:, 0])", lambda x: jnp.sum(x[:, x.shape[1] - 1] * x[:, 0])),
+    ("mean(x[1:size(x, axis=0) - 1, ::2]^2)", lambda x: jnp.mean(x[1:x.shape[0] - 1, ::2] ** 2)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+@pytest.mark.parametrize("source, reference", SIZED, ids=[s for s, _ in SIZED])
+def test_positions_from_sizes(source, reference, backend):
+    x = np.random.default_rng(3).normal(size=(5, 4))
+    loss = lossdsl.compile(source, backend=backend)
+    arg = torch.from_numpy(x) if backend == "torch" else x
+    value, grad = loss.value_and_grad("x")(x=arg)
+    want_value, want_grad = jax.value_and_grad(reference)(jnp.asarray(x))
+    np.testing.assert_allclose(float(value), float(want_value), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(want_grad), rtol=1e-12, atol=1e-15)
+    if backend == "jax":  # under the caller's jit: the bounds are the shape's, known while tracing
+        jitted = jax.jit(lambda x: loss.module.loss(x=x))(jnp.asarray(x))
+        np.testing.assert_allclose(float(jitted), float(want_value), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_a_position_from_a_size_out_of_range_names_the_input(backend):
+    loss = lossdsl.compile("sum(x[size(x, axis=0)])", backend=backend)
+    x = np.zeros((4, 3))
+    with pytest.raises(InputError, match=r"out of range: an index into axis 0 of input 'x' must lie in \[-4, 4\)"):
+        loss(x=torch.from_numpy(x) if backend == "torch" else x)

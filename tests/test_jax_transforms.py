@@ -88,3 +88,12 @@ def test_a_numpy_loss_traced_by_jax_says_to_compile_for_jax(transform):
     loss = lossdsl.compile("mse(y_true, y_pred)")
     with pytest.raises(InputError, match='compile it with backend="jax"'):
         transform(lambda x: loss(y_true=np.ones(6), y_pred=x))(P)
+
+
+def test_integer_arrays_for_float_inputs_have_no_tangent():
+    """Integer labels given for a float input (y_true of focal) carry float0 tangents under jax.grad."""
+    loss = lossdsl.compile("focal(y_true, y_pred, gamma=2, from_logits=true)", backend="jax")
+    labels = jnp.asarray([0, 1, 1, 0, 1, 0])
+    got = jax.grad(lambda x: loss(y_true=labels, y_pred=x))(P)
+    want = jax.grad(lambda x: _focal(labels.astype(P.dtype), x, 2.0))(P)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-10)

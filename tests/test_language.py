@@ -185,3 +185,55 @@ def test_compile_is_cached():
 def test_cancellation_keeps_the_broadcast_shape(text, expected, backend):
     """SymPy folds x - x to 0; the element count of x must survive."""
     assert float(lossdsl.compile(text, backend=backend)(x=Y)) == pytest.approx(expected)
+
+
+# --- definitions read top-level names; lines continue around binary operators ------------------------
+
+def test_a_definition_reads_top_level_bindings_and_definitions():
+    x, v = RNG.normal(size=5), RNG.normal(size=5)
+    source = ("def square_of(a):\n    return a^2\n"
+              "def penalty(a):\n    return scale * sum(square_of(a - shift))\n"
+              "scale = 0.5\nshift = 2 * v\npenalty(x)")
+    assert value(source, x=x, v=v) == pytest.approx(0.5 * np.sum((x - 2 * v) ** 2), rel=1e-12)
+    # bound after the definition, before the call: as in Python, what counts is the call
+    loss = lossdsl.compile(source)
+    grads = loss.grad(["x", "v"])(x=x, v=v)
+    np.testing.assert_allclose(grads["x"], x - 2 * v, rtol=1e-12)
+    np.testing.assert_allclose(grads["v"], -2 * (x - 2 * v), rtol=1e-12)
+
+
+def test_a_name_bound_only_after_the_call_is_not_defined():
+    with pytest.raises(NameResolutionError, match="'scale' is not defined") as info:
+        lossdsl.compile("def f(a):\n    return scale * sum(a)\nloss = f(x)\nscale = 2\nloss")
+    assert "parameter" in info.value.hint
+
+
+CONTINUED = [
+    # (source, reference over x and w)
+    ("mse(y_true, y_pred)        # data term\n  + 0.1 * l2(w)            # weight decay\n",
+     lambda y_true, y_pred, w: np.mean((y_pred - y_true) ** 2) + 0.1 * 0.01 * np.sum(w**2)),
+    ("mse(y_true, y_pred) +   # data term\n    # weight decay, below\n\n  0.1 * sum(w^2)",
+     lambda y_true, y_pred, w: np.mean((y_pred - y_true) ** 2) + 0.1 * np.sum(w**2)),
+    ("a = sum(w)\n    * 2\n    - mean(y_pred)\n    ** 2\na + mean(y_true)",
+     lambda y_true, y_pred, w: 2 * np.sum(w) - np.mean(y_pred) ** 2 + np.mean(y_true)),
+    ("a = w\n  @ w\nb = sum(w) *\n2\nb * mean(y_pred) / 4\n  ^ 1 + a",
+     lambda y_true, y_pred, w: 2 * np.sum(w) * np.mean(y_pred) / 4 + w @ w + 0 * np.sum(y_true)),
+    ("def f(a):\n    b = a\n        + 1\n    return sum(b)\n        * 3\nf(w) + mean(y_true - y_pred)",
+     lambda y_true, y_pred, w: 3 * np.sum(w + 1) + np.mean(y_true - y_pred)),
+    # a line at the left margin starting with '-' is a statement of its own
+    ("a = sum(w)\n- mean(y_true) + mean(y_pred)",
+     lambda y_true, y_pred, w: -np.mean(y_true) + np.mean(y_pred) + 0 * np.sum(w)),
+]
+
+
+@pytest.mark.parametrize("source, reference", CONTINUED, ids=range(len(CONTINUED)))
+def test_an_expression_continues_around_a_binary_operator(source, reference):
+    inputs = {"y_true": Y, "y_pred": P, "w": RNG.normal(size=3)}
+    loss = lossdsl.compile(source)
+    used = {k: v for k, v in inputs.items() if k in loss.inputs}
+    assert float(loss(**used)) == pytest.approx(reference(**inputs), rel=1e-12, abs=1e-14)
+
+
+def test_an_unindented_operator_line_is_a_new_statement():
+    with pytest.raises(lossdsl.LossDSLError, match="only the last statement"):
+        lossdsl.compile("mean(x)\n- sum(x)")

@@ -48,6 +48,7 @@ def selection_guide() -> str:
 def table(result: dict[str, Any]) -> str:
     """``analyze``'s result as a readable table (for ``lossdsl explain``)."""
     lines = [f"loss: {result['source']}", f"formula: {result['formula']}"]
+    lines += [f"note: {note}" for note in result.get("notes", ())]
     for x, r in result["inputs"].items():
         conv = r["convexity"]
         detail = conv.get("reason") or conv.get("proof") or (

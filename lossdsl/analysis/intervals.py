@@ -173,6 +173,9 @@ class Bounds:
             inner = self(op.operands[0]) if op.operands else FULL
             if shape.range_of == "operand":
                 out = inner
+            elif shape.range_of == "operands":  # each of them, somewhere (concat, stack)
+                parts = [self(o) for o in op.operands]
+                out = (min(p[0] for p in parts), max(p[1] for p in parts))
             elif shape.range_of == "sign":
                 out = (0.0 if inner[0] >= 0 else -INF, 0.0 if inner[1] <= 0 else INF)
             else:

@@ -78,4 +78,12 @@ def _analyze(source: str) -> dict[str, Any]:
     loss = compile_loss(source)
     bounds = Bounds(loss.graph, input_ranges(loss.graph))
     return {"source": loss.text, "formula": sp.sstr(loss.formula()),
+            "notes": [NUMPY_CONSTANTS[n] for n in loss.inputs if n in NUMPY_CONSTANTS],
             "inputs": {x: analyze_input(loss, x, bounds) for x in _order(loss)}}
+
+
+#: inputs named as a NumPy constant that the language leaves an input (pi and inf are constants)
+NUMPY_CONSTANTS = {
+    "e": "'e' is an input here, not Euler's number; write exp(1) for that",
+    "nan": "'nan' is an input here, not a NaN constant",
+}

@@ -51,10 +51,12 @@ def _fit(g, x):
 
 
 def _dotted(value, pairs):
-    """The tangent of a one-number loss: the sum of each gradient times its input's tangent."""
+    """The tangent of a one-number loss: the sum of each gradient times its input's tangent (none for
+    an integer array given for a float input: its tangent is float0)."""
     out = jnp.zeros((), jnp.result_type(value))
     for g, t in pairs:
-        out = out + jnp.sum(g * t).astype(out.dtype)
+        if jnp.result_type(t) != jax.dtypes.float0:
+            out = out + jnp.sum(g * t).astype(out.dtype)
     return out
 
 
@@ -68,7 +70,10 @@ def _cotangent(g, x):
 
 def _traced(x):
     """Whether ``x``'s values are unknown: it is a tracer, or a constant met while jit traces (whose
-    min and max would be tracers; custom_jvp hands its rule the primals as they were given)."""
+    min and max would be tracers; custom_jvp hands its rule the primals as they were given). A Python
+    number, such as a shape's length, is known."""
+    if isinstance(x, (int, float)):
+        return False
     return isinstance(x, jax.core.Tracer) or isinstance(jnp.zeros(()), jax.core.Tracer)
 
 
@@ -85,3 +90,8 @@ def _bincount(indices, weights, n):
 def _scatter(z, key, g):
     """Zeros ``z`` with ``g`` written at ``key`` (arrays are immutable: ``.at``)."""
     return z.at[key].set(g)
+
+
+def _stop_gradient(x):
+    """x itself, and no gradient for JAX's own differentiation of the printed value either."""
+    return jax.lax.stop_gradient(x)

@@ -109,15 +109,108 @@ def _inside(x, lo, hi):
 def _count(shape, axis):
     """How many elements a reduction over ``axis`` (or all of them) combines; NaN for none, so that
     the gradient of a mean of nothing (which is NaN) is NaN times an empty array, not 1/0."""
+    n = _dim(shape, axis)
+    return n if n else float("nan")
+
+
+def _dim(shape, axis, label="an array"):
+    """The length of ``axis`` of ``shape`` (None: its element count) as a Python int: a shape is
+    static under jit, so a constructor sized by it is too."""
     if axis is None:
         n = 1
         for d in shape:
             n *= d
-    else:
+        return n
+    if isinstance(axis, tuple):  # a reduction over several axes
         n = 1
-        for a in axis if isinstance(axis, tuple) else (axis,):
+        for a in axis:
             n *= shape[a]
-    return n if n else float("nan")
+        return n
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"size(): axis {axis} is out of range for {label}, which has {len(shape)} axes")
+    return shape[axis]
+
+
+def _size(shape, axis, dtype, label):
+    """``size(x, axis)`` as a number of the loss's dtype, for arithmetic."""
+    return _typed(_dim(shape, axis, label), dtype)
+
+
+def _length(n, what):
+    """A constructor's length computed from sizes: a whole number >= 0, as a Python int."""
+    if n != n // 1 or n < 0:
+        raise ValueError(f"{what}: the length must be a whole number >= 0; got {n}")
+    return int(n)
+
+
+def _eye(n, dtype, what):
+    n = _length(n, what)
+    _check_size(n * n, what)
+    return xp.eye(n, dtype=dtype)
+
+
+def _arange(n, what):
+    n = _length(n, what)
+    _check_size(n, what)
+    return xp.arange(n)
+
+
+def _full(n, value, dtype, what):
+    n = _length(n, what)
+    _check_size(n, what)
+    return xp.full((n,), value, dtype=dtype)
+
+
+def _diag(x):
+    """The diagonal of the last two axes, as numpy.diagonal(x, axis1=-2, axis2=-1)."""
+    return xp.diagonal(x, 0, -2, -1)
+
+
+def _diag_vjp(g, shape, dtype=None):
+    """Zeros of ``shape`` with ``g`` (broadcastable to its diagonal) on the diagonal of the last two axes."""
+    n, m = shape[-2], shape[-1]
+    g = xp.broadcast_to(_typed(g, dtype), tuple(shape[:-2]) + (min(n, m),))
+    g = xp.expand_dims(g, -1 if n <= m else -2)
+    return xp.where(xp.eye(n, m) > 0, g, xp.zeros((), dtype=g.dtype))
+
+
+def _joined_shape(shapes, axis, stacked):
+    """The shape of concat (or stack) of arrays of ``shapes`` along ``axis``."""
+    first = tuple(shapes[0])
+    if stacked:
+        axis = axis % (len(first) + 1)
+        return first[:axis] + (len(shapes),) + first[axis:]
+    axis = axis % len(first)
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+
+
+def _join(parts, axis, stacked, dtype):
+    parts = [_typed(p, dtype) for p in parts]
+    return xp.stack(parts, axis) if stacked else xp.concatenate(parts, axis)
+
+
+def _part(g, shapes, index, axis, stacked, dtype=None):
+    """Part ``index`` of a cotangent ``g`` of concat (or stack) of arrays of ``shapes``: the slice
+    (or the entry) along ``axis`` that the part filled."""
+    full = _joined_shape(shapes, axis, stacked)
+    g = xp.broadcast_to(_typed(g, dtype), full)
+    axis = axis % len(full)
+    if stacked:
+        return g[(slice(None),) * axis + (index,)]
+    start = sum(s[axis] for s in shapes[:index])
+    return g[(slice(None),) * axis + (slice(start, start + shapes[index][axis]),)]
+
+
+def _part_vjp(g, shapes, index, axis, stacked, dtype=None):
+    """The adjoint of ``_part``: zeros of the joined shape, with ``g`` in part ``index``'s place."""
+    parts = [xp.zeros(tuple(s), dtype=dtype) for s in shapes]
+    parts[index] = xp.broadcast_to(_typed(g, dtype), tuple(shapes[index]))
+    return _join(parts, axis, stacked, dtype)
+
+
+def _stop_gradient(x):
+    """x itself; the symbolic gradient treats it as a constant (JAX and torch detach it too)."""
+    return x
 
 
 def _expand_dims(g, shape, axis, dtype=None):
@@ -235,10 +328,29 @@ def _check_size(elements, label):
                          "float64); pass fewer labels or classes at a time")
 
 
+def _class_axis(x_shape, labels_shape, axis, label):
+    """Labels shaped like the values without another axis than the one the classes are taken along,
+    the batch axis kept (NCHW logits, where classes are last): the one message that says where
+    classes go."""
+    rest = list(x_shape)
+    del rest[axis]
+    if len(labels_shape) != len(rest) or tuple(labels_shape) == tuple(rest):
+        return
+    for k in range(1, len(x_shape)):
+        other = list(x_shape)
+        del other[k]
+        if tuple(other) == tuple(labels_shape):
+            where = "the last axis" if axis in (-1, len(x_shape) - 1) else f"axis {axis}"
+            raise ValueError(f"{label} has shape {tuple(labels_shape)}: the values' shape {tuple(x_shape)} "
+                             f"without axis {k}, but the classes are on {where}; transpose the logits so "
+                             f"that classes are on {where} (numpy.moveaxis(logits, {k}, {axis}))")
+
+
 def _take(x, labels, axis, label):
     if isinstance(labels, int):
         labels = _constant_labels(labels, xp.shape(x), axis, label)
     else:
+        _class_axis(xp.shape(x), xp.shape(labels), axis, label)
         _check_labels(labels, xp.shape(x)[axis], label)
     return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis), axis=axis), axis=axis)
 
@@ -453,6 +565,8 @@ def _ctc_grad(ct, log_probs, targets, input_lengths, target_lengths, blank, zero
 
 def _index_number(v, label):
     """A run-time index or slice bound: one integer (a traced one stays an array, which JAX indexes)."""
+    if isinstance(v, int):  # from size(...): a shape's length
+        return v
     if xp.ndim(v) != 0:  # a shape: known under jit too
         raise ValueError(f"an index into {label} must be a single integer, got an array of shape "
                          f"{tuple(xp.shape(v))}; take(x, labels, axis=k) gathers one entry per label")
@@ -523,12 +637,19 @@ def _index_check(position, shape, axis, label, into):
     """A run-time index, after checking it lies within the axis (under jit, where its value is
     unknown, nothing: CompiledLoss checks the statistics beforehand)."""
     if not _traced(position) and axis < len(shape):
-        _check_position(xp.asarray(position), shape[axis], axis, label, into)
+        _check_position(position if isinstance(position, int) else xp.asarray(position), shape[axis], axis, label,
+                        into)
     return position
 
 
 def _check_position(positions, n, axis, label, into):
-    lo, hi = xp.min(positions), xp.max(positions)
-    if xp.size(positions) and (lo < -n or hi >= n):
+    """``positions`` (a Python int from size(...), known under jit too, or an array) within an axis of length n."""
+    lo, hi = (positions, positions) if isinstance(positions, int) else (xp.min(positions), xp.max(positions))
+    if (isinstance(positions, int) or xp.size(positions)) and (lo < -n or hi >= n):
         raise ValueError(f"{label} is out of range: an index into axis {axis} of {into} must lie in "
                          f"[{-n}, {n}); got {_scalar(hi if hi >= n else lo)}")
+
+
+def _xlogy(x, y):
+    """x*log(y), 0 where x = 0 (unless y is NaN), as scipy.special.xlogy."""
+    return xp.where((x == 0) & (y == y), xp.zeros((), dtype=xp.result_type(x, y)), x * xp.log(y))

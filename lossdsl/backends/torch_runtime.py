@@ -58,7 +58,7 @@ def _is_integer(dtype):
 
 def _scalar(x):
     """A 0-d tensor as an error message shows it: its number, not ``tensor(...)``."""
-    return x.item()
+    return x.item() if isinstance(x, torch.Tensor) else x
 
 
 def _float_dtype(*xs):
@@ -186,10 +186,18 @@ def _kept(ctx):
     return tuple(next(tensors) if x is None else x for x in ctx.others)
 
 
-
 def _requiring_grad(inputs):
     """The position of the one input that requires grad where autograd records (else None)."""
     if not torch.is_grad_enabled():
         return None
     found = [k for k, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
     return found[0] if len(found) == 1 else None
+
+
+def _stop_gradient(x):
+    """x itself, detached from torch's autograd graph."""
+    return x.detach() if isinstance(x, torch.Tensor) else x
+
+
+def _logaddexp(a, b):
+    return torch.logaddexp(*_pair(a, b))
