@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,11 @@ class Backend:
     # call-time checks read value ranges that the generated code returns (it runs under jit, where
     # values are unknown as it runs) rather than checking as it goes
     fused_checks: bool = False
+    # _vjp runs with autograd as the caller has it (not under ``guard``): torch differentiates it again
+    # for double backward
+    differentiable_vjp: bool = False
+    # the helper that shapes and types each cotangent _vjp returns like its input
+    vjp_fit: str = "_fit"
     # array libraries whose arrays it refuses as inputs (input_values.py): a torch tensor reaches
     # NumPy or JAX only through .numpy(), which fails for one that requires grad or lives on a GPU
     foreign: tuple[str, ...] = ()
@@ -73,9 +78,12 @@ class Backend:
         return frozenset(line.split()[-1] for line in self.imports.splitlines())
 
     # --- wiring the generated module ------------------------------------------------------
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
+               single: Sequence[str] = (), fused: Mapping[int, str] | None = None) -> str:
         """Source defining ``loss`` from ``_value`` and ``_vjp``, for a backend that is ``wired``;
-        ``scalar``: the loss is one number (not an unreduced array)."""
+        ``scalar``: the loss is one number (not an unreduced array); for a backend with
+        ``differentiable_vjp``, ``single``: the inputs that have a ``_vjp_<position>`` of their own,
+        and ``fused``: by input position, the function giving the value and that input's gradient."""
         raise NotImplementedError
 
     def returns(self, value: str, grads: str) -> tuple[list[str], str]:
@@ -98,7 +106,8 @@ class NumpyBackend(Backend):
 
 
 class JaxBackend(Backend):
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
+               single: Sequence[str] = (), fused: Mapping[int, str] | None = None) -> str:
         return self._jvp_wiring(names, differentiable) if scalar else self._vjp_wiring(names, differentiable)
 
     @staticmethod
@@ -164,29 +173,81 @@ def loss(*, {args}):
 
 
 class TorchBackend(Backend):
-    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool) -> str:
+    def wiring(self, names: Sequence[str], differentiable: Sequence[str], scalar: bool,
+               single: Sequence[str] = (), fused: Mapping[int, str] | None = None) -> str:
+        """A ``torch.autograd.Function`` in the ``setup_context`` style (so torch.func's grad, vmap and
+        jacrev transform it), whose backward runs ``_vjp`` with grad mode as the caller has it: under
+        ``create_graph=True`` autograd differentiates the symbolic gradient's own code (double
+        backward). ``single``: the inputs that have a ``_vjp_<k>`` of their own (k: their position
+        in ``names``), which backward runs when only that input needs a gradient. ``fused``: where one
+        input alone requires grad, ``loss`` computes its gradient with the value (one pass, sharing
+        their subexpressions), and backward scales it by the cotangent, or, recording a second
+        derivative, runs the vjp."""
         args = ", ".join(names)
         grads = ", ".join(f"grads[{differentiable.index(n)}]" if n in differentiable else "None" for n in names)
         # labels have no gradient: their place in what backward returns is None
-        regroup = "" if tuple(differentiable) == tuple(names) else f"\n        grads = ({grads}{',' if len(names) == 1 else ''})"
-        return f'''class _Loss(torch.autograd.Function):
+        regroup = "" if tuple(differentiable) == tuple(names) else f"\n    grads = ({grads}{',' if len(names) == 1 else ''})"
+        alone = ", ".join(f"{names.index(n)}: _vjp_{names.index(n)}" for n in single)
+        fused = fused or {}
+        together = ", ".join(f"{k}: {f}" for k, f in fused.items())
+        return f'''_ALONE = {{{alone}}}  # input position -> the vjp of that input alone
+_FUSED = {{{together}}}  # input position -> the value and that input's gradient, from one function
+
+
+def _backward(inputs, need, _ct):
+    if sum(need) == 1 and need.index(True) in _ALONE:  # one input needs a gradient: its own vjp
+        k = need.index(True)
+        return tuple(_ALONE[k](*inputs, _ct) if i == k else None for i in range(len(need)))
+    grads = _vjp(*inputs, _ct){regroup}
+    return tuple(g if n else None for g, n in zip(grads, need))
+
+
+class _Loss(torch.autograd.Function):
     """The loss value, with the symbolic gradient as its backward."""
 
+    generate_vmap_rule = True  # torch.func.vmap runs forward and backward per sample
+
     @staticmethod
-    def forward(_ctx, {args}):  # _ctx: no input name starts with '_'
-        _ctx.inputs = ({_tuple(names)})  # inputs, not outputs: no reference cycle
+    def forward({args}):
         return _value({_kwargs(names)})
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    def setup_context(_ctx, _inputs, _output):
+        _keep(_ctx, _inputs)
+
+    @staticmethod
     def backward(_ctx, _ct):
-        grads = _vjp(*_ctx.inputs, _ct){regroup}
-        return tuple(g if need else None for g, need in zip(grads, _ctx.needs_input_grad))
+        return _backward(_kept(_ctx), _ctx.needs_input_grad, _ct)
+
+
+class _Fused(torch.autograd.Function):
+    """The loss value and the gradient of input _k, the one that requires grad, from one function."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(_k, {args}):
+        value, grads = _FUSED[_k]({_kwargs(names)})
+        return value, *grads.values()
+
+    @staticmethod
+    def setup_context(_ctx, _inputs, _output):
+        _keep(_ctx, (*_inputs[1:], _output[1]))
+        _ctx.mark_non_differentiable(_output[1])
+
+    @staticmethod
+    def backward(_ctx, _ct, _):
+        *inputs, gradient = _kept(_ctx)
+        need = _ctx.needs_input_grad[1:]
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+            return None, *_backward(inputs, need, _ct)
+        return None, *(_ct*gradient if n else None for n in need)
 
 
 def loss(*, {args}):
-    """The loss value; backward() through it uses the symbolic gradient."""
-    return _Loss.apply({args})'''
+    """The loss value; backward() through it uses the symbolic gradient (twice, with create_graph=True)."""
+    _k = _requiring_grad(({_tuple(names)}))
+    return _Loss.apply({args}) if _k not in _FUSED else _Fused.apply(_k, {args})[0]'''
 
 
 NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
@@ -194,9 +255,11 @@ NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.nump
                      scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True, foreign=("torch",))
 JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime",
                  wired=True, fused_checks=True, foreign=("torch",))
-# torch has no shape() for numbers, and where() of two numbers gives float32: helpers stand in
+# torch has no shape() for numbers, where() of two numbers gives float32, and broadcast_shapes is
+# written in Python at some 50 us a call: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
-                     (("shape", "_shape"), ("where", "_where")), module_class="lossdsl.torch:LossModule", wired=True)
+                     (("shape", "_shape"), ("where", "_where"), ("broadcast_shapes", "_broadcast_shapes")), module_class="lossdsl.torch:LossModule", wired=True,
+                     differentiable_vjp=True, vjp_fit="_fit_ct")
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 

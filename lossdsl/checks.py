@@ -23,6 +23,10 @@ from .ir import Apply, Graph
 # op -> the operands its check reads: the values checked, then those whose shape gives a bound
 CHECKED = {"within": (0,), "take": (1, 0), "one_hot": (0,), "ctc": (1, 2, 3, 0), "index_check": (0, 1)}
 SHAPE_ONLY = {"take": 1, "ctc": 1, "index_check": 1}  # how many of those last are read for their shape alone
+# ops whose runtime helper checks values as it computes -> the parameter that, printed as None in a loss
+# compiled with checks=False, tells it not to (it still checks shapes); within and index_check stand
+# beside the expressions, and such a loss prints them not at all
+UNCHECKED = {"take": "label", "one_hot": "label", "ctc": "labels", "ctc_vjp": "labels"}
 
 
 def _all_constant(op: Apply) -> bool:
@@ -123,6 +127,9 @@ def reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any], names
     except (ValueError, TypeError, IndexError) as e:
         raise InputError(_explain(str(e), inputs)) from e
     except RuntimeError as e:  # PyTorch's error for shapes (and for much else: only shapes are ours)
+        if "data-dependent control flow" in str(e):  # torch.func.vmap met a check of values
+            raise InputError("under torch.func.vmap a loss cannot check its inputs' values (ranges, labels, "
+                             "lengths): compile it with checks=False") from e
         conflict = _shape_conflict(str(e), _shapes(inputs))
         if conflict is None:
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
 
@@ -28,6 +29,9 @@ SEED = sp.Symbol("_ct", real=True)  # the output cotangent of _vjp
 # a block of 1 MB of float32: its dozen temporaries stay in the caches, and the Python per block
 # (tens of microseconds) is a small part of its time
 ROW_BLOCK = 1 << 18
+# float inputs up to which a torch module has a vjp for each alone (for the common backward where
+# only the prediction requires grad); each costs a printing of its part of the gradient
+SINGLE_VJPS = 8
 
 
 def _kwargs(names: Sequence[str]) -> str:
@@ -39,11 +43,12 @@ class ModuleWriter:
     derives nothing into the graphs it is given (the vjp's seeded derivation makes its own)."""
 
     def __init__(self, text: str, backend: Backend, graph: Graph, root: sp.Expr,
-                 gradient: tuple[Graph, Mapping[str, sp.Expr]]):
-        self.text, self.b, self.graph, self.root = text, backend, graph, root
+                 gradient: tuple[Graph, Mapping[str, sp.Expr]], checks: bool = True):
+        """``checks``: whether the generated functions check values at call time (see checks.py)."""
+        self.text, self.b, self.graph, self.root, self.checks = text, backend, graph, root, checks
         self.grad_graph, self.grads = gradient
         self.sig = Signature.of(graph)
-        self.checked: tuple[Apply, ...] = checked_ops(graph, root)
+        self.checked: tuple[Apply, ...] = checked_ops(graph, root) if checks else ()
         # how the loss splits over blocks of rows, where the backend evaluates by blocks
         self.blocks: RowBlocks | None = row_blocks(graph, root) if backend.row_blocks else None
 
@@ -67,8 +72,9 @@ def {name}(*, {", ".join(names)}):
     """{doc}"""
     return _by_rows(_{name}_rows, {inputs}, {labels!r}, {b.min_rank}, {b.reduction!r}, ROW_BLOCK)'''
 
-    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str]) -> list[str]:
-        return [poison(f"_fit({c}, {self.sig.name(w)})") for w, c in zip(wrt, codes)]
+    def _grad_codes(self, wrt: Sequence[str], codes: Sequence[str], poison: Callable[[str], str],
+                    fit: str = "_fit") -> list[str]:
+        return [poison(f"{fit}({c}, {self.sig.name(w)})") for w, c in zip(wrt, codes)]
 
     @property
     def guarded(self) -> tuple[Apply, ...]:
@@ -88,7 +94,7 @@ def {name}(*, {", ".join(names)}):
         doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
 
         def function(name: str) -> str:
-            fp = FunctionPrinter(self.graph, self.b, self.sig)
+            fp = self._printer(self.graph)
             lines, (v, *checks) = fp.body([self.root, *checked_operands(self.guarded)])
             guard, poison = self._guard(checks)
             return fp.function(name, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc)
@@ -101,7 +107,7 @@ def {name}(*, {", ".join(names)}):
         doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
 
         def function(name: str) -> str:
-            fp = FunctionPrinter(self.grad_graph, self.b, self.sig)
+            fp = self._printer(self.grad_graph)
             lines, codes = fp.body([self.root, *(self.grads[w] for w in wrt), *checked_operands(self.guarded)])
             k = 1 + len(wrt)
             guard, poison = self._guard(codes[k:])
@@ -113,21 +119,49 @@ def {name}(*, {", ".join(names)}):
             return fp.function(name, [*lines, *guard, *extra], returns, doc=doc)
         return self._by_rows(name, doc, function)
 
-    def vjp_function(self) -> str:
-        wrt = self.differentiable
-        graph, grads = gradients(self.graph, self.root, wrt, seed=SEED)
-        fp = FunctionPrinter(graph, self.b, self.sig)
+    def _printer(self, graph: Graph) -> FunctionPrinter:
+        return FunctionPrinter(graph, self.b, self.sig, self.checks)
+
+    def vjp_function(self, seeded: tuple[Graph, Mapping[str, sp.Expr]], wrt: Sequence[str] | None = None,
+                     name: str = "_vjp") -> str:
+        """``name``: the cotangents of the inputs ``wrt`` (every float input without) for an output
+        cotangent, printed from ``seeded``, the gradient derived from the seed ``SEED``."""
+        wrt = self.differentiable if wrt is None else wrt
+        graph, grads = seeded
+        fp = self._printer(graph)
         lines, codes = fp.body([*(grads[w] for w in wrt), *checked_operands(self.guarded)])
         guard, poison = self._guard(codes[len(wrt):])
         params = [*self.sig.names(self.sig.inputs), "_ct"]
-        returns = "(" + "".join(c + ", " for c in self._grad_codes(wrt, codes[:len(wrt)], poison)) + ")"
-        return fp.function("_vjp", [*lines, *guard], returns, params=params,
-                           doc="Cotangents of the inputs for an output cotangent _ct (for the backward pass).")
+        fitted = self._grad_codes(wrt, codes[:len(wrt)], poison, self.b.vjp_fit)
+        returns = fitted[0] if name != "_vjp" else "(" + "".join(c + ", " for c in fitted) + ")"
+        doc = (f"The cotangent of {wrt[0]} alone" if name != "_vjp" else "Cotangents of the inputs")
+        return fp.function(name, [*lines, *guard], returns, params=params, guarded=not self.b.differentiable_vjp,
+                           doc=doc + " for an output cotangent _ct (for the backward pass).")
+
+    def vjp_functions(self) -> tuple[list[str], list[str], dict[int, str]]:
+        """``_vjp``, and for a backend whose backward picks by the inputs that need gradients
+        (``differentiable_vjp``: torch), where there are at most ``SINGLE_VJPS`` float inputs, one
+        ``_vjp_<position>`` for each and, for a loss that is one number, one ``_value_and_grad_<position>``
+        (the module's ``value_and_grad`` where it is the only one); with the Python names of the inputs that
+        have a vjp of their own, and the function giving the value and each input's gradient by position."""
+        wrt = self.differentiable
+        seeded = gradients(self.graph, self.root, wrt, seed=SEED)
+        parts = [self.vjp_function(seeded)]
+        if not self.b.differentiable_vjp or len(wrt) > SINGLE_VJPS:
+            return parts, [], {}
+        inputs = list(self.sig.inputs)
+        single = list(wrt) if len(wrt) > 1 else []
+        parts += [self.vjp_function(seeded, [w], f"_vjp_{inputs.index(w)}") for w in single]
+        fused: dict[int, str] = {}
+        if self.graph.rank(self.root).scalar:
+            fused = {inputs.index(w): f"_value_and_grad_{inputs.index(w)}" if single else "value_and_grad" for w in wrt}
+            parts += [self.value_and_grad_function([w], fused[inputs.index(w)]) for w in single]
+        return parts, self.sig.names(single), fused
 
     def checks_function(self) -> str:
         """``_checks``: the statistics each check reads (checks.stats_code), computed under jit
         where the values are otherwise unknown (XLA drops everything else)."""
-        fp = FunctionPrinter(self.graph, self.b, self.sig)
+        fp = self._printer(self.graph)
         lines, codes = fp.body(checked_operands(self.checked))
         return fp.function("_checks", lines, stats_code(self.checked, codes, self.b.fn("shape"))[0],
                            doc="Value ranges that call-time checks need (see CompiledLoss).")
@@ -154,8 +188,9 @@ def {name}(*, {", ".join(names)}):
         parts = [self.value_function("_value" if wired else "loss"), self.value_and_grad_function(self.differentiable)]
         if wired:
             if names:
-                parts += [self.vjp_function(), self.b.wiring(names, self.sig.names(self.differentiable),
-                                                             self.graph.rank(self.root).scalar)]
+                vjps, single, fused = self.vjp_functions()
+                parts += [*vjps, self.b.wiring(names, self.sig.names(self.differentiable),
+                                               self.graph.rank(self.root).scalar, single, fused)]
             else:  # a constant loss: nothing to differentiate
                 parts.append('def loss():\n    """The loss value (a constant)."""\n    return _value()')
         parts.append(f'''def grad({"*, " if names else ""}{", ".join(names)}):
@@ -184,7 +219,7 @@ def {name}(*, {", ".join(names)}):
         of this loss's graph), each shaped like the input ``like``: one array for one expression, else
         a tuple, the expressions sharing every common subexpression (a gradient and its Hessian)."""
         sig = Signature.of(graph)
-        fp = FunctionPrinter(graph, self.b, sig)
+        fp = FunctionPrinter(graph, self.b, sig, self.checks)
         lines, codes = fp.body([*exprs, *checked_operands(self.guarded)])
         guard, poison = self._guard(codes[len(exprs):])
         fitted = [poison(f"_fit({code}, {sig.name(like)})") for code in codes[:len(exprs)]]
@@ -217,11 +252,13 @@ _module_numbers = itertools.count(1)  # next() on a count is atomic: no two modu
 
 
 def load_module(source: str, label: str) -> types.ModuleType:
-    """Load generated source (ours, never user text) as a module, with tracebacks that show it."""
+    """Load generated source (ours, never user text) as a module, with tracebacks that show it,
+    importable by its unique name (``sys.modules``): torch.compile and pickle look its functions up there."""
     number = next(_module_numbers)
     filename = f"<lossdsl:{label}:{number}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     module = types.ModuleType(f"lossdsl_generated_{number}")
     module.__file__ = filename
     exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - generated code only
+    sys.modules[module.__name__] = module
     return module

@@ -29,9 +29,9 @@ from .ir import Graph
 from .pipeline import Compilation, build, read_source
 
 
-def _restore(text: str, file: str, backend: str) -> CompiledLoss:
+def _restore(text: str, file: str, backend: str, checks: bool = True) -> CompiledLoss:
     """The compiled loss for a pickled one: compiled again (or found in the cache)."""
-    return _compile(text, file, backend)
+    return _compile(text, file, backend, checks)
 
 
 class CompiledLoss:
@@ -57,7 +57,7 @@ class CompiledLoss:
         raise AttributeError(f"a CompiledLoss cannot be changed (deleting {name!r})")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _restore, (self.text, self._c.file, self.backend)
+        return _restore, (self.text, self._c.file, self.backend, self.checks)
 
     # --- what it is -----------------------------------------------------------------------
     @property
@@ -67,6 +67,12 @@ class CompiledLoss:
     @property
     def backend(self) -> str:
         return self._c.backend.name
+
+    @property
+    def checks(self) -> bool:
+        """Whether calls check values (ranges, labels, lengths): ``compile(..., checks=False)`` leaves
+        them out of the generated code (input names and kinds are checked all the same)."""
+        return self._c.writer.checks
 
     @property
     def graph(self) -> Graph:
@@ -108,7 +114,8 @@ class CompiledLoss:
         return module_class(self._c.backend)(self)
 
     def __repr__(self) -> str:
-        return f"CompiledLoss({self.text!r}, backend={self.backend!r}, inputs={self.inputs!r})"
+        checks = "" if self.checks else ", checks=False"
+        return f"CompiledLoss({self.text!r}, backend={self.backend!r}{checks}, inputs={self.inputs!r})"
 
     # --- calling it -----------------------------------------------------------------------
     def _memoised(self, key: tuple[str, ...], make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
@@ -286,31 +293,36 @@ class CompiledLoss:
         return render(self._c.writer.grad_graph, self._c.writer.grads[name])
 
 
-def module_source(source: str | Path, backend: str = "numpy") -> str:
-    """The standalone module ``compile(source, backend).source`` would hold, printed without importing
+def module_source(source: str | Path, backend: str = "numpy", checks: bool = True) -> str:
+    """The standalone module ``compile(source, backend, checks).source`` would hold, printed without importing
     the backend's array library: a JAX or torch module can be written where JAX or torch is not installed."""
-    text, file = read_source(_checked_source(source, backend))
-    return build(text, file, backend, load=False).source
+    text, file = read_source(_checked_source(source, backend, checks))
+    return build(text, file, backend, load=False, checks=checks).source
 
 
 @lru_cache(maxsize=256)
-def _compile(text: str, file: str, backend: str) -> CompiledLoss:
-    return CompiledLoss(build(text, file, backend))
+def _compile(text: str, file: str, backend: str, checks: bool = True) -> CompiledLoss:
+    return CompiledLoss(build(text, file, backend, checks=checks))
 
 
-def compile(source: str | Path, backend: str = "numpy") -> CompiledLoss:  # noqa: A001 - public name
+def compile(source: str | Path, backend: str = "numpy", checks: bool = True) -> CompiledLoss:  # noqa: A001 - public name
     """Compile a loss (an expression, a program, or a path to a ``.loss`` file) for a backend.
 
     Every phase runs now: a loss that cannot be differentiated or printed fails here. Results are
-    cached by source text and backend (the same object for the same text: it is immutable).
+    cached by source text, backend and ``checks`` (the same object for the same text: it is immutable).
+    ``checks=False``: calls do not check values (``within`` ranges, labels, run-time index positions,
+    CTC's targets and lengths), so that compiled code (``torch.compile``) needs no host sync; input
+    names and kinds are still checked (they read dtypes only). See the README's "Checks".
     """
-    text, file = read_source(_checked_source(source, backend))
-    return _compile(text, file, backend)
+    text, file = read_source(_checked_source(source, backend, checks))
+    return _compile(text, file, backend, checks)
 
 
-def _checked_source(source: Any, backend: Any) -> str | Path:
+def _checked_source(source: Any, backend: Any, checks: Any = True) -> str | Path:
     if not isinstance(source, str | Path):
         raise LossDSLError(f"source must be a string or a path, not {type(source).__name__}")
     if not isinstance(backend, str):
         raise LossDSLError(f"backend must be a string, not {type(backend).__name__}")
+    if not isinstance(checks, bool):
+        raise LossDSLError(f"checks must be True or False, not {checks!r}")
     return source

@@ -61,10 +61,13 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
             dtype = np.asarray(value).dtype  # a list, a tuple, a complex number
         except (ValueError, TypeError):
             return None
-    try:
-        kind, record = np.dtype(dtype).kind, np.dtype(dtype).type is np.void
-    except TypeError:  # a dtype NumPy does not know: torch's, whose only kind that is no real number is complex
-        kind, record = ("c" if getattr(dtype, "is_complex", False) else "f"), False
+    if type(dtype).__module__ == "torch":  # torch's, which NumPy does not know (asking it fails torch.compile's trace)
+        kind, record = ("c" if dtype.is_complex else "f"), False  # its only kind that is no real number is complex
+    else:
+        try:
+            kind, record = np.dtype(dtype).kind, np.dtype(dtype).type is np.void
+        except TypeError:  # another dtype NumPy does not know
+            kind, record = ("c" if getattr(dtype, "is_complex", False) else "f"), False
     if kind in _REFUSED_KINDS and (kind != "V" or record):  # ml_dtypes' bfloat16 is kind "V" too
         return f"holds {_REFUSED_KINDS[kind]} (dtype {dtype}), not real numbers"
     return None

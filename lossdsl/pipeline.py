@@ -79,9 +79,10 @@ class Compilation:
     module: types.ModuleType | None  # None where only printed (load=False)
 
 
-def build(text: str, file: str, backend_name: str, load: bool = True) -> Compilation:
+def build(text: str, file: str, backend_name: str, load: bool = True, checks: bool = True) -> Compilation:
     """Run every phase for ``text`` and the backend called ``backend_name``; ``load``: also load the
-    module (which imports its array library; without, the source prints where that is not installed)."""
+    module (which imports its array library; without, the source prints where that is not installed);
+    ``checks``: whether the generated code checks values at call time (see checks.py)."""
     b = backend(backend_name, installed=load)
     program = parse(text, file)
     graph, root = lower(program)
@@ -92,6 +93,6 @@ def build(text: str, file: str, backend_name: str, load: bool = True) -> Compila
         if e.span is not None or program.result is None:
             raise
         raise type(e)(e.message, program.result.span, e.hint) from None
-    writer = ModuleWriter(text, b, graph, root, gradient)
+    writer = ModuleWriter(text, b, graph, root, gradient, checks)
     source = writer.module()
     return Compilation(text, file, b, graph, root, writer, source, load_module(source, b.name) if load else None)

@@ -19,6 +19,7 @@ import sympy as sp
 
 from .backend import BACKENDS, Backend
 from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
+from .checks import UNCHECKED
 from .ir import Apply, Graph
 from .representable import FLOAT64_MAX
 from .rewrite import share_logistic, stabilize
@@ -309,8 +310,10 @@ def code_names(inputs: Sequence[str]) -> dict[str, str]:
 class FunctionPrinter:
     """Prints functions of one graph for one backend, collecting the helpers they call."""
 
-    def __init__(self, graph: Graph, backend: Backend, sig: Signature):
-        self.graph, self.b, self.sig = graph, backend, sig
+    def __init__(self, graph: Graph, backend: Backend, sig: Signature, checks: bool = True):
+        """``checks``: whether the functions check values at call time (``within``, run-time index
+        positions, labels, CTC's targets and lengths); without, they check shapes only."""
+        self.graph, self.b, self.sig, self.checks = graph, backend, sig, checks
         self.smalls: set[sp.Symbol] = set()  # common subexpressions of small leaves only
         self.expr = ExprPrinter(backend, lambda s: s in self.smalls or graph.rank(s).small, sig.code)
 
@@ -327,7 +330,8 @@ class FunctionPrinter:
         """Lines computing ``outputs`` from the inputs, and the code of each output."""
         g, sig = self.graph, self.sig
         # the checks on values the outputs read run with them (they stand beside the expressions)
-        needed = [s for s in g.dependencies([*outputs, *g.checks_for(list(outputs))]) if isinstance(g.op_of[s], Apply)]
+        checks = g.checks_for(list(outputs)) if self.checks else []
+        needed = [s for s in g.dependencies([*outputs, *checks]) if isinstance(g.op_of[s], Apply)]
         ops = [(s, g.op_of[s]) for s in needed]
         # operands a template reads only through {shapeK} are never computed
         original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]
@@ -391,6 +395,8 @@ class FunctionPrinter:
             if variadic:  # the run-time operands of an index, as one tuple
                 fields["rest"] = "(" + "".join(c + ", " for c in codes[variadic:]) + ")"
             fields["dtype"] = "_dt"
+            if not self.checks and op.prim in UNCHECKED:  # the helper checks no values without a label
+                fields[UNCHECKED[op.prim]] = "None"
             template = PRIMITIVES[op.prim].printed[self.b.name]
             lines.append(f"{sym.name} = {template.format(*codes, **fields)}")
         out_codes = []
@@ -400,8 +406,9 @@ class FunctionPrinter:
         return lines, out_codes
 
     def function(self, name: str, lines: list[str], returns: str,
-                 params: Sequence[str] | None = None, doc: str = "") -> str:
-        """A function of the inputs (keyword-only), or of ``params`` (Python names) in order."""
+                 params: Sequence[str] | None = None, doc: str = "", guarded: bool = True) -> str:
+        """A function of the inputs (keyword-only), or of ``params`` (Python names) in order;
+        ``guarded``: its body runs under the backend's ``guard``."""
         keyword_only = params is None and bool(self.sig.inputs)
         params = self.sig.names(self.sig.inputs) if params is None else params
         head = f"def {name}({'*, ' if keyword_only else ''}{', '.join(params)}):"
@@ -409,7 +416,7 @@ class FunctionPrinter:
         if doc:
             out.append(f"    {doc!r}" if '"' in doc else f'    """{doc}"""')
         indent = "    "
-        if self.b.guard:
+        if self.b.guard and guarded:
             out.append(f"    with {self.b.guard}:")
             indent = "        "
         out += [indent + line for line in lines]

@@ -18,13 +18,15 @@ class LossModule(torch.nn.Module):
     ``LossModule("focal(gamma=2)")`` or ``lossdsl.compile(src, backend="torch").as_module()``;
     call it with the loss's inputs by keyword, or positionally in the order of ``inputs``
     (``y_true`` before ``y_pred``, as in Keras — not PyTorch's ``(input, target)``). Its
-    ``backward()`` is the symbolic gradient. The module has no parameters of its own.
+    ``backward()`` is the symbolic gradient (differentiable again: double backward works), and the
+    loss works under torch.func (grad, vmap, jacrev) and ``torch.compile`` (``checks=False`` for no
+    graph breaks: see ``lossdsl.compile``). The module has no parameters of its own.
     """
 
-    def __init__(self, loss: CompiledLoss | str | Path):
+    def __init__(self, loss: CompiledLoss | str | Path, checks: bool = True):
         super().__init__()
         if not isinstance(loss, CompiledLoss):
-            loss = compile_loss(loss, backend="torch")
+            loss = compile_loss(loss, backend="torch", checks=checks)
         if loss.backend != "torch":
             raise LossDSLError(f"LossModule needs a loss compiled for backend 'torch', not '{loss.backend}'")
         self.loss = loss

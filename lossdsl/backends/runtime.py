@@ -302,8 +302,9 @@ def _per_sample_vjp(g, w_shape, shape):
 
 
 def _check_labels(labels, n, label):
-    """Under jit, where the values are unknown, nothing (CompiledLoss checks them beforehand)."""
-    if xp.size(labels) and not _traced(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
+    """Under jit, where the values are unknown, nothing (CompiledLoss checks them beforehand); nor
+    without a ``label`` (a loss compiled with checks=False)."""
+    if label is not None and xp.size(labels) and not _traced(labels) and (xp.min(labels) < 0 or xp.max(labels) >= n):
         raise ValueError(f"{label} must hold class indices in [0, {n}); got values from "
                          f"{_scalar(xp.min(labels))} to {_scalar(xp.max(labels))}")
 
@@ -416,6 +417,8 @@ def _bincount(indices, weights, n):
 def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, labels):
     """Check the shapes (static, so also under jit) and, where the values are concrete, the labels and
     lengths; the lengths as (B,), and whether each sample's inputs are valid (for traced values)."""
+    checked = labels is not None
+    labels = labels or ("log_probs", "targets", "input_lengths", "target_lengths")
     if xp.ndim(log_probs) != 3:
         raise ValueError(f"{labels[0]} must hold log-probabilities shaped (T, B, C); got shape {xp.shape(log_probs)}")
     T, B, C = xp.shape(log_probs)
@@ -425,7 +428,8 @@ def _ctc_lengths(log_probs, targets, input_lengths, target_lengths, blank, label
     if not 0 <= blank < C:
         raise ValueError(f"blank={blank} is not a class of {labels[0]}, which has C = {C} classes")
     S = xp.shape(targets)[1]
-    concrete = not any(_traced(x) for x in (targets, input_lengths, target_lengths))
+    # without labels (checks=False) the values go unchecked, as under jit: NaN for a sample out of range
+    concrete = checked and not any(_traced(x) for x in (targets, input_lengths, target_lengths))
     out, ok = [], xp.ones((B,), dtype=bool)
     for x, top, label, what in ((input_lengths, T, labels[2], "T, the frames of log_probs"),
                                 (target_lengths, S, labels[3], "S, the columns of targets")):

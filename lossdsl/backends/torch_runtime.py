@@ -13,7 +13,8 @@ from .runtime import _sum_to
 # NumPy functions the shared helpers call (as xp.NAME) -> what a torch module calls instead (as_tensor:
 # torch.asarray warns of a tensor that requires grad)
 NUMPY_NAMES = {"shape": "_shape", "ndim": "torch.Tensor.dim", "size": "torch.numel", "asarray": "torch.as_tensor",
-               "expand_dims": "torch.unsqueeze", "take_along_axis": "_take_along_axis", "matmul": "_matmul"}
+               "expand_dims": "torch.unsqueeze", "take_along_axis": "_take_along_axis", "matmul": "_matmul",
+               "broadcast_shapes": "_broadcast_shapes"}
 
 
 def _typed(x, dtype=None):
@@ -23,6 +24,27 @@ def _typed(x, dtype=None):
 
 def _shape(x):
     return tuple(x.shape) if isinstance(x, torch.Tensor) else ()
+
+
+def _broadcast_shapes(*shapes):
+    """torch.broadcast_shapes (a Python reference implementation, tens of microseconds a call, several
+    calls a loss) for the shapes a loss meets; torch's own error where they do not broadcast."""
+    same = ()
+    for s in shapes:  # most often: one shape, and shapes of numbers ()
+        if s and tuple(s) != same:
+            if same:
+                break
+            same = tuple(s)
+    else:
+        return same
+    n = max(map(len, shapes))
+    out = []
+    for k in range(n):
+        sizes = {s[k - n + len(s)] for s in shapes if k - n + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            return tuple(torch.broadcast_shapes(*shapes))
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
 def _take_along_axis(x, indices, axis):
@@ -41,7 +63,7 @@ def _scalar(x):
 
 def _float_dtype(*xs):
     """The floating dtype of the float inputs (tensors or arrays); Python numbers do not promote."""
-    dts = [torch.as_tensor(x).dtype for x in xs if hasattr(x, "dtype")]
+    dts = [x.dtype if isinstance(x, torch.Tensor) else torch.as_tensor(x).dtype for x in xs if hasattr(x, "dtype")]
     dts = [dt for dt in dts if dt.is_floating_point]
     if not dts:
         return torch.get_default_dtype()
@@ -65,6 +87,13 @@ def _out(x, dt):
 def _fit(g, x):
     """A gradient shaped and typed like its input ``x``: summed down, broadcast up, a fresh tensor."""
     return torch.broadcast_to(_sum_to(g, x.shape), x.shape).to(x.dtype).clone(memory_format=torch.contiguous_format)
+
+
+def _fit_ct(g, x):
+    """A cotangent for backward, shaped and typed like its input ``x``: ``_fit`` without the copy, which
+    autograd makes itself where it keeps a gradient that is a view or held elsewhere."""
+    g = _sum_to(g, x.shape)
+    return (g if g.shape == x.shape else torch.broadcast_to(g, x.shape)).to(x.dtype)
 
 
 def _where(c, x, y):
@@ -145,6 +174,27 @@ def _scatter(z, key, g):
     flipped, key, flips = _positive_steps(z, key)
     flipped[key] = g
     return torch.flip(flipped, flips) if flips else flipped
+
+
+def _keep(ctx, inputs):
+    """Keep a loss's inputs for its backward: tensors by ``save_for_backward`` (as torch.func and
+    double backward need), anything else (a Python number) as it is."""
+    ctx.save_for_backward(*(x for x in inputs if isinstance(x, torch.Tensor)))
+    ctx.others = tuple(None if isinstance(x, torch.Tensor) else x for x in inputs)
+
+
+def _kept(ctx):
+    """The inputs ``_keep`` kept, in their order."""
+    tensors = iter(ctx.saved_tensors)
+    return tuple(next(tensors) if x is None else x for x in ctx.others)
+
+
+def _requiring_grad(inputs):
+    """The position of the one input that requires grad where autograd records (else None)."""
+    if not torch.is_grad_enabled():
+        return None
+    found = [k for k, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
+    return found[0] if len(found) == 1 else None
 
 
 def _stop_gradient(x):

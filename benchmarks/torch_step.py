@@ -1,0 +1,141 @@
+"""A PyTorch training step with lossdsl's losses against the same losses written with torch.nn.functional.
+
+One step: forward of a small MLP on a batch, the loss, backward, and an SGD update, in float32 on the
+CPU. For each loss, the best time of a step with lossdsl's loss (compiled with checks on, the
+default, and with ``checks=False``) over the best with the hand-written one: the target is at most
+1.1. Before timing, each pair is checked to agree (value and the parameters' gradients), so that the
+two compute the same thing.
+
+    python benchmarks/torch_step.py [--batch N] [--steps K] [--repeat R] [--threads T] [--out FILE]
+
+Prints a Markdown table and writes it to ``--out`` (default build/torch_step.md). Not a timed test:
+tests/test_benchmarks.py runs it on tiny sizes only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import lossdsl  # noqa: E402
+
+F = torch.nn.functional
+
+
+def _focal(t: torch.Tensor, p: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25) -> torch.Tensor:
+    """torchvision's sigmoid_focal_loss, averaged."""
+    q = torch.sigmoid(p)
+    ce = F.binary_cross_entropy_with_logits(p, t, reduction="none")
+    p_t = q * t + (1 - q) * (1 - t)
+    return (ce * (1 - p_t) ** gamma * (alpha * t + (1 - alpha) * (1 - t))).mean()
+
+
+def _targets(kind: str, shape: tuple[int, int], g: torch.Generator) -> torch.Tensor:
+    if kind == "real":
+        return torch.randn(*shape, generator=g)
+    if kind == "binary":
+        return torch.randint(0, 2, shape, generator=g).float()
+    return F.one_hot(torch.randint(0, shape[1], shape[:1], generator=g), shape[1]).float()
+
+
+# name, lossdsl source, hand-written loss (y_true, y_pred), outputs, kind of targets
+LOSSES: list[tuple[str, str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int, str]] = [
+    ("mse", "mse()", lambda t, p: F.mse_loss(p, t), 8, "real"),
+    ("huber", "huber(delta=1.0)", lambda t, p: F.huber_loss(p, t, delta=1.0), 8, "real"),
+    ("bce_logits", "bce(from_logits=true)", lambda t, p: F.binary_cross_entropy_with_logits(p, t), 8, "binary"),
+    ("cce_logits", "cce(from_logits=true)", lambda t, p: F.cross_entropy(p, t), 10, "onehot"),
+    ("focal_logits", "focal(gamma=2, alpha=0.25, from_logits=true)", _focal, 8, "binary"),
+]
+
+
+def _model(outputs: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, outputs))
+
+
+def _step(model: torch.nn.Module, loss: Callable[..., torch.Tensor], x: torch.Tensor, t: torch.Tensor,
+          lr: float = 1e-3) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    value = loss(t, model(x))
+    value.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+    return value
+
+
+def _agree(ours: Callable[..., torch.Tensor], hand: Callable[..., torch.Tensor], outputs: int,
+           x: torch.Tensor, t: torch.Tensor) -> None:
+    grads = []
+    for loss in (ours, hand):
+        model = _model(outputs)
+        value = loss(t, model(x))
+        grads.append([value, *torch.autograd.grad(value, list(model.parameters()))])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _time(loss: Callable[..., torch.Tensor], outputs: int, x: torch.Tensor, t: torch.Tensor, steps: int) -> float:
+    model = _model(outputs)
+    for _ in range(3):
+        _step(model, loss, x, t)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _step(model, loss, x, t)
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=50, help="steps in one timing")
+    parser.add_argument("--repeat", type=int, default=7, help="timings per loss, interleaved; the best counts")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one: steadier on a shared machine)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "torch_step.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 32, generator=g)
+    rows = []
+    for name, source, hand, outputs, kind in LOSSES:
+        t = _targets(kind, (args.batch, outputs), g)
+        checked = lossdsl.compile(source, backend="torch")
+        unchecked = lossdsl.compile(source, backend="torch", checks=False)
+        for ours in (checked, unchecked):
+            _agree(ours, hand, outputs, x, t)
+        times: dict[str, list[float]] = {"hand": [], "checked": [], "unchecked": []}
+        for _ in range(args.repeat):  # interleaved, so that a slow spell of a shared machine hits all three
+            for key, loss in (("hand", hand), ("checked", checked), ("unchecked", unchecked)):
+                times[key].append(_time(loss, outputs, x, t, args.steps))
+        med = {k: min(v) for k, v in times.items()}  # the least disturbed by other work on the machine
+        rows.append(f"| {name} | {med['hand'] * 1e3:.3f} | {med['checked'] / med['hand']:.2f} | "
+                    f"{med['unchecked'] / med['hand']:.2f} |")
+    table = "\n".join([
+        "## PyTorch training step: lossdsl / torch.nn.functional",
+        "",
+        f"MLP 32-64-k, batch {args.batch}, float32, CPU ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}); best of {args.repeat} timings "
+        f"of {args.steps} steps (forward, loss, backward, SGD update). Target: ratio <= 1.1.",
+        "",
+        "| loss | hand-written step (ms) | lossdsl, checks on | lossdsl, checks=False |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ])
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
