@@ -21,9 +21,8 @@ def _latents(rng):
 
 
 def _beta_vae(xp, x, x_recon, mu, log_var, beta=1.0, likelihood="bernoulli"):
-    if likelihood == "bernoulli":
-        p = 1 / (1 + xp.exp(-x_recon))
-        nll = -(x * xp.log(p) + (1 - x) * xp.log(1 - p))
+    if likelihood == "bernoulli":  # -(x*log(p) + (1 - x)*log(1 - p)), p = sigmoid(x_recon), from the logit
+        nll = x * _softplus(xp, -x_recon) + (1 - x) * _softplus(xp, x_recon)
     else:
         nll = 0.5 * (x - x_recon) ** 2
     return xp.sum(nll, axis=-1) + beta * _gaussian_kl(xp, mu, log_var)
@@ -33,13 +32,9 @@ def _vae_inputs(rng):
     return {"x": rng.uniform(0, 1, size=(N, 7)), "x_recon": rng.normal(size=(N, 7)), **_latents(rng)}
 
 
-def _sigmoid_log(xp, x):
-    return xp.log(1 / (1 + xp.exp(-x)))
-
-
 def _discriminator(xp, d_real, d_fake, kind):
-    if kind == "ns":  # binary cross-entropy: real labelled 1, fake 0
-        return -_sigmoid_log(xp, d_real) - xp.log(1 - 1 / (1 + xp.exp(-d_fake)))
+    if kind == "ns":  # binary cross-entropy from logits: -log(sigmoid(d_real)) - log(1 - sigmoid(d_fake))
+        return _softplus(xp, -d_real) + _softplus(xp, d_fake)
     if kind == "hinge":
         return xp.maximum(0, 1 - d_real) + xp.maximum(0, 1 + d_fake)
     return d_fake - d_real
@@ -65,7 +60,7 @@ CASES = [
          lambda rng: {**_vae_inputs(rng), "b": np.array(0.3)},
          lambda xp, b, **i: _beta_vae(xp, **i, beta=b), wrt=("x_recon", "b")),
     Case("gan_generator", "gan_generator(d_fake{opts})", _logits("d_fake"),
-         lambda xp, d_fake: -_sigmoid_log(xp, d_fake), wrt=("d_fake",)),
+         lambda xp, d_fake: _softplus(xp, -d_fake), wrt=("d_fake",)),  # -log(sigmoid(d_fake))
     Case("gan_generator-hinge", 'gan_generator(d_fake, kind="hinge"{opts})', _logits("d_fake"),
          lambda xp, d_fake: -d_fake, wrt=("d_fake",)),
     Case("gan_generator-wasserstein", 'gan_generator(d_fake, kind="wasserstein"{opts})', _logits("d_fake"),

@@ -1,5 +1,5 @@
-"""Ranking and preference losses: references written from each paper's formula, by explicit loops over
-pairs where the loss is pairwise."""
+"""Ranking and preference losses: references written from each paper's formula (the pairs of a list
+as a boolean matrix)."""
 
 import numpy as np
 
@@ -10,13 +10,10 @@ N, L = 5, 6
 
 def _ranknet(xp, y_true, y_pred):
     """Burges et al. 2005: log(1 + exp(-(s_i - s_j))) over each list's pairs with y_i > y_j, averaged."""
-    rows = []
-    n_items = y_true.shape[-1]
-    for n in range(y_true.shape[0]):
-        terms = [xp.logaddexp(0.0, -(y_pred[n, i] - y_pred[n, j]))
-                 for i in range(n_items) for j in range(n_items) if y_true[n, i] > y_true[n, j]]
-        rows.append(sum(terms) / len(terms) if terms else 0.0 * y_pred[n, 0])
-    return xp.stack(rows)
+    ordered = y_true[..., :, None] > y_true[..., None, :]
+    cost = xp.logaddexp(0.0, -(y_pred[..., :, None] - y_pred[..., None, :]))
+    pairs = xp.sum(ordered, axis=(-2, -1))
+    return xp.sum(xp.where(ordered, cost, 0.0), axis=(-2, -1)) / xp.maximum(pairs, 1)
 
 
 def _graded(rng):
