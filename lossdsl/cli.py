@@ -159,6 +159,7 @@ IN_FORMULAS = (
     ("extremum_share(x)", "1/k at the k entries where a max or min is attained, else 0 (ties share)"),
     ("Piecewise((a, c), (b, True))", "SymPy's where(c, a, b)"),
     ("ctc_grad(...)", "the gradient of ctc_nll: minus the posterior probability of each class at each frame"),
+    ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
 )
 
 
