@@ -65,6 +65,7 @@ class Scope:
     variables: dict[str, Value] = field(default_factory=dict)
     library_only: bool = False  # inside a stdlib definition, user definitions are invisible
     free_names_are_inputs: bool = False
+    parameters: frozenset[str] = frozenset()  # a definition's parameters: values its caller computed
 
 
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
@@ -515,6 +516,15 @@ class Resolver:
         if not _plain(bound) or bound.expr.is_Number:
             raise LossTypeError(f"grad(expr, {target.id}): '{target.id}' is {describe(bound)}, not a tensor "
                                 "computed from the inputs; only those have gradients", target.span)
+        if target.id in scope.parameters and holder is scope.variables:
+            # a parameter's value, and the expressions the caller passed beside it, were built before the
+            # call: differentiate by the leaf it holds (an input, or an op's output such as x @ W)
+            if bound.expr not in self.graph.op_of:
+                raise LossTypeError(f"grad(expr, {target.id}): the parameter '{target.id}' holds an expression "
+                                    "its caller computed, not an input or an op's output, so expr cannot be "
+                                    "differentiated by it", target.span,
+                                    "pass an input (or x @ W, a binding the caller made of one op) as this argument")
+            return self._gradient_by(given["expr"], scope, bound.expr, node)
         holder[target.id] = Tensor(binding_leaf(self.graph, bound.expr))
         try:
             return self._gradient_by(given["expr"], scope, holder[target.id].expr, node)
@@ -557,7 +567,7 @@ class Resolver:
             raise LimitError(f"calls nested deeper than {MAX_CALL_DEPTH} (is '{d.name}' recursive?)", span)
         library_only = d.family != "user"
         defaults = Scope(f"the defaults of '{d.name}'", library_only=library_only)
-        scope = Scope(f"'{d.name}'", library_only=library_only)
+        scope = Scope(f"'{d.name}'", library_only=library_only, parameters=frozenset(p.name for p in d.params))
         self.frames.append(Frame(d.name, span, from_user))  # before the defaults: they may call d again
         try:
             for p in d.params:

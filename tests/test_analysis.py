@@ -30,7 +30,7 @@ ROWS = [
     ("quantile(tau=0.9)", "y_pred", "convex", 0, "linear", True, None),
     ("log_cosh()", "y_pred", "convex", "inf", "linear", True, None),
     ("tukey()", "y_pred", "nonconvex", 2, "bounded", True, None),
-    ("barron(alpha=0)", "y_pred", "nonconvex", "inf", "logarithmic", True, None),
+    ("barron(alpha=0)", "y_pred", "nonconvex", "inf", "logarithmic", True, "Student-t"),  # Cauchy: df = 1
     ("bce(from_logits=true)", "y_pred", "convex", "inf", "linear", True, "Bernoulli"),
     ("cce(from_logits=true)", "y_pred", "convex", "inf", None, None, "categorical"),
     ("hinge()", "y_pred", "convex", 0, "linear", True, None),

@@ -123,14 +123,20 @@ def _softplus(x):
     return torch.logaddexp(torch.zeros_like(x), x)
 
 
+def _refuse_empty_axis(x, dim):
+    """Over an empty axis, raise as NumPy's and JAX's max-shifted forms do (torch's logsumexp gives -inf)."""
+    if x.numel() == 0:
+        torch.amax(x, dim=dim)
+
+
 def _logsumexp(x, axis, keepdims):
-    dims = tuple(range(x.ndim)) if axis is None else axis
-    if x.numel() == 0:  # torch's is -inf over an empty axis; NumPy's shift by the max refuses, as amax does
-        torch.amax(x, dim=dims)
-    return torch.logsumexp(x, dim=dims, keepdim=keepdims)
+    dim = tuple(range(x.ndim)) if axis is None else axis
+    _refuse_empty_axis(x, dim)
+    return torch.logsumexp(x, dim=dim, keepdim=keepdims)
 
 
 def _log_softmax(x, axis):
+    _refuse_empty_axis(x, tuple(range(x.ndim)) if axis is None else axis)
     if isinstance(axis, tuple):  # torch's takes one axis: shifted by the max, as runtime.py's
         m = torch.amax(x, dim=axis, keepdim=True)
         s = x - torch.where(torch.isfinite(m), m, 0)

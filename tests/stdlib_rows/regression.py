@@ -110,3 +110,40 @@ CASES += [
     Case("msle-below-epsilon", "msle(y_true, y_pred{opts})", _below_epsilon, _msle, wrt=("y_true", "y_pred"),
          finite_differences=False),  # values of 0 sit 1e-7 below the kink of max(y, 1e-7)
 ]
+
+
+def _wing(xp, y_true, y_pred, w=10.0, epsilon=2.0):
+    a = xp.abs(y_pred - y_true)
+    return xp.where(a < w, w * xp.log(1 + a / epsilon), a - (w - w * xp.log(1 + w / epsilon)))
+
+
+ROBUST = [
+    Case("charbonnier", "charbonnier(y_true, y_pred{opts})", _pair(),
+         lambda xp, y_true, y_pred: xp.sqrt((y_pred - y_true) ** 2 + 1e-6), wrt=("y_true", "y_pred")),
+    Case("charbonnier-eps-input", "charbonnier(y_true, y_pred, eps=e{opts})",
+         lambda rng: {**_pair()(rng), "e": np.array(0.3)},
+         lambda xp, y_true, y_pred, e: xp.sqrt((y_pred - y_true) ** 2 + e**2), wrt=("y_pred", "e")),
+    Case("geman_mcclure", "geman_mcclure(y_true, y_pred, c=0.7{opts})", _pair(scale=2.0),
+         lambda xp, y_true, y_pred: 2 * ((y_pred - y_true) / 0.7) ** 2 / (((y_pred - y_true) / 0.7) ** 2 + 4)),
+    Case("geman_mcclure-as-barron", "geman_mcclure(y_true, y_pred, c=c{opts})",  # Barron's alpha = -2
+         lambda rng: {**_pair(scale=2.0)(rng), "c": np.array(1.3)},
+         lambda xp, y_true, y_pred, c: _barron(xp, y_true, y_pred, -2.0, c), wrt=("y_pred", "c")),
+    Case("welsch", "welsch(y_true, y_pred, c=1.5{opts})", _pair(scale=2.0),
+         lambda xp, y_true, y_pred: 1 - xp.exp(-0.5 * ((y_pred - y_true) / 1.5) ** 2), wrt=("y_true", "y_pred")),
+    Case("welsch-c-input", "welsch(y_true, y_pred, c=c{opts})",
+         lambda rng: {**_pair(scale=2.0)(rng), "c": np.array(0.8)},
+         lambda xp, y_true, y_pred, c: 1 - xp.exp(-0.5 * ((y_pred - y_true) / c) ** 2), wrt=("y_pred", "c")),
+    Case("cauchy", "cauchy(y_true, y_pred{opts})", _pair(scale=3.0),
+         lambda xp, y_true, y_pred: xp.log(1 + 0.5 * (y_pred - y_true) ** 2)),
+    Case("cauchy-c-input", "cauchy(y_true, y_pred, c=c{opts})",
+         lambda rng: {**_pair(scale=3.0)(rng), "c": np.array(0.6)},
+         lambda xp, y_true, y_pred, c: xp.log(1 + 0.5 * ((y_pred - y_true) / c) ** 2), wrt=("y_pred", "c")),
+    Case("wing", "wing(y_true, y_pred{opts})",  # residuals on both sides of w = 10
+         lambda rng: {"y_true": rng.normal(size=N), "y_pred": rng.normal(size=N) + np.array([-25, -12, -3, 0.5, 4, 11, 30])},
+         lambda xp, y_true, y_pred: _wing(xp, y_true, y_pred), wrt=("y_true", "y_pred")),
+    Case("wing-inputs", "wing(y_true, y_pred, w=w, epsilon=e{opts})",
+         lambda rng: {"y_true": np.zeros(N), "y_pred": np.array([-6.0, -2.5, -0.7, 0.3, 1.9, 3.5, 8.0]),
+                      "w": np.array(3.0), "e": np.array(1.5)},
+         lambda xp, y_true, y_pred, w, e: _wing(xp, y_true, y_pred, w, e), wrt=("y_pred", "w", "e")),
+]
+CASES += ROBUST
