@@ -253,9 +253,9 @@ def _class_weighted_sparse(xp, y_true, y_pred, cw=None, from_logits=True, label_
 
 def _class_weighted_mean(xp, per_sample_and_weights, s=None):
     """PyTorch's "mean" with weight=: sum(s*l)/sum(s*w[y]), ignored samples (w[y] = 0 here) out of both."""
-    l, target_weights = per_sample_and_weights
-    s = 1.0 if s is None else xp.reshape(s, s.shape + (1,) * (l.ndim - 1))
-    return xp.sum(s * l) / xp.sum(s * target_weights)
+    losses, target_weights = per_sample_and_weights
+    s = 1.0 if s is None else xp.reshape(s, s.shape + (1,) * (losses.ndim - 1))
+    return xp.sum(s * losses) / xp.sum(s * target_weights)
 
 
 def _nchw(ignored=(), c=C):
