@@ -2,7 +2,7 @@
 gradient by torch.autograd of PyTorch's own loss, float64 and float32, each reduction, on the torch
 backend; the NumPy backend in float64 beside it. PyTorch's edge cases are rows of their own: ignore_index
 samples, an image wholly ignored, class weights in the mean's denominator, NCHW logits with axis=1,
--inf (masked) logits, labels other than +-1."""
+-inf (masked) logits, cosine_embedding's labels other than +-1, a zero vector."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +140,10 @@ ROWS = [
     Row("cosine_embedding", "cosine_embedding(x1, x2, y_true, margin=0.2, reduction={r})",
         lambda i, r: F.cosine_embedding_loss(i["x1"], i["x2"], i["y_true"], margin=0.2, reduction=r),
         _inputs(x1=_n(8, 5), x2=_n(8, 5), y_true=_pm1(8)), ("x1", "x2")),
+    Row("cosine_embedding_other_labels", "cosine_embedding(x1, x2, y_true, reduction={r})",  # 0 adds 0, as torch
+        lambda i, r: F.cosine_embedding_loss(i["x1"], i["x2"], i["y_true"], reduction=r),
+        lambda g: {"x1": _n(4, 3)(g), "x2": _n(4, 3)(g), "y_true": torch.tensor([1.0, 0.0, -1.0, 0.0]).double()},
+        ("x1", "x2")),
     Row("cosine_embedding_zero_vector", "cosine_embedding(x1, x2, y_true, reduction={r})",
         lambda i, r: F.cosine_embedding_loss(i["x1"], i["x2"], i["y_true"], reduction=r),
         lambda g: {"x1": torch.cat([torch.zeros(1, 3, dtype=torch.float64), _n(3, 3)(g)]), "x2": _n(4, 3)(g),
@@ -148,10 +152,6 @@ ROWS = [
     Row("hinge_embedding", "hinge_embedding(y_true, y_pred, margin=1.2, reduction={r})",
         lambda i, r: F.hinge_embedding_loss(i["y_pred"], i["y_true"], margin=1.2, reduction=r),
         _inputs(y_true=_pm1(10), y_pred=_u(10, low=0.0, high=2.5))),
-    Row("hinge_embedding_other_labels", "hinge_embedding(y_true, y_pred, reduction={r})",
-        lambda i, r: F.hinge_embedding_loss(i["y_pred"], i["y_true"], reduction=r),
-        lambda g: {"y_true": torch.tensor([1.0, -1.0, 0.0, 2.0, -1.0], dtype=torch.float64),
-                   "y_pred": _u(5, low=0.1, high=1.9)(g)}),
     Row("soft_margin", "soft_margin(reduction={r})",
         lambda i, r: F.soft_margin_loss(i["y_pred"], i["y_true"], reduction=r),
         _inputs(y_true=_pm1(6, 3), y_pred=_n(6, 3, scale=3.0))),

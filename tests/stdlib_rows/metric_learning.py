@@ -68,7 +68,7 @@ def _cosine_embedding(xp, x1, x2, y_true, margin=0.0, axis=-1):
 
 def _hinge_embedding(xp, y_true, y_pred, margin=1.0):
     """torch.nn.functional.hinge_embedding_loss: x for y = 1, max(0, margin - x) for y = -1."""
-    return xp.where(y_true != 1, xp.maximum(0.0, margin - y_pred), 0.0) + xp.where(y_true != -1, y_pred, 0.0)
+    return xp.where(y_true == 1, y_pred, 0.0) + xp.where(y_true == -1, xp.maximum(0.0, margin - y_pred), 0.0)
 
 
 def _pairs(rng):
