@@ -5,7 +5,6 @@ samples, an image wholly ignored, class weights in the mean's denominator, NCHW 
 -inf (masked) logits, cosine_embedding's labels other than +-1, a zero vector."""
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,19 +12,17 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+import test_torch_backend  # noqa: E402
+
 import lossdsl  # noqa: E402
 
 CW = (0.5, 1.0, 2.0, 1.5)
 
 
 @dataclass(frozen=True)
-class Row:
-    id: str
-    call: str  # lossdsl source with {r} for the reduction
-    reference: Any  # (inputs, reduction) -> PyTorch's loss
-    inputs: Any  # torch.Generator -> dict of float64 tensors (integer labels as int64)
-    wrt: tuple[str, ...] = ("y_pred",)
-    reductions: tuple[str, ...] = ("mean", "sum", "none")
+class Row(test_torch_backend.Row):
+    """test_torch_backend's row, with its own float64 rtol."""
+
     rtol64: float = 1e-9  # float64's rtol; float32's is DTYPES'
 
 
