@@ -159,6 +159,7 @@ IN_FORMULAS = (
     ("extremum_share(x)", "1/k at the k entries where a max or min is attained, else 0 (ties share)"),
     ("Piecewise((a, c), (b, True))", "SymPy's where(c, a, b)"),
     ("ctc_grad(...)", "the gradient of ctc_nll: minus the posterior probability of each class at each frame"),
+    ("dim(x)", "the length of eye's, arange's, ones' or zeros' axes: size(x) as a Python int (static under jit)"),
 )
 
 

@@ -37,10 +37,9 @@ def _op(loss, prim):
 def _evaluated_rank(loss, sym, rank):
     """The rank NumPy gives ``sym`` for float inputs of rank ``rank``."""
     g = loss.graph
-    sig = Signature(tuple(g.inputs), frozenset(g.index_inputs))
-    fp = FunctionPrinter(g, NUMPY)
-    lines, (code,) = fp.body(sig, [sym])
-    src = fp.function("f", sig, lines, code)
+    fp = FunctionPrinter(g, NUMPY, Signature.of(g))
+    lines, (code,) = fp.body([sym])
+    src = fp.function("f", lines, code)
     module = load_module("import numpy as np\n\n" + helpers_for(src, NUMPY)
                          + "\n\n" + src, "rank-test")
     shape = (3, 4, 5)[:rank]

@@ -152,16 +152,18 @@ def test_numpy_by_row_blocks(case, monkeypatch):
     if blocks is not None:
         whole = module._value_and_grad_rows
         monkeypatch.setattr(module, "_value_and_grad_rows", lambda **kw: calls.append(1) or whole(**kw))
-    value, grads = module.value_and_grad(**inputs)
+    args = {loss.arguments.get(k, k): v for k, v in inputs.items()}  # the module's names (an input 'loss': loss_)
+    value, grads = module.value_and_grad(**args)
     np.testing.assert_allclose(value, _expected(np, case, inputs), rtol=case.rtol, atol=case.atol)
     want = _reference_grads(case.id)
     for name in case.wrt:
         np.testing.assert_allclose(grads[name], want[name], rtol=1e-6, atol=case.atol, err_msg=name)
     if blocks is not None:
-        arrays = {k: np.asarray(v) for k, v in inputs.items()}
-        _, rows = module._rows_per_block(arrays, tuple(loss.graph.index_inputs), blocks.min_rank, 2)
+        arrays = {k: np.asarray(v) for k, v in args.items()}
+        labels = tuple(loss.arguments.get(n, n) for n in loss.graph.index_inputs)
+        _, rows = module._rows_per_block(arrays, labels, blocks.min_rank, 2)
         assert (len(calls) > 1) == bool(rows)
-        np.testing.assert_allclose(module.loss(**inputs), value, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(module.loss(**args), value, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("case", _params([c for c in CASES if c.finite_differences], check="fd"))

@@ -95,7 +95,10 @@ def _softplus(x):
 
 
 def _logsumexp(x, axis, keepdims):
-    return torch.logsumexp(x, dim=tuple(range(x.ndim)) if axis is None else axis, keepdim=keepdims)
+    dims = tuple(range(x.ndim)) if axis is None else axis
+    if x.numel() == 0:  # torch's is -inf over an empty axis; NumPy's shift by the max refuses, as amax does
+        torch.amax(x, dim=dims)
+    return torch.logsumexp(x, dim=dims, keepdim=keepdims)
 
 
 def _log_softmax(x, axis):

@@ -637,3 +637,73 @@ CASES = [
          lambda rng: {"y_true": MULTILABEL, "y_pred": rng.normal(size=(N, C))},
          lambda xp, **i: _multilabel_margin(xp, **i)),
 ]
+
+
+# --- from optax and Keras (issue 16): PolyLoss, sparsemax, perceptron, generalized cross-entropy ----
+
+def _poly1(xp, y_true, y_pred, epsilon=1.0, from_logits=True):
+    """Leng et al. 2022, Poly-1: CE + epsilon * sum(y * (1 - p))."""
+    logp = _log_softmax(xp, y_pred) if from_logits else xp.log(_normalised_clipped(xp, y_pred))
+    p = xp.exp(logp)
+    return -xp.sum(y_true * logp, axis=-1) + epsilon * xp.sum(y_true * (1 - p), axis=-1)
+
+
+def _sparsemax_loss(xp, y_true, y_pred):
+    """Martins and Astudillo 2016, eq. 17, with sparsemax's threshold from the sorted scores (their
+    Algorithm 1): (sum over the support of z^2 - tau^2)/2 - z_y + 1/2."""
+    z = y_pred
+    ranked = -xp.sort(-z, axis=-1)
+    cumulative = xp.cumsum(ranked, axis=-1)
+    k = xp.arange(1, z.shape[-1] + 1)
+    size = xp.sum(1 + k * ranked > cumulative, axis=-1, keepdims=True)
+    tau = (xp.take_along_axis(cumulative, size - 1, axis=-1) - 1) / size
+    support = xp.sum(xp.where(z > tau, z**2 - tau**2, 0.0), axis=-1)
+    return support / 2 - _pick(xp, z, y_true) + 0.5
+
+
+def _perceptron(xp, y_true, y_pred):
+    return xp.max(y_pred, axis=-1) - _pick(xp, y_pred, y_true)
+
+
+def _generalized_cce(xp, y_true, y_pred, q=0.5):
+    """Zhang and Sabuncu 2018, L_q: (1 - p_y^q)/q."""
+    return (1 - _pick(xp, y_pred, y_true) ** q) / q
+
+
+def _sparse_ties(rng):
+    """Scores with ties at the top, a clear winner, and all equal (no score may sit on the support's edge)."""
+    x = rng.normal(size=(N, C))
+    x[0] = [2.0, 2.0, -1.0, 0.5]
+    x[1] = [0.3, 0.3, 0.3, 0.3]
+    x[2] = [5.0, -1.0, 0.0, 1.0]
+    return {"y_true": np.array([0, 1, 2, 3, 0, 1]), "y_pred": x}
+
+
+CASES += [
+    Case("poly1", "poly1(y_true, y_pred{opts})", _categorical(logits=True), _poly1,
+         extra={"optax": lambda i: optax.losses.poly_loss_cross_entropy(i["y_pred"], i["y_true"], epsilon=1.0).mean()}),
+    Case("poly1-soft-epsilon-input", "poly1(y_true, y_pred, epsilon=e{opts})",
+         lambda rng: {**_categorical(logits=True, soft=True)(rng), "e": np.array(-0.6)},
+         lambda xp, e, **i: _poly1(xp, **i, epsilon=e), wrt=("y_pred", "e")),
+    Case("poly1-probabilities", "poly1(y_true, y_pred, epsilon=2.0, from_logits=false{opts})",
+         _categorical(normalised=False), lambda xp, **i: _poly1(xp, **i, epsilon=2.0, from_logits=False)),
+    Case("poly1-logits-1000", "poly1(y_true, y_pred, epsilon=2.0{opts})", _categorical_extreme(1000.0),
+         lambda xp, **i: _poly1(xp, **i, epsilon=2.0), finite_differences=False),
+    Case("sparsemax_loss", "sparsemax_loss(y_true, y_pred{opts})", _sparse(), _sparsemax_loss,
+         extra={"optax": lambda i: optax.losses.multiclass_sparsemax_loss(i["y_pred"], i["y_true"]).mean()}),
+    Case("sparsemax_loss-3d", "sparsemax_loss(y_true, y_pred{opts})", _sparse(shape=(3, 2)), _sparsemax_loss),
+    Case("sparsemax_loss-ties", "sparsemax_loss(y_true, y_pred{opts})", _sparse_ties, _sparsemax_loss,
+         finite_differences=False),  # a tie moves the support under a step of one score
+    Case("sparsemax_loss-scores-1000", "sparsemax_loss(y_true, y_pred{opts})", _sparse(extreme=1000.0),
+         _sparsemax_loss, finite_differences=False),
+    Case("perceptron", "perceptron(y_true, y_pred{opts})", _sparse(), _perceptron,
+         extra={"optax": lambda i: optax.losses.multiclass_perceptron_loss(i["y_pred"], i["y_true"]).mean()}),
+    Case("perceptron-scores-1000", "perceptron(y_true, y_pred{opts})", _sparse(extreme=1000.0), _perceptron,
+         finite_differences=False),
+    Case("generalized_cce", "generalized_cce(y_true, y_pred{opts})", _sparse(logits=False), _generalized_cce),
+    Case("generalized_cce-q-input", "generalized_cce(y_true, y_pred, q=q{opts})",
+         lambda rng: {**_sparse(logits=False)(rng), "q": np.array(0.8)},
+         lambda xp, q, **i: _generalized_cce(xp, **i, q=q), wrt=("y_pred", "q")),
+    Case("generalized_cce-q1", "generalized_cce(y_true, y_pred, q=1{opts})", _sparse(logits=False),
+         lambda xp, **i: 1 - _pick(xp, i["y_pred"], i["y_true"])),  # q = 1: the MAE end
+]

@@ -306,3 +306,61 @@ CASES = [
          lambda rng: {**_distances(rng), "m": np.array(1.7)},
          lambda xp, m, **i: _hinge_embedding(xp, **i, margin=m), wrt=("y_pred", "m")),
 ]
+
+
+# --- from optax and Keras (issue 16): NT-Xent and Circle loss ---------------------------------------
+
+def _ntxent(xp, embeddings, labels, temperature=0.07):
+    """Chen et al. 2020 (SimCLR): for each positive pair (i, j), -log(e^s_ij / (e^s_ij + sum over the
+    negatives k of i of e^s_ik)), s = cosine/temperature, averaged over the positive pairs."""
+    u = embeddings / xp.sqrt(xp.maximum(xp.sum(embeddings**2, axis=-1, keepdims=True), 2.220446049250313e-16))
+    s = u @ u.T / temperature
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(labels), dtype=bool)
+    negatives = xp.where(same, -np.inf, s)
+    m = xp.max(xp.where(same, s, negatives), axis=1, keepdims=True)  # a finite shift: every row has itself
+    denominator = xp.exp(s - m) + xp.sum(xp.exp(negatives - m), axis=1, keepdims=True)
+    terms = xp.where(positive, xp.log(denominator) + m - s, 0.0)
+    return xp.sum(terms) / np.sum(positive)
+
+
+def _circle(xp, y_true, y_pred, gamma=80.0, margin=0.4):
+    """Sun et al. 2020, the pair form: softplus(logsumexp_p(-gamma a_p (m - d_p)) + logsumexp_n(gamma a_n (1 - m - d_n)))
+    with cosine distances d (every row of these samples has a positive and a negative)."""
+    d = xp.maximum(1 - y_pred @ y_pred.T, 0.0)
+    same = y_true[:, None] == y_true[None, :]
+    positive = same & ~np.eye(len(y_true), dtype=bool)
+    pull = -gamma * xp.maximum(margin + d, 0.0) * (margin - d)
+    push = gamma * xp.maximum(1 + margin - d, 0.0) * (1 - margin - d)
+
+    def logsumexp(x, mask):
+        m = xp.max(xp.where(mask, x, -np.inf), axis=1, keepdims=True)
+        return xp.log(xp.sum(xp.where(mask, xp.exp(x - m), 0.0), axis=1)) + m[:, 0]
+
+    return xp.logaddexp(0.0, logsumexp(pull, positive) + logsumexp(push, ~same))
+
+
+def _unit_rows(labels, scale=1.0):
+    def make(rng):
+        e = rng.normal(size=(len(labels), 3))
+        return {"y_true": labels, "y_pred": e / np.linalg.norm(e, axis=-1, keepdims=True) * scale}
+    return make
+
+
+PAIRED = np.array([0, 1, 0, 2, 1, 0, 2, 1])  # every label at least twice: every row has a positive
+
+CASES += [
+    Case("ntxent", "ntxent(embeddings, labels)", _embeddings(), _ntxent, wrt=("embeddings",), reducible=False,
+         rtol=1e-6, extra={"optax": lambda i: optax.losses.ntxent(i["embeddings"], i["labels"])}),
+    Case("ntxent-temperature-input", "ntxent(embeddings, labels, temperature=t)",
+         lambda rng: {**_embeddings(scale=2.0)(rng), "t": np.array(0.5)},
+         lambda xp, t, **i: _ntxent(xp, **i, temperature=t), wrt=("embeddings", "t"), reducible=False),
+    Case("ntxent-duplicates", "ntxent(embeddings, labels, temperature=0.3)", _duplicated,
+         lambda xp, **i: _ntxent(xp, **i, temperature=0.3), wrt=("embeddings",), reducible=False),
+    Case("circle", "circle(y_true, y_pred{opts})", _unit_rows(PAIRED), _circle, rtol=1e-6),
+    Case("circle-inputs", "circle(y_true, y_pred, gamma=g, margin=m{opts})",
+         lambda rng: {**_unit_rows(PAIRED)(rng), "g": np.array(20.0), "m": np.array(0.3)},
+         lambda xp, g, m, **i: _circle(xp, **i, gamma=g, margin=m), wrt=("y_pred", "g", "m")),
+    Case("circle-not-unit", "circle(y_true, y_pred, gamma=8.0, margin=0.25{opts})", _unit_rows(PAIRED, 1.3),
+         lambda xp, **i: _circle(xp, **i, gamma=8.0, margin=0.25)),
+]

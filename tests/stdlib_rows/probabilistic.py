@@ -138,3 +138,28 @@ CASES = [
          lambda rng: {"y_true": np.array([0.0, 5.0, 100.0, 1e4]), "y_pred": np.array([-50.0, 1.5, 4.6, 9.2])},
          lambda xp, **i: _poisson_nll(xp, **i), finite_differences=False),
 ]
+
+
+# --- from optax (issue 16): the generalised KL divergence of unnormalised measures ------------------
+
+def _convex_kl(xp, y_true, y_pred):
+    """sum(P log(P/Q) - P + Q), Q = exp(y_pred), with 0 log 0 = 0."""
+    p = y_true
+    plogp = xp.where(p > 0, p * xp.log(xp.where(p > 0, p, 1.0)), 0.0)
+    return xp.sum(plogp - p * y_pred + xp.exp(y_pred) - p, axis=-1)
+
+
+def _measures(zeros=False):
+    def make(rng):
+        p = rng.uniform(0.1, 2.0, size=(6, 4))
+        if zeros:
+            p[0, 1], p[2, :2] = 0.0, 0.0
+        return {"y_true": p, "y_pred": rng.normal(size=(6, 4))}
+    return make
+
+
+CASES += [
+    Case("convex_kl", "convex_kl(y_true, y_pred{opts})", _measures(), _convex_kl, wrt=("y_true", "y_pred"),
+         extra={"optax": lambda i: optax.losses.generalized_kl_divergence(i["y_pred"], i["y_true"]).mean()}),
+    Case("convex_kl-zero-targets", "convex_kl(y_true, y_pred{opts})", _measures(zeros=True), _convex_kl),
+]

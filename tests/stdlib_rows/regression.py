@@ -74,3 +74,39 @@ CASES = [
          lambda rng: {**_pair(scale=2.0)(rng), "a": np.array(-1.5), "c": np.array(0.8)},
          lambda xp, y_true, y_pred, a, c: _barron(xp, y_true, y_pred, a, c), wrt=("y_pred", "a", "c")),
 ]
+
+
+# --- from Keras (issue 16): percentage and squared logarithmic errors -------------------------------
+
+def _mape(xp, y_true, y_pred):
+    return 100 * xp.abs(y_true - y_pred) / xp.maximum(xp.abs(y_true), 1e-7)
+
+
+def _msle(xp, y_true, y_pred):
+    return (xp.log(xp.maximum(y_pred, 1e-7) + 1) - xp.log(xp.maximum(y_true, 1e-7) + 1)) ** 2
+
+
+def _positive(scale=1.0):
+    def make(rng):
+        y = rng.uniform(0.5, 3.0, size=(N, 3)) * scale
+        return {"y_true": y, "y_pred": y * np.exp(rng.normal(size=y.shape) * 0.4)}
+    return make
+
+
+def _below_epsilon(rng):
+    """Targets of 0 and of both signs, predictions below Keras's epsilon."""
+    d = _positive()(rng)
+    d["y_true"][0] = [0.0, -1.5, 2.0]
+    d["y_pred"][1] = [-0.5, 0.0, 1.0]
+    return d
+
+
+CASES += [
+    Case("mape", "mape(y_true, y_pred{opts})", _positive(), _mape, wrt=("y_true", "y_pred")),
+    Case("mape-signs", "mape(y_true, y_pred{opts})", _pair(scale=2.0), _mape, wrt=("y_true", "y_pred")),
+    Case("mape-zero-targets", "mape(y_true, y_pred{opts})", _below_epsilon, _mape, wrt=("y_pred",),
+         finite_differences=False, rtol=1e-12),  # a target of 0 divides by 1e-7: steps of 1e-6 cross it
+    Case("msle", "msle(y_true, y_pred{opts})", _positive(scale=30.0), _msle, wrt=("y_true", "y_pred")),
+    Case("msle-below-epsilon", "msle(y_true, y_pred{opts})", _below_epsilon, _msle, wrt=("y_true", "y_pred"),
+         finite_differences=False),  # values of 0 sit 1e-7 below the kink of max(y, 1e-7)
+]

@@ -1,0 +1,188 @@
+"""A loss written in the language as a Keras 3 loss (imported on demand: ``import lossdsl`` does not import keras).
+
+Keras picks its backend when it is first imported (``KERAS_BACKEND``); a ``Loss`` compiles its source for
+the matching lossdsl backend, JAX or torch, when it is made. Keras's ``Loss.__call__`` casts the inputs,
+applies ``sample_weight`` and the reduction to the values ``call`` returns, so ``call`` returns the loss
+per sample, computed from the source with ``reduction="none"`` (see ``Loss``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import syntax as A
+from .compiled import CompiledLoss
+from .compiled import compile as compile_loss
+from .errors import LossDSLError
+from .library import library
+from .parser import _lark, parse
+from .pipeline import read_source
+
+try:
+    import keras
+except ModuleNotFoundError as e:  # Keras 3 imports its default backend, TensorFlow, at once
+    if e.name != "tensorflow":
+        raise
+    raise ImportError("Keras is set to its TensorFlow backend, which is not installed; lossdsl.keras works with "
+                      "Keras's JAX and torch backends: set KERAS_BACKEND=jax (or torch) before keras is first "
+                      "imported") from e
+
+#: Keras's backend -> the lossdsl backend its tensors go to
+BACKENDS = {"jax": "jax", "torch": "torch"}
+
+
+@keras.saving.register_keras_serializable(package="lossdsl")
+class Loss(keras.losses.Loss):
+    """A loss written in the language, for ``model.compile(loss=...)``.
+
+    ``Loss("focal(gamma=2, from_logits=true)")``; Keras calls it with ``(y_true, y_pred)``, the loss's
+    inputs of those names (a loss may leave ``y_true`` out). ``constants`` give values for its other
+    inputs: ``Loss("mse() + l2(w, 0.01)", w=[1.0, 2.0])``. ``name``, ``reduction`` and ``dtype`` are
+    Keras's: the reduction over samples (``"sum_over_batch_size"``, the mean, by default) is Keras's,
+    applied after ``sample_weight``.
+
+    What ``call`` returns, and how weights apply:
+
+    * A library loss that takes ``reduction=`` (``mse``, ``huber``, ``bce``, ``cce``, ``focal``, ...),
+      called as the whole source, is compiled with ``reduction="none"`` and left unreduced: leave
+      ``reduction`` out of the source (or write ``"none"``) and pass Keras's to ``Loss``.
+    * An unreduced value with ``y_pred``'s rank, two axes or more (one value per element), is averaged
+      over its last axis, as Keras's own losses do, giving one value per sample (per sample and time
+      step for 3-d predictions); one with fewer axes (``cce`` sums its class axis), or a batch of
+      single numbers (``y_pred`` shaped ``(N,)``), is per sample already. Keras
+      then multiplies these by ``sample_weight`` and reduces them: the values equal Keras's
+      ``MeanSquaredError``, ``Huber``, ``BinaryCrossentropy``, ``CategoricalCrossentropy`` and
+      ``BinaryFocalCrossentropy``, weighted or not.
+    * Any other source is compiled as it stands. If its value is one number (a mean or sum over the
+      batch, such as ``mean((y_pred - y_true)^2)``) there is nothing per sample for Keras to weigh,
+      so calling it with ``sample_weight`` is an error rather than a mean scaled by the mean weight;
+      write such a loss per element or per sample to weigh it.
+
+    ``y_true`` is cast to ``y_pred``'s dtype (integer labels, as ``sparse_cce`` takes, to int32), and a
+    last axis of length 1 is squeezed or added where their ranks differ by one, as Keras's losses do
+    (``y_true`` shaped ``(N,)`` against ``y_pred`` shaped ``(N, 1)``). ``get_config`` holds the source
+    text and the constants, so ``model.save`` and ``keras.models.load_model`` round-trip.
+    """
+
+    def __init__(self, source: str | Path, /, name: str | None = None, reduction: str | None = "sum_over_batch_size",
+                 dtype: Any = None, **constants: Any):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self._dtype_given = dtype
+        backend = keras.backend.backend()
+        if backend not in BACKENDS:
+            raise LossDSLError(f"lossdsl.keras works with Keras's JAX and torch backends, not '{backend}': set "
+                               "KERAS_BACKEND=jax (or torch) before keras is first imported")
+        text, _ = read_source(source)
+        self.source = text
+        self.constants = {k: np.asarray(v).tolist() for k, v in constants.items()}
+        unreduced = _unreduced(text)
+        self.loss: CompiledLoss = compile_loss(unreduced or text, backend=BACKENDS[backend])
+        self._scalar = self.loss.graph.rank(self.loss.root).scalar
+        _check_inputs(self.loss.inputs, self.constants)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        ops = keras.ops
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.convert_to_tensor(y_true)
+        if "y_true" in self.loss.graph.index_inputs:
+            y_true = ops.cast(y_true, "int32")
+            if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
+                y_true = ops.squeeze(y_true, axis=-1)  # (N, 1) labels for (N, C) scores
+        else:
+            y_true, y_pred = _same_rank(ops.cast(y_true, y_pred.dtype), y_pred)
+        labels = self.loss.graph.index_inputs
+        inputs = {k: ops.convert_to_tensor(v, dtype="int32" if k in labels else y_pred.dtype)
+                  for k, v in self.constants.items()}
+        inputs["y_pred"] = y_pred
+        if "y_true" in self.loss.inputs:
+            inputs["y_true"] = y_true
+        values = self.loss(**inputs)
+        rank = len(values.shape)
+        return ops.mean(values, axis=-1) if rank >= 2 and rank == len(y_pred.shape) else values
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        if sample_weight is not None and self._scalar:
+            raise LossDSLError(f"the loss {self.source!r} is one number for the whole batch, so Keras cannot weigh "
+                               "its samples: write it per element or per sample (a library loss with its "
+                               "default reduction, or reduction=\"none\") to use sample_weight")
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {**super().get_config(), "source": self.source, "constants": self.constants}
+        if self._dtype_given is not None:
+            config["dtype"] = self._dtype_given
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        config = dict(config)
+        source, constants = config.pop("source"), config.pop("constants", {})
+        return cls(source, **config, **constants)
+
+    def __repr__(self) -> str:
+        return f"lossdsl.keras.Loss({self.source!r}, backend={self.loss.backend!r})"
+
+
+def _check_inputs(inputs: tuple[str, ...], constants: dict[str, Any]) -> None:
+    if "y_pred" not in inputs:
+        raise LossDSLError(f"a Keras loss is a function of y_true and y_pred, but this one's inputs are "
+                           f"{', '.join(inputs) or 'none'}: name the prediction y_pred")
+    given = [k for k in ("y_true", "y_pred") if k in constants]
+    missing = [n for n in inputs if n not in ("y_true", "y_pred", *constants)]
+    unknown = [n for n in constants if n not in inputs]
+    if given or missing or unknown:
+        raise LossDSLError("Keras gives y_true and y_pred; every other input of the loss needs a constant value "
+                           f"(Loss(source, name=value, ...)): missing {', '.join(missing) or 'none'}; not inputs "
+                           f"of the loss: {', '.join(unknown) or 'none'}; given by Keras: {', '.join(given) or 'none'}")
+
+
+def _same_rank(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Squeeze or add a last axis of length 1 where the ranks differ by one, as Keras's losses do."""
+    ops = keras.ops
+    t, p = len(y_true.shape), len(y_pred.shape)
+    if t == p + 1 and y_true.shape[-1] == 1:
+        return (ops.squeeze(y_true, axis=-1), y_pred) if p != 1 else (y_true, ops.expand_dims(y_pred, -1))
+    if p == t + 1 and y_pred.shape[-1] == 1:
+        return (y_true, ops.squeeze(y_pred, axis=-1)) if t != 1 else (ops.expand_dims(y_true, -1), y_pred)
+    return y_true, y_pred
+
+
+def _unreduced(text: str) -> str | None:
+    """The source with ``reduction="none"`` added to its loss, when the loss is one call of a definition
+    that takes ``reduction=`` and leaves it out; None when it does not (the source is compiled as it
+    stands). A reduction other than "none" in that call is an error: Keras reduces."""
+    program = parse(text)
+    call = program.result
+    if not isinstance(call, A.Call):
+        return None
+    definition = {**library(), **{d.name: d for d in program.defs}}.get(call.func)
+    params = [p.name for p in definition.params] if definition is not None else []
+    if "reduction" not in params:
+        return None
+    given = [k.value for k in call.kwargs if k.name == "reduction"] + list(call.args[params.index("reduction"):][:1])
+    if given:
+        if isinstance(given[0], A.String) and given[0].value == "none":
+            return None
+        raise LossDSLError("Keras reduces the loss: leave reduction out of the source (or write reduction=\"none\") "
+                           "and pass Keras's reduction to lossdsl.keras.Loss(..., reduction=...)", given[0].span)
+    before, close = _closing(text, call)
+    return f"{text[:close]}{'' if before in ('LPAR', 'COMMA') else ', '}reduction=\"none\"{text[close:]}"
+
+
+def _closing(text: str, call: A.Call) -> tuple[str, int]:
+    """Where ``call``'s closing parenthesis stands in ``text``, and the type of the token before it."""
+    tokens: Iterator[Any] = iter(_lark().lex(text))
+    for token in tokens:
+        if (token.line, token.column) == (call.span.line, call.span.column):
+            break
+    depth, before = 0, ""
+    for token in tokens:
+        depth += {"LPAR": 1, "RPAR": -1}.get(token.type, 0)
+        if depth == 0:
+            return before, token.start_pos
+        before = token.type
+    raise AssertionError("a parsed call has its closing parenthesis")
