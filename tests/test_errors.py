@@ -273,9 +273,13 @@ def test_sparse_cce_on_channels_first_logits_says_where_classes_go(backend):
         loss(y_true=as_array(labels), y_pred=as_array(logits))
     message = str(info.value)
     assert "'y_true'" in message and "classes are on the last axis" in message
-    assert "transpose the logits" in message and "moveaxis(logits, 1, -1)" in message
+    assert "transpose the logits" in message and "moveaxis(logits, 1, -1)" in message and "axis=1" in message
     # as the message says: classes last, and the loss is the mean cross-entropy (scipy's log_softmax)
     moved = np.moveaxis(logits, 1, -1)
     want = -np.mean(np.take_along_axis(scipy.special.log_softmax(moved, axis=-1), labels[..., None], -1))
     got = float(loss(y_true=as_array(labels), y_pred=as_array(moved)))
     np.testing.assert_allclose(got, want, rtol=1e-6 if backend == "jax" else 1e-12)  # JAX without x64: float32
+    # or, as it also says, the logits as they were with axis=1
+    got = float(lossdsl.compile("sparse_cce(from_logits=true, axis=1)", backend=backend)(
+        y_true=as_array(labels), y_pred=as_array(logits)))
+    np.testing.assert_allclose(got, want, rtol=1e-6 if backend == "jax" else 1e-12)

@@ -343,7 +343,8 @@ def _class_axis(x_shape, labels_shape, axis, label):
             where = "the last axis" if axis in (-1, len(x_shape) - 1) else f"axis {axis}"
             raise ValueError(f"{label} has shape {tuple(labels_shape)}: the values' shape {tuple(x_shape)} "
                              f"without axis {k}, but the classes are on {where}; transpose the logits so "
-                             f"that classes are on {where} (numpy.moveaxis(logits, {k}, {axis}))")
+                             f"that classes are on {where} (numpy.moveaxis(logits, {k}, {axis})), or keep "
+                             f"them and pass axis={k} (sparse_cce and nll take the class axis)")
 
 
 def _take(x, labels, axis, label):

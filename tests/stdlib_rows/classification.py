@@ -208,6 +208,115 @@ def _categorical_focal(xp, y_true, y_pred, gamma=2.0, alpha=0.25, from_logits=Fa
     return xp.sum(-alpha * y_true * (1 - p) ** gamma * logp, axis=axis)
 
 
+
+# --- class weights, class axis, label smoothing, masked logits (PyTorch's weight=, Keras's label_smoothing) ---
+
+CW = np.array([0.5, 1.0, 2.0, 1.5])
+
+
+def _smooth_binary(y, ls):
+    """Keras: the binary target moved towards 1/2."""
+    return y * (1 - ls) + 0.5 * ls
+
+
+def _weighted_cce(xp, y_true, y_pred, cw, from_logits=True, label_smoothing=0.0, axis=-1):
+    """torch cross_entropy with probability targets and weight=: -sum(w*t*log(p)) along the class axis."""
+    logp = _log_softmax(xp, y_pred, axis) if from_logits else xp.log(_normalised_clipped(xp, y_pred, axis))
+    shape = [1] * y_pred.ndim
+    shape[axis] = -1
+    target = (1 - label_smoothing) * y_true + label_smoothing / y_true.shape[axis]
+    return -xp.sum(xp.reshape(cw, shape) * target * logp, axis=axis)
+
+
+def _masked_cce(xp, y_true, y_pred):
+    """optax.safe_softmax_cross_entropy: a class with no target mass adds 0, even at log(p) = -inf."""
+    logp = _log_softmax(xp, y_pred)
+    return -xp.sum(y_true * xp.where(y_true == 0, 0.0, logp), axis=-1)
+
+
+def _class_weighted_sparse(xp, y_true, y_pred, cw=None, from_logits=True, label_smoothing=0.0, axis=-1,
+                           ignore_index=IGNORE):
+    """torch cross_entropy with class indices (nll_loss for from_logits=None: y_pred already log-probabilities),
+    weight= and ignore_index, per sample: (1 - ls)*w[y]*(-log p[y]) + ls/C*sum_c w_c*(-log p_c)."""
+    x = xp.moveaxis(y_pred, axis, -1)
+    if from_logits is None:
+        logp = x
+    else:
+        logp = _log_softmax(xp, x) if from_logits else xp.log(_normalised_clipped(xp, x))
+    w = xp.ones(x.shape[-1]) if cw is None else cw
+    valid = y_true != ignore_index
+    labels = xp.where(valid, y_true, 0)
+    smooth = -xp.sum(w * logp, axis=-1) / x.shape[-1]
+    per_sample = (1 - label_smoothing) * w[labels] * -_pick(xp, logp, labels) + label_smoothing * smooth
+    return xp.where(valid, per_sample, 0.0), xp.where(valid, w[labels], 0.0)
+
+
+def _class_weighted_mean(xp, per_sample_and_weights, s=None):
+    """PyTorch's "mean" with weight=: sum(s*l)/sum(s*w[y]), ignored samples (w[y] = 0 here) out of both."""
+    losses, target_weights = per_sample_and_weights
+    s = 1.0 if s is None else xp.reshape(s, s.shape + (1,) * (losses.ndim - 1))
+    return xp.sum(s * losses) / xp.sum(s * target_weights)
+
+
+def _nchw(ignored=(), c=C):
+    """Segmentation: logits (N, C, H, W) with classes on axis 1 and labels (N, H, W)."""
+    def make(rng):
+        labels = rng.integers(0, c, size=(3, 2, 4))
+        for i in ignored:
+            labels.flat[i] = IGNORE
+        return {"y_true": labels, "y_pred": rng.normal(size=(3, c, 2, 4)) * 2}
+    return make
+
+
+def _masked_logits(rng):
+    """Logits of -inf on classes the one-hot or soft target gives no mass."""
+    x = rng.normal(size=(N, C)) * 2
+    y = np.eye(C)[[1, 2, 3, 1, 2, 3]]
+    y[5] = [0.0, 0.3, 0.0, 0.7]
+    x[:, 0] = -np.inf
+    x[[1, 4], 3] = -np.inf
+    x[5, 2] = -np.inf
+    return {"y_true": y, "y_pred": x}
+
+
+def _soft_margin(xp, y_true, y_pred):
+    """torch soft_margin_loss: log(1 + exp(-y*x))."""
+    return _softplus(xp, -y_true * y_pred)
+
+
+def _multilabel_soft_margin(xp, y_true, y_pred, cw=1.0):
+    """torch multilabel_soft_margin_loss: the class mean of -w*(y*logsigmoid(x) + (1 - y)*logsigmoid(-x))."""
+    return xp.mean(cw * (y_true * _softplus(xp, -y_pred) + (1 - y_true) * _softplus(xp, y_pred)), axis=-1)
+
+
+def _multi_margin(xp, y_true, y_pred, p=1, margin=1.0, cw=None):
+    """torch multi_margin_loss: w[y]*sum over i != y of max(0, margin - x[y] + x[i])^p / C."""
+    c = y_pred.shape[-1]
+    own = _pick(xp, y_pred, y_true)[:, None]
+    hinges = xp.where(y_true[:, None] != np.arange(c), xp.maximum(0.0, margin - own + y_pred) ** p, 0.0)
+    w = 1.0 if cw is None else cw[y_true]
+    return w * xp.sum(hinges, axis=-1) / c
+
+
+def _multilabel_margin(xp, y_true, y_pred):
+    """torch multilabel_margin_loss, written as its C loop: the targets are each row's labels before the first -1."""
+    rows = []
+    c = y_pred.shape[-1]
+    for n in range(y_true.shape[0]):
+        targets = []
+        for label in y_true[n]:
+            if label < 0:
+                break
+            targets.append(int(label))
+        others = [i for i in range(c) if i not in targets]
+        terms = [xp.maximum(0.0, 1 - (y_pred[n, j] - y_pred[n, i])) for j in targets for i in others]
+        rows.append(sum(terms) / c if terms else 0.0 * y_pred[n, 0])
+    return xp.stack(rows)
+
+
+MULTILABEL = np.array([[3, 0, -1, 1], [0, 1, 2, 3], [-1, 0, 0, 0], [1, 1, -1, 2], [2, -1, 3, 3], [2, 0, 1, -1]])
+
+
 def _optax_focal(i, alpha=0.25, gamma=2.0):
     return optax.losses.sigmoid_focal_loss(jnp.asarray(i["y_pred"]), jnp.asarray(i["y_true"]),
                                            alpha=alpha, gamma=gamma).mean()
@@ -440,6 +549,93 @@ CASES = [
     Case("categorical_focal-logits-1000", "categorical_focal(y_true, y_pred, from_logits=true{opts})",
          _categorical_extreme(1000.0), lambda xp, **i: _categorical_focal(xp, **i, from_logits=True),
          wrt=("y_true", "y_pred"), finite_differences=False),
+    # label_smoothing (Keras's meaning) on bce, focal and categorical_focal
+    *[row for name, ref in (("bce", _bce), ("focal", _focal)) for row in (
+        Case(f"{name}-label-smoothing", f"{name}(y_true, y_pred, label_smoothing=0.2{{opts}})", _binary(),
+             lambda xp, ref=ref, **i: ref(xp, _smooth_binary(i["y_true"], 0.2), i["y_pred"])),
+        Case(f"{name}-logits-label-smoothing-input",
+             f"{name}(y_true, y_pred, from_logits=true, label_smoothing=ls{{opts}})",
+             lambda rng: {**_binary(logits=True)(rng), "ls": np.array(0.3)},
+             lambda xp, ls, ref=ref, **i: ref(xp, _smooth_binary(i["y_true"], ls), i["y_pred"], from_logits=True),
+             wrt=("y_pred", "ls")))],
+    Case("categorical_focal-label-smoothing", "categorical_focal(y_true, y_pred, label_smoothing=0.2{opts})",
+         _categorical(), lambda xp, **i: _categorical_focal(xp, 0.8 * i["y_true"] + 0.2 / C, i["y_pred"])),
+    Case("categorical_focal-logits-label-smoothing-axis-1",
+         "categorical_focal(y_true, y_pred, from_logits=true, axis=1, label_smoothing=ls{opts})",
+         lambda rng: {**_categorical(logits=True, shape=(N, C, 2), axis=1)(rng), "ls": np.array(0.15)},
+         lambda xp, ls, **i: _categorical_focal(xp, (1 - ls) * i["y_true"] + ls / C, i["y_pred"], from_logits=True,
+                                                axis=1), wrt=("y_pred", "ls")),
+
+    # cce: class_weights (torch's weight= with probability targets: "mean" over the samples), masked logits
+    Case("cce-class-weights", "cce(y_true, y_pred, from_logits=true, class_weights=cw{opts})",
+         lambda rng: {**_categorical(logits=True, soft=True)(rng), "cw": CW},
+         lambda xp, cw, **i: _weighted_cce(xp, **i, cw=cw), wrt=("y_true", "y_pred", "cw")),
+    Case("cce-class-weights-smoothing-axis-1",
+         "cce(y_true, y_pred, label_smoothing=0.1, axis=1, class_weights=cw{opts})",
+         lambda rng: {**_categorical(shape=(N, C, 3), axis=1)(rng), "cw": CW},
+         lambda xp, cw, **i: _weighted_cce(xp, **i, cw=cw, from_logits=False, label_smoothing=0.1, axis=1),
+         wrt=("y_pred", "cw")),
+    Case("cce-logits-masked", "cce(y_true, y_pred, from_logits=true{opts})", _masked_logits,
+         lambda xp, **i: _masked_cce(xp, **i), finite_differences=False,
+         extra={"optax": lambda i: optax.losses.safe_softmax_cross_entropy(i["y_pred"], i["y_true"]).mean()}),
+
+    # sparse_cce and nll: class_weights and the class axis (torch's weight=, NCHW with axis=1)
+    Case("sparse_cce-logits-axis-1", "sparse_cce(y_true, y_pred, from_logits=true, axis=1{opts})", _nchw(),
+         lambda xp, **i: _class_weighted_sparse(xp, **i, axis=1)[0]),
+    Case("sparse_cce-probabilities-axis-1", "sparse_cce(y_true, y_pred, axis=1{opts})",
+         lambda rng: {"y_true": rng.integers(0, C, size=(N, 3)), "y_pred": rng.uniform(0.05, 0.95, size=(N, C, 3))},
+         lambda xp, **i: _class_weighted_sparse(xp, **i, from_logits=False, axis=1)[0]),
+    Case("sparse_cce-class-weights-mean", "sparse_cce(y_true, y_pred, from_logits=true, class_weights=cw)",
+         lambda rng: {**_sparse()(rng), "cw": CW},
+         lambda xp, cw, **i: _class_weighted_mean(xp, _class_weighted_sparse(xp, **i, cw=cw)),
+         wrt=("y_pred", "cw"), reducible=False),
+    Case("sparse_cce-class-weights-sum", 'sparse_cce(y_true, y_pred, from_logits=true, class_weights=cw, reduction="sum")',
+         lambda rng: {**_sparse(ignored=(2,))(rng), "cw": CW},
+         lambda xp, cw, **i: xp.sum(_class_weighted_sparse(xp, **i, cw=cw)[0]), wrt=("y_pred", "cw"), reducible=False),
+    Case("sparse_cce-class-weights-nchw-ignore-smoothing",
+         "sparse_cce(y_true, y_pred, from_logits=true, label_smoothing=0.1, class_weights=cw, axis=1)",
+         lambda rng: {**_nchw(ignored=(0, 5, 6, 17))(rng), "cw": CW},
+         lambda xp, cw, **i: _class_weighted_mean(xp, _class_weighted_sparse(xp, **i, cw=cw, label_smoothing=0.1,
+                                                                              axis=1)),
+         wrt=("y_pred", "cw"), reducible=False),
+    Case("sparse_cce-class-weights-sample-weights", "sparse_cce(y_true, y_pred, class_weights=cw, weights=w)",
+         lambda rng: {**_with_weights(_sparse(logits=False, ignored=(1,)))(rng), "cw": CW},
+         lambda xp, cw, w, **i: _class_weighted_mean(xp, _class_weighted_sparse(xp, **i, cw=cw, from_logits=False), w),
+         wrt=("y_pred", "cw", "w"), reducible=False),
+    Case("nll-axis-1", "nll(y_true, y_pred, axis=1{opts})",
+         lambda rng: {"y_true": rng.integers(0, C, size=(N, 3)),
+                      "y_pred": _log_softmax(np, rng.normal(size=(N, C, 3)), axis=1)},
+         lambda xp, **i: _class_weighted_sparse(xp, **i, from_logits=None, axis=1)[0]),
+    Case("nll-class-weights-nchw-ignore", "nll(y_true, y_pred, class_weights=cw, axis=1)",
+         lambda rng: {**_nchw(ignored=(1, 2, 9))(rng), "cw": CW},
+         lambda xp, cw, **i: _class_weighted_mean(xp, _class_weighted_sparse(xp, **i, cw=cw, from_logits=None, axis=1)),
+         wrt=("y_pred", "cw"), reducible=False),
+    Case("nll-class-weights-sum", 'nll(y_true, y_pred, class_weights=cw, reduction="sum", weights=w)',
+         lambda rng: {**_with_weights(_sparse())(rng), "cw": CW},
+         lambda xp, cw, w, **i: xp.sum(w * _class_weighted_sparse(xp, **i, cw=cw, from_logits=None)[0]),
+         wrt=("y_pred", "cw", "w"), reducible=False),
+
+    # PyTorch's margin losses
+    Case("soft_margin", "soft_margin(y_true, y_pred{opts})", _pm1(_binary(logits=True, scale=2.0)),
+         lambda xp, **i: _soft_margin(xp, **i), wrt=("y_true", "y_pred")),
+    Case("soft_margin-1000", "soft_margin(y_true, y_pred{opts})",
+         lambda rng: {"y_true": np.array([1.0, -1.0, 1.0, -1.0]), "y_pred": np.array([1000.0, 1000.0, -1000.0, -1000.0])},
+         lambda xp, **i: _soft_margin(xp, **i), finite_differences=False),
+    Case("multilabel_soft_margin", "multilabel_soft_margin(y_true, y_pred{opts})", _binary(logits=True, shape=(N, C)),
+         lambda xp, **i: _multilabel_soft_margin(xp, **i)),
+    Case("multilabel_soft_margin-class-weights", "multilabel_soft_margin(y_true, y_pred, class_weights=cw{opts})",
+         lambda rng: {**_binary(logits=True, soft=True, shape=(N, C))(rng), "cw": CW},
+         lambda xp, cw, **i: _multilabel_soft_margin(xp, **i, cw=cw), wrt=("y_pred", "cw")),
+    Case("multi_margin", "multi_margin(y_true, y_pred{opts})",
+         lambda rng: {"y_true": rng.integers(0, C, size=N), "y_pred": rng.normal(size=(N, C))},
+         lambda xp, **i: _multi_margin(xp, **i)),
+    Case("multi_margin-p2-class-weights", "multi_margin(y_true, y_pred, p=2, margin=m, class_weights=cw{opts})",
+         lambda rng: {"y_true": rng.integers(0, C, size=N), "y_pred": rng.normal(size=(N, C)), "m": np.array(0.7),
+                      "cw": CW},
+         lambda xp, m, cw, **i: _multi_margin(xp, **i, p=2, margin=m, cw=cw), wrt=("y_pred", "m", "cw")),
+    Case("multilabel_margin", "multilabel_margin(y_true, y_pred{opts})",
+         lambda rng: {"y_true": MULTILABEL, "y_pred": rng.normal(size=(N, C))},
+         lambda xp, **i: _multilabel_margin(xp, **i)),
 ]
 
 

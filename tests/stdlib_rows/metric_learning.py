@@ -28,14 +28,55 @@ def _triplets(scale_p=0.7, scale_n=0.9, scale=1.0):
     return make
 
 
-def _triplet(xp, anchor, positive, negative, margin=0.2, squared=True, eps=1e-6, axis=-1):
+def _triplet(xp, anchor, positive, negative, margin=0.2, squared=True, eps=1e-6, axis=-1, swap=False):
     if squared:
         dp = xp.sum((anchor - positive) ** 2, axis=axis)
         dn = xp.sum((anchor - negative) ** 2, axis=axis)
+        ds = xp.sum((positive - negative) ** 2, axis=axis)
     else:  # torch.nn.functional.pairwise_distance: ||x1 - x2 + eps||_2
         dp = _norm(xp, anchor - positive + eps, axis=axis)
         dn = _norm(xp, anchor - negative + eps, axis=axis)
+        ds = _norm(xp, positive - negative + eps, axis=axis)
+    if swap:  # Balntas et al. 2016: the negative's nearer distance, to the anchor or to the positive
+        dn = xp.minimum(dn, ds)
     return xp.maximum(dp - dn + margin, 0.0)
+
+
+def _swap_triplets(rng):
+    """Negatives nearer the positive than the anchor in half the rows, so that the swap matters."""
+    a = rng.normal(size=(B, D))
+    p = a + 0.8 * rng.normal(size=(B, D))
+    n = a + 0.9 * rng.normal(size=(B, D))
+    n[::2] = p[::2] + 0.5 * rng.normal(size=(B // 2, D))
+    return {"anchor": a, "positive": p, "negative": n}
+
+
+def _pm1_labels(rng, n=B):
+    return np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0)
+
+
+def _margin_ranking(xp, x1, x2, y_true, margin=0.0):
+    """torch.nn.functional.margin_ranking_loss: max(0, -y*(x1 - x2) + margin)."""
+    return xp.maximum(0.0, -y_true * (x1 - x2) + margin)
+
+
+def _cosine_embedding(xp, x1, x2, y_true, margin=0.0, axis=-1):
+    """torch.nn.functional.cosine_embedding_loss, with its 1e-12 on each squared norm."""
+    cos = xp.sum(x1 * x2, axis=axis) / xp.sqrt((xp.sum(x1**2, axis=axis) + 1e-12) * (xp.sum(x2**2, axis=axis) + 1e-12))
+    return xp.where(y_true == 1, 1 - cos, 0.0) + xp.where(y_true == -1, xp.maximum(0.0, cos - margin), 0.0)
+
+
+def _hinge_embedding(xp, y_true, y_pred, margin=1.0):
+    """torch.nn.functional.hinge_embedding_loss: x for y = 1, max(0, margin - x) for y = -1."""
+    return xp.where(y_true == 1, y_pred, 0.0) + xp.where(y_true == -1, xp.maximum(0.0, margin - y_pred), 0.0)
+
+
+def _pairs(rng):
+    return {"x1": rng.normal(size=(B, D)), "x2": rng.normal(size=(B, D)), "y_true": _pm1_labels(rng)}
+
+
+def _distances(rng):
+    return {"y_true": _pm1_labels(rng, 2 * B), "y_pred": rng.uniform(0.05, 2.5, size=2 * B)}
 
 
 def _pairwise(xp, embeddings, squared):
@@ -233,6 +274,37 @@ CASES = [
     Case("triplet_batch_all-margin-input-grad", "triplet_batch_all(embeddings, labels, margin=m)",
          lambda rng: {**_embeddings()(rng), "m": np.array(0.8)},
          lambda xp, m, **i: _batch_all(xp, **i, margin=m), wrt=("embeddings", "m"), reducible=False),
+    # triplet with PyTorch's distance swap
+    Case("triplet-swap", "triplet(anchor, positive, negative, margin=1.0, swap=true{opts})", _swap_triplets,
+         lambda xp, **i: _triplet(xp, **i, margin=1.0, swap=True), wrt=("anchor", "positive", "negative")),
+    Case("triplet-euclidean-swap", "triplet(anchor, positive, negative, margin=1.0, squared=false, swap=true{opts})",
+         _swap_triplets, lambda xp, **i: _triplet(xp, **i, margin=1.0, squared=False, swap=True),
+         wrt=("anchor", "positive", "negative")),
+
+    # PyTorch's pairwise ranking and embedding losses
+    Case("margin_ranking", "margin_ranking(x1, x2, y_true{opts})",
+         lambda rng: {"x1": rng.normal(size=2 * B), "x2": rng.normal(size=2 * B), "y_true": _pm1_labels(rng, 2 * B)},
+         lambda xp, **i: _margin_ranking(xp, **i), wrt=("x1", "x2")),
+    Case("margin_ranking-margin-input", "margin_ranking(x1, x2, y_true, margin=m{opts})",
+         lambda rng: {"x1": rng.normal(size=(B, 2)), "x2": rng.normal(size=(B, 2)),
+                      "y_true": _pm1_labels(rng, 2 * B).reshape(B, 2), "m": np.array(0.4)},
+         lambda xp, m, **i: _margin_ranking(xp, **i, margin=m), wrt=("x1", "x2", "m")),
+    Case("cosine_embedding", "cosine_embedding(x1, x2, y_true{opts})", _pairs,
+         lambda xp, **i: _cosine_embedding(xp, **i), wrt=("x1", "x2")),
+    Case("cosine_embedding-margin", "cosine_embedding(x1, x2, y_true, margin=m{opts})",
+         lambda rng: {**_pairs(rng), "m": np.array(-0.3)},
+         lambda xp, m, **i: _cosine_embedding(xp, **i, margin=m), wrt=("x1", "x2", "m")),
+    Case("cosine_embedding-axis-0", "cosine_embedding(x1, x2, y_true, margin=0.1, axis=0{opts})",
+         lambda rng: {"x1": rng.normal(size=(D, B)), "x2": rng.normal(size=(D, B)), "y_true": _pm1_labels(rng)},
+         lambda xp, **i: _cosine_embedding(xp, **i, margin=0.1, axis=0), wrt=("x1", "x2")),
+    Case("cosine_embedding-other-labels", "cosine_embedding(x1, x2, y_true{opts})",  # a label 0 adds 0, as in torch
+         lambda rng: {**_pairs(rng), "y_true": np.array([1.0, -1.0, 0.0, 1.0, 0.0, -1.0])},
+         lambda xp, **i: _cosine_embedding(xp, **i), wrt=("x1", "x2")),
+    Case("hinge_embedding", "hinge_embedding(y_true, y_pred{opts})", _distances,
+         lambda xp, **i: _hinge_embedding(xp, **i)),
+    Case("hinge_embedding-margin-input", "hinge_embedding(y_true, y_pred, margin=m{opts})",
+         lambda rng: {**_distances(rng), "m": np.array(1.7)},
+         lambda xp, m, **i: _hinge_embedding(xp, **i, margin=m), wrt=("y_pred", "m")),
 ]
 
 
