@@ -649,3 +649,33 @@ def _check_position(positions, n, axis, label, into):
 def _xlogy(x, y):
     """x*log(y), 0 where x = 0 (unless y is NaN), as scipy.special.xlogy."""
     return xp.where((x == 0) & (y == y), xp.zeros((), dtype=xp.result_type(x, y)), x * xp.log(y))
+
+
+def _merged_last(x, axis):
+    """``x`` with the axes of a reduction over ``axis`` (None: all; an int or a tuple) moved last
+    and merged into one, and those axes (non-negative, in order)."""
+    nd = xp.ndim(x)
+    axes = tuple(range(nd)) if axis is None else tuple(sorted(a % nd for a in (axis if isinstance(axis, tuple) else (axis,))))
+    moved = xp.moveaxis(x, axes, tuple(range(nd - len(axes), nd)))
+    return xp.reshape(moved, tuple(xp.shape(moved)[:nd - len(axes)]) + (-1,)), axes
+
+
+def _prod(x, axis, keepdims):
+    """The product over ``axis`` (None: all; an int or a tuple), as numpy.prod."""
+    flat, axes = _merged_last(x, axis)
+    out = xp.prod(flat, -1)
+    if keepdims:
+        out = xp.reshape(out, tuple(1 if a in axes else n for a, n in enumerate(xp.shape(x))))
+    return out
+
+
+def _prod_others(x, axis):
+    """For each entry, the product of the other entries along ``axis``: prod's gradient, from
+    exclusive cumulative products from either end, so exact where x holds zeros (prod/x is 0/0)."""
+    flat, axes = _merged_last(x, axis)
+    one = xp.ones_like(flat[..., :1])
+    before = xp.cumprod(xp.concatenate((one, flat[..., :-1]), -1), -1)
+    after = xp.flip(xp.cumprod(xp.flip(xp.concatenate((flat[..., 1:], one), -1), (-1,)), -1), (-1,))
+    nd = xp.ndim(x)
+    moved_shape = tuple(xp.shape(x)[a] for a in range(nd) if a not in axes) + tuple(xp.shape(x)[a] for a in axes)
+    return xp.moveaxis(xp.reshape(before * after, moved_shape), tuple(range(nd - len(axes), nd)), axes)
