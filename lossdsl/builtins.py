@@ -377,6 +377,10 @@ def _vjp_prod(g, op, out, ct):
     return (_expand(g, op, ct) * g.apply("prod_others", op.operands[0], axis=op.param("axis")),)
 
 
+def _vjp_prod_others(g, op, out, ct):
+    return (g.apply("prod_others_vjp", ct, op.operands[0], axis=op.param("axis")),)
+
+
 def _vjp_logsumexp(g, op, out, ct):
     # softmax as exp(log_softmax): exp(x - logsumexp(x)) would subtract two large numbers
     return (_expand(g, op, ct) * sp.exp(g.apply("log_softmax", op.operands[0], axis=op.param("axis"))),)
@@ -607,9 +611,13 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("extremum_share", _everywhere("_extremum_share({0}, {axis}, {kind})"), _vjp_constant,
               doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
               formula=lambda x: _fn("extremum_share")(x), rank=_shaped_like(0)),
-    Primitive("prod_others", _everywhere("_prod_others({0}, {axis})"), None,
+    Primitive("prod_others", _everywhere("_prod_others({0}, {axis})"), _vjp_prod_others,
               doc="each entry's product of the other entries of operand 0 along the axis (None: all), without dividing",
               rank=_shaped_like(0)),
+    # third derivatives of prod are not available (no rule): Hessians need only this adjoint
+    Primitive("prod_others_vjp", _everywhere("_prod_others_vjp({0}, {1}, {axis})"),
+              doc="operand 0 times the Jacobian of prod_others at operand 1, by scans from either end",
+              rank=_shaped_like(1)),
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})",
                        "torch": "torch.tensor(_count({shape0}, {axis}), dtype={dtype})"}, _vjp_constant,
               shape=Shape("constant", ("static",), (1, INF)), rank=_zero_d),

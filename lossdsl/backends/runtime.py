@@ -669,13 +669,43 @@ def _prod(x, axis, keepdims):
     return out
 
 
+def _unmerged(flat, x, axes):
+    """Undoes ``_merged_last``: ``flat`` back in the shape of ``x``."""
+    nd, shape = xp.ndim(x), xp.shape(x)
+    moved_shape = tuple(shape[a] for a in range(nd) if a not in axes) + tuple(shape[a] for a in axes)
+    return xp.moveaxis(xp.reshape(flat, moved_shape), tuple(range(nd - len(axes), nd)), axes)
+
+
+def _exclusive_products(flat):
+    """The products of the entries before and after each one along the last axis."""
+    one = xp.ones_like(flat[..., :1])
+    before = xp.cumprod(xp.concatenate((one, flat[..., :-1]), -1), -1)
+    after = xp.flip(xp.cumprod(xp.flip(xp.concatenate((flat[..., 1:], one), -1), (-1,)), -1), (-1,))
+    return before, after
+
+
 def _prod_others(x, axis):
     """For each entry, the product of the other entries along ``axis``: prod's gradient, from
     exclusive cumulative products from either end, so exact where x holds zeros (prod/x is 0/0)."""
     flat, axes = _merged_last(x, axis)
-    one = xp.ones_like(flat[..., :1])
-    before = xp.cumprod(xp.concatenate((one, flat[..., :-1]), -1), -1)
-    after = xp.flip(xp.cumprod(xp.flip(xp.concatenate((flat[..., 1:], one), -1), (-1,)), -1), (-1,))
-    nd = xp.ndim(x)
-    moved_shape = tuple(xp.shape(x)[a] for a in range(nd) if a not in axes) + tuple(xp.shape(x)[a] for a in axes)
-    return xp.moveaxis(xp.reshape(before * after, moved_shape), tuple(range(nd - len(axes), nd)), axes)
+    before, after = _exclusive_products(flat)
+    return _unmerged(before * after, x, axes)
+
+
+def _prod_others_vjp(ct, x, axis):
+    """The adjoint of ``_prod_others`` at ``x``: entry j gets the sum over i != j of ct_i times the
+    product of the entries other than i and j, without dividing (zeros present). Scans from either
+    end: a_(j+1) = a_j*x_j + ct_j*before_j collects the terms i < j, b likewise the terms i > j."""
+    flat, axes = _merged_last(x, axis)
+    c = _merged_last(ct * xp.ones_like(x), axis)[0]
+    n = xp.shape(flat)[-1]
+    if n == 0:
+        return xp.zeros_like(x)
+    before, after = _exclusive_products(flat)
+    zero = 0 * flat[..., 0]
+    a, b = [zero], [zero]
+    for j in range(n - 1):
+        a.append(a[-1] * flat[..., j] + c[..., j] * before[..., j])
+        k = n - 1 - j
+        b.append(b[-1] * flat[..., k] + c[..., k] * after[..., k])
+    return _unmerged(xp.stack(a, -1) * after + before * xp.stack(b[::-1], -1), x, axes)
