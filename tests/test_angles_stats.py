@@ -154,3 +154,39 @@ def test_power_at_zero_base_against_the_limits(backend):
     np.testing.assert_array_equal(np.asarray(grads["x"]), SLOPE_AT_ZERO)
     np.testing.assert_array_equal(np.asarray(grads["g"]), np.zeros(5))
     np.testing.assert_array_equal(np.asarray(second), CURVATURE_AT_ZERO)
+
+
+# --- the angles at the ends of their domains ---------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_arcsin_and_arccos_gradients_at_the_ends_are_numpys_infinities(backend):
+    x = np.array([-1.0, 1.0])
+    with np.errstate(divide="ignore"):
+        want = 1 / np.sqrt((1 - x) * (1 + x))  # the published derivative, inf at both ends
+        got_sin = np.asarray(lossdsl.compile("sum(arcsin(x))", backend=backend).grad("x")(x=x))
+        got_cos = np.asarray(lossdsl.compile("sum(arccos(x))", backend=backend).grad("x")(x=x))
+    np.testing.assert_array_equal(got_sin, want)
+    np.testing.assert_array_equal(got_cos, -want)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_arccos_of_a_clipped_cosine_has_a_finite_gradient(backend):
+    c = np.array([-1.0, -0.5, 0.999, 1.0, 1.2])
+    source = "sum(arccos(clip(c, -1 + 1e-6, 1 - 1e-6)))"
+    got = np.asarray(lossdsl.compile(source, backend=backend).grad("c")(c=c))
+    want = np.asarray(jax.grad(lambda v: jnp.sum(jnp.arccos(jnp.clip(v, -1 + 1e-6, 1 - 1e-6))))(c))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_hypot_and_arctan2_at_the_origin_and_far_out(backend):
+    a, b = np.array([0.0, 1e300, -3e300]), np.array([0.0, 1e300, 4e300])
+    grads = lossdsl.compile("sum(hypot(a, b))", backend=backend).grad()(a=a, b=b)
+    # a/hypot(a, b) written out: 0 at the origin (as norm's gradient at the zero vector), finite far out
+    np.testing.assert_allclose(np.asarray(grads["a"]), [0.0, 2**-0.5, -0.6], rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(grads["b"]), [0.0, 2**-0.5, 0.8], rtol=1e-15)
+    with np.errstate(all="ignore"):
+        angle = lossdsl.compile("sum(arctan2(a, b))", backend=backend).grad()(a=np.zeros(1), b=np.zeros(1))
+    # x/(x^2 + y^2) is 0/0 at the origin: NaN, as jax.grad and torch.autograd give
+    assert np.isnan(np.asarray(angle["a"])).all() and np.isnan(np.asarray(jax.grad(jnp.arctan2)(0.0, 0.0)))
