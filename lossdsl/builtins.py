@@ -133,6 +133,12 @@ xlogy = _function("xlogy", 2, lambda a, b: (sp.log(b), a / b),
 stop_gradient = _function("stop_gradient", 1, lambda x: (sp.Integer(0),), lambda x: x,
                           r"\operatorname{{sg}}\left({0}\right)")
 
+# hypot's derivatives are a/hypot and b/hypot, finite at large values (no a^2 is formed), and 0 at
+# (0, 0), as norm's gradient at the zero vector
+hypot = _function("hypot", 2, lambda a, b: tuple(sp.Piecewise((v / hypot(a, b), sp.Ne(hypot(a, b), 0)),
+                                                                (sp.Integer(0), True)) for v in (a, b)),
+                  lambda a, b: sp.sqrt(a**2 + b**2), r"\operatorname{{hypot}}\left({0}, {1}\right)")
+
 
 INF = float("inf")
 # an increasing function convex left of 0 and concave right of it (sigmoid, tanh, erf)
@@ -141,6 +147,9 @@ _S_CURVE = ((-INF, 0.0, "convex", "increasing"), (0.0, INF, "concave", "increasi
 # bounds rounded outwards, so that each piece below holds on the whole of its interval
 LGAMMA_ARGMIN = (1.4616321449683, 1.4616321449684)
 LGAMMA_MIN = -0.1214862905358497
+# pi/2 and pi rounded inwards (ends of domains and pieces) and outwards (ends of ranges)
+HALF_PI_IN, HALF_PI_OUT, PI_OUT = 1.5707963267948966, 1.5707963267948968, 3.1415926535897936
+_QUARTERS = ((-HALF_PI_IN, 0.0, "convex", "increasing"), (0.0, HALF_PI_IN, "concave", "increasing"))
 
 
 @dataclass(frozen=True)
@@ -246,6 +255,34 @@ ELEMENTWISE: tuple[Elementwise, ...] = (
     Elementwise("xlogy", ("a", "b"), xlogy, dict.fromkeys(BACKENDS, "_xlogy"),
                 doc="a*log(b), 0 where a = 0, as scipy.special.xlogy; gradient log(b) and a/b",
                 shape=Shape("unknown", ("", ""))),
+    # angles: NumPy's names; SymPy's functions (real on their domains; a constant outside one is
+    # complex, an error, as log(-1)); arcsin'/arccos' are NumPy's infinities at +-1
+    Elementwise("sin", ("x",), sp.sin, {"numpy": "np.sin", "jax": "jnp.sin", "torch": "torch.sin"}, doc="sine",
+                shape=Shape("unknown", ("",), (-1, 1), pieces=_QUARTERS)),
+    Elementwise("cos", ("x",), sp.cos, {"numpy": "np.cos", "jax": "jnp.cos", "torch": "torch.cos"}, doc="cosine",
+                shape=Shape("unknown", ("",), (-1, 1), pieces=(
+                    (-HALF_PI_IN, 0.0, "concave", "increasing"), (0.0, HALF_PI_IN, "concave", "decreasing"),
+                    (-HALF_PI_IN, HALF_PI_IN, "concave", "")))),
+    Elementwise("tan", ("x",), sp.tan, {"numpy": "np.tan", "jax": "jnp.tan", "torch": "torch.tan"},
+                doc="tangent; studied on (-pi/2, pi/2)",
+                shape=Shape("unknown", ("increasing",), domain=(-HALF_PI_IN, HALF_PI_IN), pieces=(
+                    (-HALF_PI_IN, 0.0, "concave", "increasing"), (0.0, HALF_PI_IN, "convex", "increasing")))),
+    Elementwise("arcsin", ("x",), sp.asin, {"numpy": "np.arcsin", "jax": "jnp.arcsin", "torch": "torch.asin"},
+                doc="inverse sine on [-1, 1]; gradient 1/sqrt(1 - x^2), infinite at +-1",
+                shape=Shape("unknown", ("increasing",), (-HALF_PI_OUT, HALF_PI_OUT), domain=(-1, 1),
+                            pieces=((-1, 0, "concave", "increasing"), (0, 1, "convex", "increasing")))),
+    Elementwise("arccos", ("x",), sp.acos, {"numpy": "np.arccos", "jax": "jnp.arccos", "torch": "torch.acos"},
+                doc="inverse cosine on [-1, 1]; gradient -1/sqrt(1 - x^2), infinite at +-1",
+                shape=Shape("unknown", ("decreasing",), (0, PI_OUT), domain=(-1, 1),
+                            pieces=((-1, 0, "convex", "decreasing"), (0, 1, "concave", "decreasing")))),
+    Elementwise("arctan", ("x",), sp.atan, {"numpy": "np.arctan", "jax": "jnp.arctan", "torch": "torch.atan"},
+                doc="inverse tangent", shape=Shape("unknown", ("increasing",), (-HALF_PI_OUT, HALF_PI_OUT), pieces=_S_CURVE)),
+    Elementwise("arctan2", ("y", "x"), sp.atan2, {"numpy": "np.arctan2", "jax": "jnp.arctan2", "torch": "torch.atan2"},
+                doc="the angle of the point (x, y), in [-pi, pi]; gradient (x, -y)/(x^2 + y^2), NaN at (0, 0) "
+                "as jax.grad and torch.autograd", shape=Shape("unknown", ("", ""), (-PI_OUT, PI_OUT))),
+    Elementwise("hypot", ("a", "b"), hypot, {"numpy": "np.hypot", "jax": "jnp.hypot", "torch": "torch.hypot"},
+                doc="sqrt(a^2 + b^2) without overflow; gradient (a, b)/hypot(a, b), 0 at (0, 0) as norm's",
+                shape=Shape("convex", ("sign", "sign"), (0, INF))),
     Elementwise("stop_gradient", ("x",), stop_gradient, dict.fromkeys(BACKENDS, "_stop_gradient"),
                 doc="x itself, with gradient 0 (a constant to every derivative and to the analysis)",
                 shape=Shape("constant", ("increasing",))),
@@ -301,7 +338,7 @@ class Primitive:
 
 
 #: primitives that reduce over an ``axis`` (None: all of them) with ``keepdims``
-REDUCTIONS = frozenset({"sum", "mean", "max", "min", "logsumexp", "norm"})
+REDUCTIONS = frozenset({"sum", "mean", "max", "min", "logsumexp", "norm", "prod"})
 
 
 def _fn(name: str) -> type[sp.Function]:
@@ -333,6 +370,15 @@ def _vjp_extremum(g, op, out, ct):
     # copy of the operand: comparing a recomputed operand with ``out`` could miss every entry
     share = g.apply("extremum_share", op.operands[0], axis=op.param("axis"), kind=op.prim)
     return (_expand(g, op, ct) * share,)
+
+
+def _vjp_prod(g, op, out, ct):
+    # the product of the other entries, by exclusive cumulative products: prod/x would be 0/0 at a zero
+    return (_expand(g, op, ct) * g.apply("prod_others", op.operands[0], axis=op.param("axis")),)
+
+
+def _vjp_prod_others(g, op, out, ct):
+    return (g.apply("prod_others_vjp", ct, op.operands[0], axis=op.param("axis")),)
 
 
 def _vjp_logsumexp(g, op, out, ct):
@@ -497,6 +543,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("min", {"numpy": "np.min(" + _REDUCE + ")", "jax": "jnp.min(" + _REDUCE + ")",
                        "torch": "torch.amin(" + _TORCH_REDUCE + ")"}, _vjp_extremum,
               shape=Shape("concave", ("increasing",), range_of="operand", kink=True), rank=_reduced),
+    Primitive("prod", _everywhere("_prod(" + _REDUCE + ")"), _vjp_prod, rank=_reduced),
     Primitive("logsumexp", _everywhere("_logsumexp(" + _REDUCE + ")"), _vjp_logsumexp,
               shape=Shape("convex", ("increasing",)), rank=_reduced),
     Primitive("log_softmax", _everywhere("_log_softmax({0}, {axis})"), _vjp_log_softmax,
@@ -564,6 +611,13 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("extremum_share", _everywhere("_extremum_share({0}, {axis}, {kind})"), _vjp_constant,
               doc="1/k at the k entries where operand 0 attains its max (or min) over the axis, else 0",
               formula=lambda x: _fn("extremum_share")(x), rank=_shaped_like(0)),
+    Primitive("prod_others", _everywhere("_prod_others({0}, {axis})"), _vjp_prod_others,
+              doc="each entry's product of the other entries of operand 0 along the axis (None: all), without dividing",
+              rank=_shaped_like(0)),
+    # third derivatives of prod are not available (no rule): Hessians need only this adjoint
+    Primitive("prod_others_vjp", _everywhere("_prod_others_vjp({0}, {1}, {axis})"),
+              doc="operand 0 times the Jacobian of prod_others at operand 1, by scans from either end",
+              rank=_shaped_like(1)),
     Primitive("count", {"numpy": "_count({shape0}, {axis})", "jax": "_count({shape0}, {axis})",
                        "torch": "torch.tensor(_count({shape0}, {axis}), dtype={dtype})"}, _vjp_constant,
               shape=Shape("constant", ("static",), (1, INF)), rank=_zero_d),
@@ -740,6 +794,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     _reduction("sum", "sum over all elements or an axis (or a tuple of axes)"),
     _reduction("mean", "mean over all elements or an axis (or a tuple of axes)"),
     _reduction("logsumexp", "log(sum(exp(x))) over all elements or an axis (or a tuple of axes), without overflow"),
+    _reduction("prod", "product over all elements or an axis (or a tuple of axes); its gradient, the product "
+               "of the other entries, holds with zeros present"),
     _reduction("norm", "Euclidean norm over all elements or an axis (or a tuple of axes); gradient 0 at the zero vector"),
     _extremum("max", maximum),
     _extremum("min", minimum),

@@ -6,7 +6,8 @@ inputs costs n² to n³. ``Partials`` walks the expression's DAG once, memoised 
 shared subexpression is visited once), and gives each node the derivatives with respect to the
 leaves under it, built by SymPy's own rule for that node (``Add``/``Mul``/``Pow``/``Function``
 ``._eval_derivative``) applied to its arguments' derivatives, so that the results are the
-expressions ``sp.diff`` returns. A node with a rule of its own (``Piecewise``, ``Abs``, ``Min``...)
+expressions ``sp.diff`` returns, except at a power's zero base (``_power_slope``). ``Piecewise`` goes piece
+by piece through the same walk; another node with a rule of its own (``Abs``, ``Min``...)
 is left to ``sp.diff``.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Collection
 
 import sympy as sp
 from sympy.core.function import ArgumentIndexError
+
+from .rewrite import safe_log
 
 _FUNCTION_RULE = sp.Function._eval_derivative
 _POW_RULE = sp.Pow._eval_derivative
@@ -55,10 +58,17 @@ class Partials:
             return {leaf: sp.Add(*ts) for leaf, ts in terms.items()}
         if isinstance(e, sp.Pow) and type(e)._eval_derivative is _POW_RULE:
             base, exp = self(e.base), self(e.exp)
-            log_base = _log_of_base(e.base) if exp else sp.S.Zero
-            return {leaf: e * ((exp[leaf] * log_base if leaf in exp else sp.S.Zero)
-                               + (base[leaf] * e.exp / e.base if leaf in base else sp.S.Zero))
+            by_base = _power_slope(e) if base else sp.S.Zero
+            by_exp = e * _log_of_base(e.base) if exp else sp.S.Zero
+            return {leaf: (exp[leaf] * by_exp if leaf in exp else sp.S.Zero)
+                    + (base[leaf] * by_base if leaf in base else sp.S.Zero)
                     for leaf in {**base, **exp}}
+        if isinstance(e, sp.Piecewise):
+            # each piece by this walk (so a power inside keeps the rule at a zero base), the
+            # conditions as they are: what Piecewise's own rule does with sp.diff
+            pieces = [(self(value), cond) for value, cond in e.args]
+            return {leaf: sp.Piecewise(*((d.get(leaf, sp.S.Zero), cond) for d, cond in pieces))
+                    for leaf in set().union(*(d for d, _ in pieces))}
         if isinstance(e, sp.Function) and type(e)._eval_derivative is _FUNCTION_RULE:
             terms = defaultdict(list)
             for i, a in enumerate(e.args, 1):
@@ -75,6 +85,18 @@ class Partials:
         return {leaf: sp.diff(e, leaf) for leaf in e.free_symbols if leaf in self.wrt}
 
 
+def _power_slope(power: sp.Pow) -> sp.Expr:
+    """d(base^e)/d(base), defined at a zero base for every exponent. A number exponent is SymPy's
+    e*base^(e - 1) (never 0: base^0 folds to 1), which at base 0 is 0 for e > 1, 1 for e = 1, and
+    NumPy's infinity for e < 1. An exponent that is an expression may be 0 at run time, where
+    e*0^(e - 1) would be 0*inf: it reads 0 there (as PyTorch's pow backward), and the power
+    base^(e - 1) is differentiated by the same rule, so second derivatives hold at e = 1 too."""
+    base, exp = power.base, power.exp
+    if exp.is_Number:
+        return power * exp / base
+    return sp.Piecewise((sp.S.Zero, sp.Eq(exp, 0)), (exp * sp.Pow(base, exp - 1), True))
+
+
 def _log_of_base(base: sp.Expr) -> sp.Expr:
     """log(base) in d(base^b)/db = base^b*log(base), real where SymPy's is not. At a base of 0 it
     reads 0: 0^b is a step in b (0 for b > 0, NumPy's 1 at 0, inf below), whose derivative is 0, as
@@ -85,4 +107,6 @@ def _log_of_base(base: sp.Expr) -> sp.Expr:
         return sp.S.Zero
     if base.is_number and base.is_extended_negative:
         return sp.nan
-    return sp.log(base)
+    if base.is_number:
+        return sp.log(base)
+    return safe_log(base)  # a tensor base that is 0 at run time: 0^b*log(0) reads 0, as PyTorch's

@@ -38,7 +38,7 @@ _a, _b = sp.Wild("a"), sp.Wild("b")
 _lo, _hi = sp.Wild("lo"), sp.Wild("hi")
 
 
-def _safe_log(a: sp.Expr) -> sp.Expr:
+def safe_log(a: sp.Expr) -> sp.Expr:
     """log(a), reading 1 where a = 0: multiplied by a power of a, that is 0*log(0) = 0 (the xlogy
     trick, so that neither the value nor the gradient meets 0*inf)."""
     return sp.log(sp.Piecewise((sp.Integer(1), sp.Eq(a, 0)), (a, True)))
@@ -56,8 +56,8 @@ def rules() -> tuple[tuple[sp.Expr, sp.Expr], ...]:
         (sp.log(sp.cosh(_a)), abs_(_a) + softplus(-2 * abs_(_a)) - sp.log(2)),
         (sp.log(1 + _a), log1p(_a)),
         (sp.exp(_a) - 1, expm1(_a)),
-        (_a * sp.log(_a), _a * _safe_log(_a)),
-        (_a**_b * sp.log(_a), _a**_b * _safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
+        (_a * sp.log(_a), _a * safe_log(_a)),
+        (_a**_b * sp.log(_a), _a**_b * safe_log(_a)),  # d(a^b)/db, as in focal's gradient in gamma
     )
 
 

@@ -38,6 +38,8 @@ REFERENCES = {
     "softplus": lambda x: np.logaddexp(0.0, x), "maximum": np.maximum, "minimum": np.minimum,
     "heaviside": np.heaviside, "erf": sc.erf, "erfc": sc.erfc, "lgamma": sc.gammaln, "digamma": sc.digamma,
     "logaddexp": np.logaddexp, "xlogy": sc.xlogy, "stop_gradient": lambda x: x,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan,
+    "arctan2": np.arctan2, "hypot": np.hypot,
 }
 
 

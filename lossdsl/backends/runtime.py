@@ -654,3 +654,63 @@ def _check_position(positions, n, axis, label, into):
 def _xlogy(x, y):
     """x*log(y), 0 where x = 0 (unless y is NaN), as scipy.special.xlogy."""
     return xp.where((x == 0) & (y == y), xp.zeros((), dtype=xp.result_type(x, y)), x * xp.log(y))
+
+
+def _merged_last(x, axis):
+    """``x`` with the axes of a reduction over ``axis`` (None: all; an int or a tuple) moved last
+    and merged into one, and those axes (non-negative, in order)."""
+    nd = xp.ndim(x)
+    axes = tuple(range(nd)) if axis is None else tuple(sorted(a % nd for a in (axis if isinstance(axis, tuple) else (axis,))))
+    moved = xp.moveaxis(x, axes, tuple(range(nd - len(axes), nd)))
+    return xp.reshape(moved, tuple(xp.shape(moved)[:nd - len(axes)]) + (-1,)), axes
+
+
+def _prod(x, axis, keepdims):
+    """The product over ``axis`` (None: all; an int or a tuple), as numpy.prod."""
+    flat, axes = _merged_last(x, axis)
+    out = xp.prod(flat, -1)
+    if keepdims:
+        out = xp.reshape(out, tuple(1 if a in axes else n for a, n in enumerate(xp.shape(x))))
+    return out
+
+
+def _unmerged(flat, x, axes):
+    """Undoes ``_merged_last``: ``flat`` back in the shape of ``x``."""
+    nd, shape = xp.ndim(x), xp.shape(x)
+    moved_shape = tuple(shape[a] for a in range(nd) if a not in axes) + tuple(shape[a] for a in axes)
+    return xp.moveaxis(xp.reshape(flat, moved_shape), tuple(range(nd - len(axes), nd)), axes)
+
+
+def _exclusive_products(flat):
+    """The products of the entries before and after each one along the last axis."""
+    one = xp.ones_like(flat[..., :1])
+    before = xp.cumprod(xp.concatenate((one, flat[..., :-1]), -1), -1)
+    after = xp.flip(xp.cumprod(xp.flip(xp.concatenate((flat[..., 1:], one), -1), (-1,)), -1), (-1,))
+    return before, after
+
+
+def _prod_others(x, axis):
+    """For each entry, the product of the other entries along ``axis``: prod's gradient, from
+    exclusive cumulative products from either end, so exact where x holds zeros (prod/x is 0/0)."""
+    flat, axes = _merged_last(x, axis)
+    before, after = _exclusive_products(flat)
+    return _unmerged(before * after, x, axes)
+
+
+def _prod_others_vjp(ct, x, axis):
+    """The adjoint of ``_prod_others`` at ``x``: entry j gets the sum over i != j of ct_i times the
+    product of the entries other than i and j, without dividing (zeros present). Scans from either
+    end: a_(j+1) = a_j*x_j + ct_j*before_j collects the terms i < j, b likewise the terms i > j."""
+    flat, axes = _merged_last(x, axis)
+    c = _merged_last(ct * xp.ones_like(x), axis)[0]
+    n = xp.shape(flat)[-1]
+    if n == 0:
+        return xp.zeros_like(x)
+    before, after = _exclusive_products(flat)
+    zero = 0 * flat[..., 0]
+    a, b = [zero], [zero]
+    for j in range(n - 1):
+        a.append(a[-1] * flat[..., j] + c[..., j] * before[..., j])
+        k = n - 1 - j
+        b.append(b[-1] * flat[..., k] + c[..., k] * after[..., k])
+    return _unmerged(xp.stack(a, -1) * after + before * xp.stack(b[::-1], -1), x, axes)
