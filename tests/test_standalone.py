@@ -16,7 +16,7 @@ import pytest
 import lossdsl
 
 LOSSES = ["0.5*huber(delta=1) + l1(w, 0.1)", "sparse_cce(from_logits=true, label_smoothing=0.1)",
-          "triplet_batch_hard(embeddings, labels, margin=0.3)", "gaussian_nll(y_true, y_pred, variance, full=true)",
+          "triplet_batch_hard(embeddings, labels, margin=0.3)", "gaussian_nll(y_true, y_pred, var, full=true)",
           "ctc(log_softmax(logits), targets, input_lengths, target_lengths)", "dice(axis=1) + bce(from_logits=true)"]
 BACKENDS = ["numpy", "jax", "torch"]
 
@@ -43,7 +43,7 @@ def numpy_only_python(tmp_path_factory):
 
 
 def _example_inputs(loss, rng):
-    shapes = {"w": (3,), "variance": (6, 1), "embeddings": (8, 4), "labels": (8,), "logits": (7, 2, 4),
+    shapes = {"w": (3,), "var": (6, 1), "embeddings": (8, 4), "labels": (8,), "logits": (7, 2, 4),
               "targets": (2, 3), "input_lengths": (2,), "target_lengths": (2,)}
     values = {"labels": rng.integers(0, 3, 8), "targets": rng.integers(1, 4, (2, 3)),
               "input_lengths": np.array([7, 5]), "target_lengths": np.array([3, 2])}
@@ -53,7 +53,7 @@ def _example_inputs(loss, rng):
             out[name] = values[name]
         elif name == "y_true" and "sparse_cce" in loss.text:
             out[name] = rng.integers(0, 4, 6)
-        elif name in ("y_true", "variance"):
+        elif name in ("y_true", "var"):
             out[name] = rng.uniform(0.1, 0.9, shapes.get(name, (6, 4)))
         else:
             out[name] = rng.normal(size=shapes.get(name, (6, 4)))

@@ -44,13 +44,13 @@ def _optax_kl(i):
 def _gaussian(var_shape=(N, D), low=0.2):
     def make(rng):
         mu = rng.normal(size=(N, D))
-        return {"y_true": mu + rng.normal(size=(N, D)), "y_pred": mu, "variance": rng.uniform(low, 2.0, size=var_shape)}
+        return {"y_true": mu + rng.normal(size=(N, D)), "y_pred": mu, "var": rng.uniform(low, 2.0, size=var_shape)}
     return make
 
 
-def _gaussian_nll(xp, y_true, y_pred, variance, full=False, eps=1e-6):
+def _gaussian_nll(xp, y_true, y_pred, var, full=False, eps=1e-6):
     """torch.nn.functional.gaussian_nll_loss(y_pred, y_true, var, full, eps), unreduced."""
-    v = xp.maximum(variance, eps)
+    v = xp.maximum(var, eps)
     loss = 0.5 * (xp.log(v) + (y_pred - y_true) ** 2 / v)
     return loss + 0.5 * math.log(2 * math.pi) if full else loss
 
@@ -99,17 +99,17 @@ CASES = [
          lambda xp, **i: _kl(xp, **i)),
 
     # gaussian_nll
-    Case("gaussian_nll", "gaussian_nll(y_true, y_pred, variance{opts})", _gaussian(), lambda xp, **i: _gaussian_nll(xp, **i),
-         wrt=("y_true", "y_pred", "variance")),
-    Case("gaussian_nll-full", "gaussian_nll(y_true, y_pred, variance, full=true{opts})", _gaussian(),
-         lambda xp, **i: _gaussian_nll(xp, **i, full=True), wrt=("y_pred", "variance")),
-    Case("gaussian_nll-per-sample-var", "gaussian_nll(y_true, y_pred, variance{opts})", _gaussian(var_shape=(N, 1)),
-         lambda xp, **i: _gaussian_nll(xp, **i), wrt=("y_pred", "variance")),
-    Case("gaussian_nll-eps", "gaussian_nll(y_true, y_pred, variance, eps=0.3{opts})", _gaussian(low=0.01),
-         lambda xp, **i: _gaussian_nll(xp, **i, eps=0.3), wrt=("y_pred", "variance")),  # some var below eps
-    Case("gaussian_nll-var-0", "gaussian_nll(y_true, y_pred, variance{opts})",  # var = 0 floored at eps
-         lambda rng: {**_gaussian()(rng), "variance": np.array([0.0, 1e-9, 0.5] * N).reshape(N, D)},
-         lambda xp, **i: _gaussian_nll(xp, **i), wrt=("y_pred", "variance"), finite_differences=False),
+    Case("gaussian_nll", "gaussian_nll(y_true, y_pred, var{opts})", _gaussian(), lambda xp, **i: _gaussian_nll(xp, **i),
+         wrt=("y_true", "y_pred", "var")),
+    Case("gaussian_nll-full", "gaussian_nll(y_true, y_pred, var, full=true{opts})", _gaussian(),
+         lambda xp, **i: _gaussian_nll(xp, **i, full=True), wrt=("y_pred", "var")),
+    Case("gaussian_nll-per-sample-var", "gaussian_nll(y_true, y_pred, var{opts})", _gaussian(var_shape=(N, 1)),
+         lambda xp, **i: _gaussian_nll(xp, **i), wrt=("y_pred", "var")),
+    Case("gaussian_nll-eps", "gaussian_nll(y_true, y_pred, var, eps=0.3{opts})", _gaussian(low=0.01),
+         lambda xp, **i: _gaussian_nll(xp, **i, eps=0.3), wrt=("y_pred", "var")),  # some var below eps
+    Case("gaussian_nll-var-0", "gaussian_nll(y_true, y_pred, var{opts})",  # var = 0 floored at eps
+         lambda rng: {**_gaussian()(rng), "var": np.array([0.0, 1e-9, 0.5] * N).reshape(N, D)},
+         lambda xp, **i: _gaussian_nll(xp, **i), wrt=("y_pred", "var"), finite_differences=False),
 
     # poisson_nll
     Case("poisson_nll", "poisson_nll(y_true, y_pred{opts})", _counts(), lambda xp, **i: _poisson_nll(xp, **i)),
