@@ -311,7 +311,7 @@ def _multilabel_margin(xp, y_true, y_pred):
         others = [i for i in range(c) if i not in targets]
         terms = [xp.maximum(0.0, 1 - (y_pred[n, j] - y_pred[n, i])) for j in targets for i in others]
         rows.append(sum(terms) / c if terms else 0.0 * y_pred[n, 0])
-    return xp.stack(rows)
+    return xp.stack(rows) if rows else xp.zeros((0,), dtype=y_pred.dtype)  # an empty batch: no rows
 
 
 MULTILABEL = np.array([[3, 0, -1, 1], [0, 1, 2, 3], [-1, 0, 0, 0], [1, 1, -1, 2], [2, -1, 3, 3], [2, 0, 1, -1]])
