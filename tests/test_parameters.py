@@ -34,8 +34,10 @@ jax.config.update("jax_enable_x64", True)
 CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
          for case in importlib.import_module(f"stdlib_rows.{info.name}").CASES]
 
-# every value of these is a loss of the family (Barron's alpha: L2, Cauchy, Geman-McClure, ...)
-UNRESTRICTED = {("barron", "alpha")}
+# every value of these is a loss of the family (Barron's alpha: L2, Cauchy, Geman-McClure, ...; the
+# margins of PyTorch's margin and embedding losses, any real number there too)
+UNRESTRICTED = {("barron", "alpha"), ("multi_margin", "margin"), ("margin_ranking", "margin"),
+                ("cosine_embedding", "margin"), ("hinge_embedding", "margin")}
 
 
 def _number(e):

@@ -50,15 +50,6 @@ def _critic_gradient(xp, x, W, w2):
 
 
 CASES = [
-    Case("gaussian_kl", "gaussian_kl(mu, log_var{opts})", _latents, lambda xp, **i: _gaussian_kl(xp, **i),
-         wrt=("mu", "log_var")),
-    Case("beta_vae", "beta_vae(x, x_recon, mu, log_var{opts})", _vae_inputs, lambda xp, **i: _beta_vae(xp, **i),
-         wrt=("x_recon", "mu", "log_var")),
-    Case("beta_vae-gaussian", 'beta_vae(x, x_recon, mu, log_var, beta=4.0, likelihood="gaussian"{opts})', _vae_inputs,
-         lambda xp, **i: _beta_vae(xp, **i, beta=4.0, likelihood="gaussian"), wrt=("x", "x_recon", "mu", "log_var")),
-    Case("beta_vae-beta-input", "beta_vae(x, x_recon, mu, log_var, beta=b{opts})",
-         lambda rng: {**_vae_inputs(rng), "b": np.array(0.3)},
-         lambda xp, b, **i: _beta_vae(xp, **i, beta=b), wrt=("x_recon", "b")),
     Case("gan_generator", "gan_generator(d_fake{opts})", _logits("d_fake"),
          lambda xp, d_fake: _softplus(xp, -d_fake), wrt=("d_fake",)),  # -log(sigmoid(d_fake))
     Case("gan_generator-hinge", 'gan_generator(d_fake, kind="hinge"{opts})', _logits("d_fake"),
