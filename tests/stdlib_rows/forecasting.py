@@ -14,27 +14,6 @@ from . import Case
 N, D, Q = 6, 3, 3
 
 
-def _student(xp, y_true, mu, log_scale, df):
-    """Minus the Student-t log-density, log(1 + z^2/df) as logaddexp(0, log(z^2/df)) so that scales of
-    e^-400 do not overflow z^2 (its agreement with scipy.stats.t.logpdf: test_stdlib_references.py)."""
-    special = scipy.special if xp is np else jspecial
-    r = y_true - mu
-    log_z2 = 2 * xp.log(xp.abs(xp.where(r == 0, 1.0, r))) - 2 * log_scale - xp.log(df)
-    tail = xp.where(r == 0, 0.0, xp.logaddexp(0.0, log_z2))
-    return (special.gammaln(df / 2) - special.gammaln((df + 1) / 2) + 0.5 * xp.log(df * math.pi) + log_scale
-            + (df + 1) / 2 * tail)
-
-
-def student_t_scipy(y_true, mu, log_scale, df):
-    return -scipy.stats.t.logpdf(y_true, df, loc=mu, scale=np.exp(log_scale))
-
-
-def _student_inputs(rng):
-    mu = rng.normal(size=(N, D))
-    return {"y_true": mu + rng.standard_t(3.0, size=(N, D)), "mu": mu, "log_scale": 0.4 * rng.normal(size=(N, D)),
-            "df": rng.uniform(1.0, 12.0, size=(N, D))}
-
-
 def crps_gaussian_reference(xp, y_true, mu, sigma):
     """Gneiting and Raftery 2007, eq. (21): sigma*(z*(2*Phi(z) - 1) + 2*phi(z) - 1/sqrt(pi))."""
     special = scipy.special if xp is np else jspecial
@@ -51,11 +30,6 @@ def _crps_inputs(rng):
 
 
 TAUS = np.array([0.1, 0.5, 0.9])
-
-
-def _pinball(xp, y_true, y_pred, taus):
-    e = y_true[:, None] - y_pred
-    return xp.maximum(taus * e, (taus - 1) * e)
 
 
 CASES = [

@@ -11,27 +11,6 @@ def _softplus(xp, x):
     return xp.logaddexp(x, 0.0)
 
 
-def _gaussian_kl(xp, mu, log_var):
-    """Kingma and Welling 2014, appendix B: -0.5*sum(1 + log s^2 - mu^2 - s^2)."""
-    return -0.5 * xp.sum(1 + log_var - mu**2 - xp.exp(log_var), axis=-1)
-
-
-def _latents(rng):
-    return {"mu": rng.normal(size=(N, D)), "log_var": 0.5 * rng.normal(size=(N, D))}
-
-
-def _beta_vae(xp, x, x_recon, mu, log_var, beta=1.0, likelihood="bernoulli"):
-    if likelihood == "bernoulli":  # -(x*log(p) + (1 - x)*log(1 - p)), p = sigmoid(x_recon), from the logit
-        nll = x * _softplus(xp, -x_recon) + (1 - x) * _softplus(xp, x_recon)
-    else:
-        nll = 0.5 * (x - x_recon) ** 2
-    return xp.sum(nll, axis=-1) + beta * _gaussian_kl(xp, mu, log_var)
-
-
-def _vae_inputs(rng):
-    return {"x": rng.uniform(0, 1, size=(N, 7)), "x_recon": rng.normal(size=(N, 7)), **_latents(rng)}
-
-
 def _discriminator(xp, d_real, d_fake, kind):
     if kind == "ns":  # binary cross-entropy from logits: -log(sigmoid(d_real)) - log(1 - sigmoid(d_fake))
         return _softplus(xp, -d_real) + _softplus(xp, d_fake)

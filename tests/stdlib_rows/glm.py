@@ -10,19 +10,6 @@ from . import Case
 N, D = 6, 3
 
 
-def _counts(zeros=True):
-    """Counts with zeros among them (or positive non-integers, for gradients with respect to them) and a
-    positive predicted mean near them."""
-    def make(rng):
-        mean = rng.uniform(0.5, 6.0, size=(N, D))
-        y = rng.poisson(mean).astype(float)
-        y = y if zeros else y + rng.uniform(0.2, 0.8, size=(N, D))
-        if zeros:
-            y.flat[:2] = 0.0
-        return {"y_true": y, "y_pred": mean * rng.uniform(0.6, 1.5, size=(N, D))}
-    return make
-
-
 def _positive(rng):
     mean = rng.uniform(0.5, 4.0, size=(N, D))
     return {"y_true": mean * rng.gamma(4.0, 0.25, size=(N, D)), "y_pred": mean}
