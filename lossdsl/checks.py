@@ -70,12 +70,10 @@ def stats_code(ops: Sequence[Apply], codes: Sequence[str], shape: str) -> tuple[
         if op.prim == "ctc":
             stats.append(f"({group[0]}, {group[1]}, {group[2]}, {shape}({group[3]}))")
             tests.append(f"_ctc_passes({group[3]}, *{s}[:3], {op.param('blank')}, {op.param('labels')!r})")
-        elif op.prim == "take":
+        elif op.prim in ("take", "index_check"):  # labels, or a position, within an axis of operand 1
             stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
-            tests.append(f"_in_range({s}[:3], 0, {s}[3] - 1)")
-        elif op.prim == "index_check":
-            stats.append(f"_value_range({group[0]}) + ({shape}({group[1]})[{op.param('axis')}],)")
-            tests.append(f"_in_range({s}[:3], -{s}[3], {s}[3] - 1)")
+            lowest = "0" if op.prim == "take" else f"-{s}[3]"  # a position may count from the end
+            tests.append(f"_in_range({s}[:3], {lowest}, {s}[3] - 1)")
         elif op.prim == "one_hot":
             stats.append(f"_value_range({group[0]})")
             tests.append(f"_in_range({s}, 0, {op.param('depth') - 1})")
