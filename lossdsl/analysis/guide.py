@@ -66,7 +66,8 @@ def table(result: dict[str, Any]) -> str:
         rng = r["range"]
         if rng:
             rows.append(("range", f"bounded below: {rng['bounded_below']}, non-negative: {rng['nonnegative']}, "
-                                  f"minimum {rng['minimum']} at {x} = {rng['argmin']}"
+                                  f"minimum {'up to terms without ' + x if 'offset' in rng else rng['minimum']}"
+                                  f" at {x} = {rng['argmin']}"
                                   f"{'' if rng['attained'] else ' (approached, not attained)'}"))
         lik = r["likelihood"]
         rows.append(("likelihood", f"{lik['distribution']} NLL ({lik['parameter']} = {x})" if lik else "none found"))
