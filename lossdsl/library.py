@@ -33,8 +33,11 @@ def library() -> dict[str, A.FuncDef]:
     return defs
 
 
-FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "metric_learning", "sequence",
-                "segmentation", "regularization", "multitask")
+# reading order: the helpers, then losses by what they predict (values, classes, distributions,
+# GLM means, forecasts), then embeddings and orderings, sequences and masks, generative models,
+# and the terms added to other losses; a family not named here follows, alphabetically
+FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "glm", "forecasting", "metric_learning",
+                "contrastive", "ranking", "sequence", "segmentation", "generative", "regularization", "multitask")
 
 
 def families() -> dict[str, list[A.FuncDef]]:
