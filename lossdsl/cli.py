@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="file to write (default: standard output); an existing file only "
                                           "if lossdsl generated it, unless --force")
     c.add_argument("--force", action="store_true", help="write over an existing file that lossdsl did not generate")
+    c.add_argument("--no-checks", dest="checks", action="store_false",
+                   help="leave out the value checks (ranges, labels, index positions), as compile(..., checks=False): "
+                        "for torch.compile(fullgraph=True) and other traced code")
     g = sub.add_parser("grad", help="print the gradient of a loss, element by element")
     g.add_argument("source", help="a loss expression, or a path to a .loss file")
     g.add_argument("--wrt", action="append", help="input to differentiate with respect to (repeatable; "
@@ -127,7 +130,7 @@ def _head(path: Path) -> str:
 def _compile(args: argparse.Namespace) -> None:
     source = _source(args.source)
     # printed, not loaded: the module is written whether or not its array library is installed here
-    built = build(*read_source(source), args.backend, load=False)
+    built = build(*read_source(source), args.backend, load=False, checks=args.checks)
     if args.output is not None:
         out = _write_module(args.output, built.source, source, args.force)
         print(f"wrote {out} ({args.backend}; inputs: {', '.join(built.graph.inputs)})")

@@ -142,6 +142,15 @@ def test_compile_to_stdout(capsys):
     assert "def loss(" in out and "def grad(" in out
 
 
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_compile_no_checks_prints_what_compile_checks_false_holds(capsys, backend):
+    source = "bce(y_true, y_pred) + sum(take(p, labels))"
+    assert main(["compile", source, "--backend", backend, "--no-checks"]) == 0
+    out = capsys.readouterr().out
+    assert out == lossdsl.module_source(source, backend, checks=False)
+    assert out != lossdsl.module_source(source, backend)  # the checks are what differs
+
 # --- a .loss file as the source --------------------------------------------------------------
 
 def test_loss_file_source_for_grad(tmp_path, capsys):
