@@ -12,7 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from oracles import finite_differences, run_value_and_grads
+from oracles import (
+    assert_finite_differences,
+    assert_hessian_matches_jax,
+    assert_value_and_grads_match_jax,
+    jax_value_and_grads,
+)
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -68,61 +73,17 @@ ROWS = [
 IDS = [r[0] for r in ROWS]
 
 
-def _float_inputs(inputs):
-    return {k: v for k, v in inputs.items() if v.dtype.kind == "f"}
-
-
-def _reference(ref, inputs):
-    floats = _float_inputs(inputs)
-    names = list(floats)
-    fixed = {k: jnp.asarray(v) for k, v in inputs.items() if k not in floats}
-    value, grads = jax.value_and_grad(lambda *v: ref(**fixed, **dict(zip(names, v))), argnums=tuple(range(len(names))))(
-        *(jnp.asarray(floats[n]) for n in names))
-    return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
-
-
-def _typed_run(source, inputs, run, dtype):
-    """run_value_and_grads with the integer inputs passed as they are (it casts every input)."""
-    labels = {k: v for k, v in inputs.items() if v.dtype.kind != "f"}
-    if not labels:
-        return run_value_and_grads(source, inputs, run, dtype)
-    loss = lossdsl.compile(source, backend="jax" if run == "jax-jit" else run)
-    f = loss.value_and_grad(list(loss.differentiable))
-    if run == "torch":
-        import torch
-        args = {k: torch.as_tensor(v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in inputs.items()}
-    else:
-        xp = jnp if run.startswith("jax") else np
-        args = {k: xp.asarray(v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in inputs.items()}
-    value, grads = jax.jit(lambda kw: f(**kw))(args) if run == "jax-jit" else f(**args)
-    return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("run, dtype", [(r, d) for r in RUNS for d in (np.float64, np.float32)],
+                         ids=[f"{r}-{d}" for r in RUNS for d in ("float64", "float32")])
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
-    _, source, inputs, ref = row
-    want_value, want_grads = _reference(ref, inputs)
-    value, grads = _typed_run(source, inputs, run, dtype)
-    tol = 1e-10 if dtype == np.float64 else 2e-5
-    assert value.dtype == dtype
-    np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)
-    assert sorted(grads) == sorted(want_grads)
-    for name, want in want_grads.items():
-        assert grads[name].dtype == dtype and grads[name].shape == want.shape, name
-        np.testing.assert_allclose(grads[name], want, rtol=tol, atol=tol, err_msg=name)
+    assert_value_and_grads_match_jax(row[1], row[2], run, dtype, row[3])
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_gradient_against_finite_differences(row):
     _, source, inputs, _ = row
-    loss = lossdsl.compile(source)
-    floats = list(_float_inputs(inputs))
-    grads = loss.grad(floats)(**inputs)
-    for name in floats:
-        np.testing.assert_allclose(grads[name], finite_differences(loss, inputs, name), rtol=1e-5, atol=1e-6,
-                                   err_msg=name)
+    assert_finite_differences(lossdsl.compile(source), inputs)
 
 
 # --- second derivatives: the adjoints (moveaxis back, reshape_like) differentiate again -------------
@@ -147,10 +108,7 @@ HESSIANS = [
 @pytest.mark.parametrize("row", HESSIANS, ids=[h[0] for h in HESSIANS])
 def test_hessian_against_jax_hessian(row, backend):
     _, source, inputs, wrt, ref = row
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-    want = np.asarray(jax.hessian(lambda v: ref(**{**args, wrt: v}))(args[wrt]))
-    got = lossdsl.compile(source, backend=backend).hessian(wrt)(**inputs)
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+    assert_hessian_matches_jax(source, inputs, wrt, ref, backend)
 
 
 # --- standalone modules ----------------------------------------------------------------------------------
@@ -169,7 +127,7 @@ def _standalone(loss, tmp_path, name):
 @pytest.mark.parametrize("row", [ROWS[1], ROWS[5], ROWS[7], ROWS[8]], ids=lambda r: r[0])
 def test_standalone_module(row, backend, tmp_path):
     name, source, inputs, ref = row
-    want_value, want_grads = _reference(ref, inputs)
+    want_value, want_grads = jax_value_and_grads(ref, inputs)
     module = _standalone(lossdsl.compile(source, backend=backend), tmp_path, f"axes_{name.replace('-', '_')}_{backend}")
     if backend == "torch":
         import torch
