@@ -85,13 +85,15 @@ def build_moveaxis(a: Args) -> Tensor:
     return Tensor(x) if source == destination else _move(a, x, source, destination)
 
 
-def moved_class_axis(graph: Graph, encoded: sp.Expr, axis: int) -> sp.Expr:
+def moved_class_axis(a: Args, labels: sp.Expr, encoded: sp.Expr) -> sp.Expr:
     """``one_hot``'s classes (its last axis) moved to ``axis``: (B, H, W) labels give (B, C, H, W)
-    with ``axis=1``, as PyTorch lays them out."""
-    if axis == -1:
+    with ``axis=1``, as PyTorch lays them out; checked now where the labels' rank is known."""
+    known = 0 if labels.is_number else a.graph.rank(labels).fixed
+    (axis,) = _check_axes(a, "axis", (a.single_axis("axis"),), None if known is None else known + 1)
+    if axis in (-1, known):
         return encoded
-    return graph.apply("moveaxis", encoded, encoded, source=(-1,), destination=(axis,), ndim=None,
-                       label="one_hot()")
+    return a.graph.apply("moveaxis", encoded, encoded, source=(-1,), destination=(axis,), ndim=None,
+                         label=f"one_hot() of {a.describe_input('labels')}")
 
 
 def vjp_moveaxis(g: Graph, op: Apply, out: sp.Symbol, ct: sp.Expr) -> tuple[sp.Expr | None, ...]:

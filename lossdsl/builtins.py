@@ -780,9 +780,9 @@ def _per_sample(a: Args) -> Tensor:
 
 def _one_hot(a: Args) -> Tensor:
     depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
-    axis = a.single_axis("axis")
-    encoded = a.graph.apply("one_hot", _labels(a, "labels", depth), depth=depth, label=a.describe_input("labels"))
-    return Tensor(axes.moved_class_axis(a.graph, encoded, axis))
+    labels = _labels(a, "labels", depth)
+    encoded = a.graph.apply("one_hot", labels, depth=depth, label=a.describe_input("labels"))
+    return Tensor(axes.moved_class_axis(a, labels, encoded))
 
 
 def _ctc_nll(a: Args) -> Tensor:

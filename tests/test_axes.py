@@ -202,6 +202,7 @@ def test_constant_label_out_of_range_is_a_compile_time_error():
     ("sum(reshape(x, (2, x)))", "array values cannot shape an array"),
     ("sum(reshape(x, (2, 0.5)))", "expected lengths"),
     ("sum(flatten(eye(3), start=2))", "axis 2 is out of range for an array of 2 axes"),
+    ("sum(one_hot(1, 3, axis=1) * x)", "axis 1 is out of range for an array of 1 axes"),
 ])
 def test_compile_time_errors_point_at_the_argument(source, message):
     if not message:
@@ -213,16 +214,16 @@ def test_compile_time_errors_point_at_the_argument(source, message):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("source, shape, message", [
-    ("sum(reshape(x, (5, -1)))", (2, 3, 4), "input 'x' has shape \\(2, 3, 4\\) \\(24 elements\\), which does not fit"),
-    ("sum(reshape(x, (size(x, axis=0), 5)))", (2, 3, 4), "input 'x'.*does not fit the shape \\(2, 5\\)"),
-    ("sum(transpose(x, axes=(1, 0)))", (2, 3, 4), "input 'x' has 3 axes, but axes= names 2"),
-    ("sum(swapaxes(x, 0, 3))", (2, 3, 4), "axis 3 is out of range for input 'x', which has 3 axes"),
-    ("sum(moveaxis(x, 0, -4))", (2, 3, 4), "axis -4 is out of range for input 'x'"),
-    ("sum(flatten(x, start=3))", (2, 3, 4), "axis 3 is out of range for input 'x'"),
+@pytest.mark.parametrize("source, x, message", [
+    ("sum(reshape(x, (5, -1)))", np.ones((2, 3, 4)), "input 'x' has shape \\(2, 3, 4\\) \\(24 elements\\), which does not fit"),
+    ("sum(reshape(x, (size(x, axis=0), 5)))", np.ones((2, 3, 4)), "input 'x'.*does not fit the shape \\(2, 5\\)"),
+    ("sum(transpose(x, axes=(1, 0)))", np.ones((2, 3, 4)), "input 'x' has 3 axes, but axes= names 2"),
+    ("sum(swapaxes(x, 0, 3))", np.ones((2, 3, 4)), "axis 3 is out of range for input 'x', which has 3 axes"),
+    ("sum(moveaxis(x, 0, -4))", np.ones((2, 3, 4)), "axis -4 is out of range for input 'x'"),
+    ("sum(flatten(x, start=3))", np.ones((2, 3, 4)), "axis 3 is out of range for input 'x'"),
+    ("sum(one_hot(x, 3, axis=3))", np.ones((2, 3), dtype=np.int64), "axis 3 is out of range for one_hot\\(\\) of input 'x', which has 3 axes"),
 ])
-def test_call_time_errors_name_the_input(source, shape, message, backend):
-    x = np.ones(shape)
+def test_call_time_errors_name_the_input(source, x, message, backend):
     if backend == "torch":
         import torch
         x = torch.as_tensor(x)
@@ -236,3 +237,33 @@ def test_swapaxes_of_an_axis_with_itself_is_the_identity():
         value, grads = loss.value_and_grad(["x", "y"])(x=X3, y=2 * X3)
         np.testing.assert_allclose(float(value), np.sum(2 * X3**2), rtol=1e-12)
         np.testing.assert_allclose(grads["x"], 2 * X3, rtol=1e-12)
+
+
+# --- torch.compile: the moves trace without graph breaks ------------------------------------------------
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is an optional backend")
+def test_torch_compile_fullgraph_matches_cross_entropy():
+    """Cross-entropy of (B, C, H, W) logits against (B, H, W) labels with the class axis moved and
+    flattened, under torch.compile(fullgraph=True): value and gradient as torch's own cross_entropy."""
+    import torch
+
+    torch._dynamo.reset()
+    source = ("mean(sum(-one_hot(labels, 3, axis=1) * log_softmax(logits, axis=1), axis=1)) "
+              "+ mean(flatten(swapaxes(logits, 1, -1), start=1)^2) "
+              "+ mean(reshape(moveaxis(logits, 1, 3), (-1, size(logits, axis=1)))^2)")
+    loss = lossdsl.compile(source, backend="torch", checks=False)
+    labels = torch.as_tensor(LABELS)
+
+    def hand(z):
+        return torch.nn.functional.cross_entropy(z, labels) + 2 * torch.mean(z**2)
+
+    compiled = torch.compile(lambda z: loss(logits=z, labels=labels), fullgraph=True, backend="aot_eager")
+    outs = []
+    for fn in (compiled, lambda z: loss(logits=z, labels=labels), hand):
+        z = torch.as_tensor(LOGITS).clone().requires_grad_()
+        value = fn(z)
+        value.backward()
+        outs.append((value.detach(), z.grad))
+    for value, gradient in outs[1:]:
+        torch.testing.assert_close(outs[0][0], value, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(outs[0][1], gradient, rtol=1e-12, atol=1e-12)
