@@ -608,9 +608,11 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("moveaxis", _everywhere("_moveaxis({0}, {shape1}, {source}, {destination}, {ndim}, {label}, {dtype})"),
               axes.vjp_moveaxis, doc="operand 0, broadcast to the shape of operand 1, with axes source moved to "
               "destination (numpy.moveaxis); ndim: the axes it must have (transpose with axes)",
+              formula=lambda x, like: _fn("moveaxis")(x),
               shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
     Primitive("reshape", _everywhere("_reshape({0}, {spec}, {rest}, {label})"), axes.vjp_reshaped,
               doc="operand 0 reshaped to spec, whose 'd' entries are operands 1, 2, ... (lengths from sizes)",
+              formula=lambda x, *lengths: _fn("reshape")(x),
               shape=Shape("affine", ("increasing",) + ("static",) * MAX_AXIS, range_of="operand"),
               rank=axes.rank_reshape, variadic=1),
     Primitive("flatten", _everywhere("_flatten({0}, {start}, {label})"), axes.vjp_reshaped,
