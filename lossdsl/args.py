@@ -53,6 +53,10 @@ class Args:
     def given(self, name: str) -> bool:
         return name in self._given
 
+    def value(self, name: str) -> Value:
+        """An argument as the resolver evaluated it (a tuple stays a tuple of its items)."""
+        return self._values[name]
+
     def forbid(self, *names: str, why: str) -> None:
         for n in names:
             if n in self._given:
@@ -182,7 +186,8 @@ class Args:
         return expr
 
 
-VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample", "index"}
+VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample", "index", "moveaxis", "reshape",
+                "flatten"}
 
 
 def static_number(v: Value) -> bool:

@@ -20,11 +20,11 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from . import arrays
+from . import arrays, axes
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
-from .limits import MAX_STATIC_SIZE
+from .limits import MAX_AXIS, MAX_STATIC_SIZE
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -604,6 +604,23 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("part_vjp", _everywhere("_part_vjp({0}, {shapes}[1:], {index}, {axis}, {stacked}, {dtype})"),
               arrays.vjp_part_vjp, doc="zeros of the joined shape of operands 1..., with operand 0 in part index",
               rank=arrays.rank_part_vjp),
+    # axes and shapes (axes.py): moves of values, linear, each adjoint the inverse move
+    Primitive("moveaxis", _everywhere("_moveaxis({0}, {shape1}, {source}, {destination}, {ndim}, {label}, {dtype})"),
+              axes.vjp_moveaxis, doc="operand 0, broadcast to the shape of operand 1, with axes source moved to "
+              "destination (numpy.moveaxis); ndim: the axes it must have (transpose with axes)",
+              formula=lambda x, like: _fn("moveaxis")(x),
+              shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
+    Primitive("reshape", _everywhere("_reshape({0}, {spec}, {rest}, {label})"), axes.vjp_reshaped,
+              doc="operand 0 reshaped to spec, whose 'd' entries are operands 1, 2, ... (lengths from sizes)",
+              formula=lambda x, *lengths: _fn("reshape")(x),
+              shape=Shape("affine", ("increasing",) + ("static",) * MAX_AXIS, range_of="operand"),
+              rank=axes.rank_reshape, variadic=1),
+    Primitive("flatten", _everywhere("_flatten({0}, {start}, {label})"), axes.vjp_reshaped,
+              doc="operand 0 with its axes from start on merged into one (torch.flatten)",
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=axes.rank_flatten),
+    Primitive("reshape_like", _everywhere("_reshape_like({0}, {shape1}, {shape2}, {dtype})"), axes.vjp_reshape_like,
+              doc="operand 0, broadcast to the shape of operand 1, reshaped to the shape of operand 2",
+              formula=_transparent, rank=_shaped_like(2)),
     # internal ops that only gradients create
     Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),
               _vjp_index_vjp, doc="operand 0 (broadcast to the shape of operand 2, an index's output) "
@@ -727,11 +744,6 @@ def _expand_dims(a: Args) -> Tensor:
     return Tensor(a.graph.apply("expand_dims", x, x, axis=a.single_axis("axis")))
 
 
-def _transpose(a: Args) -> Tensor:
-    x = a.tensor("x")
-    return Tensor(a.graph.apply("transpose", x, x))
-
-
 def _shown(number: sp.Expr) -> int | float | complex:
     """A constant as a message shows it: 0.5, not SymPy's exact 1/2."""
     return int(number) if number.is_Integer else (float(number) if number.is_real else complex(number))
@@ -770,7 +782,9 @@ def _per_sample(a: Args) -> Tensor:
 
 def _one_hot(a: Args) -> Tensor:
     depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
-    return Tensor(a.graph.apply("one_hot", _labels(a, "labels", depth), depth=depth, label=a.describe_input("labels")))
+    labels = _labels(a, "labels", depth)
+    encoded = a.graph.apply("one_hot", labels, depth=depth, label=a.describe_input("labels"))
+    return Tensor(axes.moved_class_axis(a, labels, encoded))
 
 
 def _ctc_nll(a: Args) -> Tensor:
@@ -802,11 +816,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("matmul", (("a", REQUIRED), ("b", REQUIRED)), _matmul, "matrix product, also written a @ b"),
     Builtin("take", (("x", REQUIRED), ("labels", REQUIRED), ("axis", -1)), _take,
             "the entry of x at each integer label along axis (x[..., label])"),
-    Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED)), _one_hot,
-            "integer labels as one-hot rows of length num_classes"),
     Builtin("expand_dims", (("x", REQUIRED), ("axis", REQUIRED)), _expand_dims,
             "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
-    Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
     Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False), ("above", None),
                        ("below", None), ("hint", None)), _within,
             "x itself, checked to lie in [lower, upper] (strictly above/below the bounds given so; a "
@@ -830,6 +841,22 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("stack", (("arrays", REQUIRED), ("axis", 0)), arrays.build_join(True),
             "stack(a, b, ..., axis=0): the arrays joined along a new axis, as numpy.stack", variadic=True),
 
+
+    # axes and shapes (axes.py)
+    Builtin("transpose", (("x", REQUIRED), ("axes", None)), axes.build_transpose,
+            "x with its axes reversed, or permuted: axis i of the result is axis axes[i] of x (numpy.transpose)"),
+    Builtin("swapaxes", (("x", REQUIRED), ("axis1", REQUIRED), ("axis2", REQUIRED)), axes.build_swapaxes,
+            "x with two axes exchanged, as numpy.swapaxes"),
+    Builtin("moveaxis", (("x", REQUIRED), ("source", REQUIRED), ("destination", REQUIRED)), axes.build_moveaxis,
+            "x with axis source moved to position destination, the others in order, as numpy.moveaxis"),
+    Builtin("reshape", (("x", REQUIRED), ("shape", REQUIRED)), axes.build_reshape,
+            "x with the shape given as a tuple of constants and size(...) expressions, one of them -1 "
+            "(what the others leave), as numpy.reshape"),
+    Builtin("flatten", (("x", REQUIRED), ("start", 1)), axes.build_flatten,
+            "x with its axes from start on merged into one, as torch.flatten(x, start)"),
+    Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED), ("axis", -1)), _one_hot,
+            "integer labels one-hot encoded along a new axis of length num_classes (axis=1: (B, H, W) labels "
+            "give (B, C, H, W))"),
 
     Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
             "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "

@@ -222,6 +222,57 @@ def _expand_dims(g, shape, axis, dtype=None):
     return g
 
 
+def _moveaxis(x, shape, source, destination, ndim, label, dtype=None):
+    """``x`` (broadcast to ``shape``: a cotangent may be smaller) with axes ``source`` moved to
+    ``destination``, as numpy.moveaxis; ``ndim``: the axes ``transpose(x, axes)`` requires."""
+    x = xp.broadcast_to(_typed(x, dtype), tuple(shape))
+    n = len(shape)
+    if ndim is not None and n != ndim:
+        raise ValueError(f"transpose(): {label} has {n} axes, but axes= names {ndim}")
+    for axis in source + destination:
+        if not -n <= axis < n:
+            raise ValueError(f"axis {axis} is out of range for {label}, which has {n} axes")
+    if len({a % n for a in source}) < len(source):  # swapaxes of one axis with itself
+        return x
+    return xp.moveaxis(x, source, destination)
+
+
+def _reshape_length(n, label):
+    if n != n // 1 or n < 0:
+        raise ValueError(f"reshape(): a length computed from sizes must be a whole number >= 0; got {n} for {label}")
+    return int(n)
+
+
+def _reshape(x, spec, dynamic, label):
+    """``x`` reshaped to ``spec``, whose "d" entries are the run-time lengths ``dynamic`` in order;
+    an error naming the input where its elements do not fill that shape."""
+    lengths = iter(dynamic)
+    target = tuple(_reshape_length(next(lengths), label) if n == "d" else n for n in spec)
+    shape, known = tuple(xp.shape(x)), 1
+    for n in target:
+        known *= 1 if n == -1 else n
+    elements = _dim(shape, None)
+    if (elements != known) if -1 not in target else (known == 0 or elements % known):
+        raise ValueError(f"reshape(): {label} has shape {shape} ({elements} elements), which does not fit "
+                         f"the shape {target}")
+    return xp.reshape(x, target)
+
+
+def _flatten(x, start, label):
+    """The axes of ``x`` from ``start`` on merged into one, as torch.flatten(x, start)."""
+    shape = tuple(xp.shape(x))
+    n = max(len(shape), 1)
+    if not -n <= start < n:
+        raise ValueError(f"flatten(): axis {start} is out of range for {label}, which has {len(shape)} axes")
+    start %= n
+    return xp.reshape(x, shape[:start] + (_dim(shape[start:], None),))
+
+
+def _reshape_like(g, source, target, dtype=None):
+    """A cotangent ``g`` (broadcast to ``source``, a reshape's output shape) reshaped to ``target``."""
+    return xp.reshape(xp.broadcast_to(_typed(g, dtype), tuple(source)), tuple(target))
+
+
 def _bounds_text(lower, upper, strict):
     """How a message reads bounds: "> 0", "<= 1", "in [0, 1]", "in (0, 0.5]"; ``strict``: whether
     each bound is excluded."""
