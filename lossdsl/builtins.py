@@ -481,7 +481,7 @@ def _vjp_logcumsumexp(g, op, out, ct):
     # in (0, 1), and exp(x - out) <= 1, so nothing overflows at logits of 1000
     (x,) = op.operands
     axis, reverse = op.param("axis"), op.param("reverse")
-    factor = sigmoid(out - g.apply("shift", x, x, axis=axis, by=scans.next_shift(reverse), fill=0))
+    factor = sigmoid(out - g.apply("scan_shift", x, x, axis=axis, by=scans.next_shift(reverse), fill=0))
     return (sp.exp(x - out) * g.apply("linear_scan", factor, ct, axis=axis, reverse=not reverse),)
 
 
@@ -637,7 +637,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("linear_scan", _everywhere("_linear_scan({0}, {1}, {axis}, {reverse}, {dtype})"), scans.vjp_linear_scan,
               doc="h_0 = b_0, h_i = a_i*h_(i-1) + b_i along the axis (a: operand 0, b: operand 1)",
               rank=_shaped_like(0)),
-    Primitive("shift", _everywhere("_shift({0}, {shape1}, {axis}, {by}, {fill}, {dtype})"), scans.vjp_shift,
+    Primitive("scan_shift", _everywhere("_scan_shift({0}, {shape1}, {axis}, {by}, {fill}, {dtype})"), scans.vjp_scan_shift,
               doc="operand 0, broadcast to the shape of operand 1, moved one step along the axis, fill "
               "in the entry left empty", rank=_shaped_like(1)),
     # internal ops that only gradients create

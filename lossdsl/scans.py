@@ -12,8 +12,9 @@ Scans take their gradients as scans the other way. ``cumsum`` is linear, its adj
 the other direction. ``cumprod`` and ``logcumsumexp`` take a first-order linear recurrence,
 ``linear_scan`` (h_0 = b_0, h_i = a_i*h_(i-1) + b_i in scan order), run backwards, which neither
 divides (cumprod's gradient holds with zeros present) nor overflows (logcumsumexp's factors
-exp(out_j - out_(j+1)) are sigmoid(out_j - x_(j+1)), in (0, 1)); ``shift`` moves an operand one step
-along the axis. ``linear_scan`` and ``shift`` have adjoints of their own kind, so Hessians pass too.
+exp(out_j - out_(j+1)) are sigmoid(out_j - x_(j+1)), in (0, 1)); ``scan_shift`` moves an operand one step
+along the axis. ``linear_scan`` and ``scan_shift`` have adjoints of their own kind, so Hessians pass too.
+(logcumsumexp's rule sits in the registry beside the ``sigmoid`` it builds.)
 """
 
 from __future__ import annotations
@@ -117,20 +118,20 @@ def vjp_cumprod(g: Graph, op: Apply, out: sp.Symbol, ct: sp.Expr) -> VjpResult:
     """d/dx_j = out_(j-1) * lam_j, lam_j = ct_j + x_(j+1)*lam_(j+1): no division, so zeros are exact."""
     (x,) = op.operands
     axis, reverse = op.param("axis"), op.param("reverse")
-    successor = g.apply("shift", x, x, axis=axis, by=next_shift(reverse), fill=0)
+    successor = g.apply("scan_shift", x, x, axis=axis, by=next_shift(reverse), fill=0)
     lam = g.apply("linear_scan", successor, ct, axis=axis, reverse=not reverse)
-    return (lam * g.apply("shift", out, out, axis=axis, by=-next_shift(reverse), fill=1),)
+    return (lam * g.apply("scan_shift", out, out, axis=axis, by=-next_shift(reverse), fill=1),)
 
 
 def vjp_linear_scan(g: Graph, op: Apply, out: sp.Symbol, ct: sp.Expr) -> VjpResult:
     """h_i = a_i*h_(i-1) + b_i: mu_i = ct_i + a_(i+1)*mu_(i+1) is b's cotangent, mu_i*h_(i-1) a's."""
     a, _ = op.operands
     axis, reverse = op.param("axis"), op.param("reverse")
-    successor = g.apply("shift", a, out, axis=axis, by=next_shift(reverse), fill=0)
+    successor = g.apply("scan_shift", a, out, axis=axis, by=next_shift(reverse), fill=0)
     mu = g.apply("linear_scan", successor, ct, axis=axis, reverse=not reverse)
-    return (mu * g.apply("shift", out, out, axis=axis, by=-next_shift(reverse), fill=0), mu)
+    return (mu * g.apply("scan_shift", out, out, axis=axis, by=-next_shift(reverse), fill=0), mu)
 
 
-def vjp_shift(g: Graph, op: Apply, out: sp.Symbol, ct: sp.Expr) -> VjpResult:
+def vjp_scan_shift(g: Graph, op: Apply, out: sp.Symbol, ct: sp.Expr) -> VjpResult:
     _, like = op.operands
-    return (g.apply("shift", ct, like, axis=op.param("axis"), by=-op.param("by"), fill=0), None)
+    return (g.apply("scan_shift", ct, like, axis=op.param("axis"), by=-op.param("by"), fill=0), None)

@@ -724,7 +724,7 @@ def _argsort(x, axis):
     return xp.argsort(x, axis=axis, kind="stable")
 
 
-def _order(x, axis, descending):
+def _stable_order(x, axis, descending):
     """The stable argsort of ``x`` along ``axis``, ties in their original order either way (descending:
     the ascending order of the flipped array, flipped back, its positions mapped to ``x``'s)."""
     if not descending:
@@ -733,7 +733,7 @@ def _order(x, axis, descending):
     return (n - 1) - xp.flip(_argsort(xp.flip(x, (axis,)), axis), (axis,))
 
 
-def _leading(x, k, axis):
+def _first_k(x, k, axis):
     """The first ``k`` entries of ``x`` along ``axis``."""
     return x[(slice(None),) * (axis % xp.ndim(x)) + (slice(0, k),)]
 
@@ -747,19 +747,19 @@ def _top_count(k, n, axis, label):
 
 
 def _sort(x, axis, descending):
-    return xp.take_along_axis(x, _order(x, axis, descending), axis=axis)
+    return xp.take_along_axis(x, _stable_order(x, axis, descending), axis=axis)
 
 
 def _topk(x, k, axis, label):
     """The ``k`` largest entries along ``axis``, largest first (as torch.topk(...).values)."""
     k = _top_count(k, xp.shape(x)[axis], axis, label)
-    return xp.take_along_axis(x, _leading(_order(x, axis, True), k, axis), axis=axis)
+    return xp.take_along_axis(x, _first_k(_stable_order(x, axis, True), k, axis), axis=axis)
 
 
 def _order_gather(y, x, k, axis, descending, dtype=None):
     """``y`` (broadcast to ``x``'s shape) at the first ``k`` positions of ``x``'s stable order."""
     y = xp.broadcast_to(_typed(y, dtype), xp.shape(x))
-    return xp.take_along_axis(y, _leading(_order(x, axis, descending), int(k), axis), axis=axis)
+    return xp.take_along_axis(y, _first_k(_stable_order(x, axis, descending), int(k), axis), axis=axis)
 
 
 def _order_scatter(g, x, k, axis, descending, dtype=None):
@@ -771,10 +771,10 @@ def _order_scatter(g, x, k, axis, descending, dtype=None):
     if k < n:
         shape[axis] = n - k
         g = xp.concatenate((g, xp.zeros(tuple(shape), dtype=g.dtype)), axis)
-    return xp.take_along_axis(g, _argsort(_order(x, axis, descending), axis), axis=axis)
+    return xp.take_along_axis(g, _argsort(_stable_order(x, axis, descending), axis), axis=axis)
 
 
-def _along(f, x, axis, reverse):
+def _scan_along(f, x, axis, reverse):
     """``f(x, axis)``, a scan from the start of the axis, or from its end with ``reverse``."""
     if not reverse:
         return f(x, axis)
@@ -783,11 +783,11 @@ def _along(f, x, axis, reverse):
 
 def _cumsum(x, shape, axis, reverse, dtype=None):
     """The cumulative sum of ``x`` (broadcast to ``shape``: a cotangent may be smaller)."""
-    return _along(xp.cumsum, xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, reverse)
+    return _scan_along(xp.cumsum, xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, reverse)
 
 
 def _cumprod(x, axis, reverse):
-    return _along(xp.cumprod, x, axis, reverse)
+    return _scan_along(xp.cumprod, x, axis, reverse)
 
 
 def _logcumsum(x, axis):
@@ -796,10 +796,10 @@ def _logcumsum(x, axis):
 
 
 def _logcumsumexp(x, axis, reverse):
-    return _along(_logcumsum, x, axis, reverse)
+    return _scan_along(_logcumsum, x, axis, reverse)
 
 
-def _shift(x, shape, axis, by, fill, dtype=None):
+def _scan_shift(x, shape, axis, by, fill, dtype=None):
     """``x`` (broadcast to ``shape``) moved one step along ``axis`` (``by`` 1: towards its end), ``fill``
     in the entry left empty."""
     x = xp.moveaxis(xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, 0)
