@@ -20,7 +20,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from . import arrays, axes
+from . import arrays, axes, scans
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
@@ -475,6 +475,16 @@ def _vjp_ctc(g, op, out, ct):
 
 
 
+def _vjp_logcumsumexp(g, op, out, ct):
+    # d/dx_j = exp(x_j - out_j)*r_j with r_j = ct_j + exp(out_j - out_(j+1))*r_(j+1), a reverse scan
+    # (scans.py); each factor is sigmoid(out_j - x_(j+1)), as out_(j+1) = logaddexp(out_j, x_(j+1)):
+    # in (0, 1), and exp(x - out) <= 1, so nothing overflows at logits of 1000
+    (x,) = op.operands
+    axis, reverse = op.param("axis"), op.param("reverse")
+    factor = sigmoid(out - g.apply("scan_shift", x, x, axis=axis, by=scans.next_shift(reverse), fill=0))
+    return (sp.exp(x - out) * g.apply("linear_scan", factor, ct, axis=axis, reverse=not reverse),)
+
+
 # --- Rank rules: an op's output rank from its operands' ranks (see ir.Rank) ------------------
 
 def _reduced(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
@@ -574,8 +584,6 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_indexed, variadic=1),
     Primitive("index_check", _everywhere("_index_check({0}, {shape1}, {axis}, {label}, {into})"), _vjp_constant,
               doc="a run-time index (operand 0), checked to lie within an axis of operand 1"),
-
-
     # shapes and constant arrays (arrays.py): lengths, constructors, diag, concat and stack
     Primitive("size", _everywhere("_size({shape0}, {axis}, {dtype}, {label})"), _vjp_constant,
               doc="the element count of operand 0 (or the length of its axis), in the loss's dtype",
@@ -621,6 +629,32 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("reshape_like", _everywhere("_reshape_like({0}, {shape1}, {shape2}, {dtype})"), axes.vjp_reshape_like,
               doc="operand 0, broadcast to the shape of operand 1, reshaped to the shape of operand 2",
               formula=_transparent, rank=_shaped_like(2)),
+    # order statistics and scans (scans.py): sort and topk gather by the stable argsort; scans'
+    # gradients are scans the other way
+    Primitive("sort", _everywhere("_sort({0}, {axis}, {descending})"), scans.vjp_sort,
+              doc="operand 0 sorted along the axis (ties in their original order)",
+              shape=Shape("unknown", ("increasing",), range_of="operand", kink=True), rank=_same),
+    Primitive("topk", _everywhere("_topk({0}, {1}, {axis}, {label})"), scans.vjp_topk,
+              doc="the operand-1 largest entries of operand 0 along the axis, largest first",
+              shape=Shape("unknown", ("increasing", "static"), range_of="operand", kink=True), rank=_shaped_like(0)),
+    Primitive("order_gather", _everywhere("_order_gather({0}, {1}, {2}, {axis}, {descending}, {dtype})"),
+              scans.vjp_order_gather, doc="operand 0 at the first operand-2 positions of operand 1's stable order",
+              rank=_shaped_like(1)),
+    Primitive("order_scatter", _everywhere("_order_scatter({0}, {1}, {2}, {axis}, {descending}, {dtype})"),
+              scans.vjp_order_scatter, doc="zeros shaped like operand 1 with operand 0 written at the first "
+              "operand-2 positions of its stable order", rank=_shaped_like(1)),
+    Primitive("cumsum", _everywhere("_cumsum({0}, {shape1}, {axis}, {reverse}, {dtype})"), scans.vjp_cumsum,
+              doc="the cumulative sum of operand 0, broadcast to the shape of operand 1",
+              shape=Shape("affine", ("increasing", "static"), range_of="sign"), rank=_shaped_like(1)),
+    Primitive("cumprod", _everywhere("_cumprod({0}, {axis}, {reverse})"), scans.vjp_cumprod, rank=_same),
+    Primitive("logcumsumexp", _everywhere("_logcumsumexp({0}, {axis}, {reverse})"), _vjp_logcumsumexp,
+              shape=Shape("convex", ("increasing",)), rank=_same),
+    Primitive("linear_scan", _everywhere("_linear_scan({0}, {1}, {axis}, {reverse}, {dtype})"), scans.vjp_linear_scan,
+              doc="h_0 = b_0, h_i = a_i*h_(i-1) + b_i along the axis (a: operand 0, b: operand 1)",
+              rank=_shaped_like(0)),
+    Primitive("scan_shift", _everywhere("_scan_shift({0}, {shape1}, {axis}, {by}, {fill}, {dtype})"), scans.vjp_scan_shift,
+              doc="operand 0, broadcast to the shape of operand 1, moved one step along the axis, fill "
+              "in the entry left empty", rank=_shaped_like(1)),
     # internal ops that only gradients create
     Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),
               _vjp_index_vjp, doc="operand 0 (broadcast to the shape of operand 2, an index's output) "
@@ -702,7 +736,9 @@ def _reduction(kind: str, doc: str) -> Builtin:
             factor, x = x.as_coeff_Mul()
             if x.could_extract_minus_sign():
                 factor, x = -factor, -x
-        return Tensor(factor * a.graph.apply(kind, x, axis=a.axes("axis"), keepdims=a.flag("keepdims")))
+        axis = a.axes("axis")
+        x = scans.unpermuted(a.graph, x, axis)
+        return Tensor(factor * a.graph.apply(kind, x, axis=axis, keepdims=a.flag("keepdims")))
     return Builtin(kind, (("x", REQUIRED), ("axis", None), ("keepdims", False)), build, doc)
 
 
@@ -711,7 +747,9 @@ def _extremum(kind: str, pairwise: Callable[..., sp.Expr]) -> Builtin:
         if a.given("y"):
             a.forbid("axis", "keepdims", why=f"{kind}(a, b) with two arguments is elementwise")
             return Tensor(pairwise(a.tensor("x"), a.tensor("y")))
-        return Tensor(a.graph.apply(kind, a.tensor("x"), axis=a.axes("axis"), keepdims=a.flag("keepdims")))
+        axis = a.axes("axis")
+        x = scans.unpermuted(a.graph, a.tensor("x"), axis)
+        return Tensor(a.graph.apply(kind, x, axis=axis, keepdims=a.flag("keepdims")))
     doc = f"{kind}(x, axis=None): reduction (axis: one or a tuple); {kind}(a, b): elementwise {kind}imum"
     return Builtin(kind, (("x", REQUIRED), ("y", None), ("axis", None), ("keepdims", False)), build, doc)
 
@@ -840,8 +878,6 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "concat(a, b, ..., axis=0): the arrays joined along an existing axis, as numpy.concatenate", variadic=True),
     Builtin("stack", (("arrays", REQUIRED), ("axis", 0)), arrays.build_join(True),
             "stack(a, b, ..., axis=0): the arrays joined along a new axis, as numpy.stack", variadic=True),
-
-
     # axes and shapes (axes.py)
     Builtin("transpose", (("x", REQUIRED), ("axes", None)), axes.build_transpose,
             "x with its axes reversed, or permuted: axis i of the result is axis axes[i] of x (numpy.transpose)"),
@@ -857,7 +893,19 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED), ("axis", -1)), _one_hot,
             "integer labels one-hot encoded along a new axis of length num_classes (axis=1: (B, H, W) labels "
             "give (B, C, H, W))"),
-
+    # order statistics and scans (scans.py)
+    Builtin("sort", (("x", REQUIRED), ("axis", -1), ("descending", False)), scans.build_sort,
+            "x sorted along axis (ties in their original order, as NumPy's stable sort); the gradient "
+            "goes back to where each value came from"),
+    Builtin("topk", (("x", REQUIRED), ("k", REQUIRED), ("axis", -1)), scans.build_topk,
+            "the k largest entries of x along axis, largest first, as torch.topk(...).values; k a "
+            "constant or computed from size(...)"),
+    Builtin("cumsum", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_cumsum,
+            "the cumulative sum along axis (from its end with reverse=true)"),
+    Builtin("cumprod", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_scan("cumprod"),
+            "the cumulative product along axis (from its end with reverse=true); its gradient holds with zeros present"),
+    Builtin("logcumsumexp", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_scan("logcumsumexp"),
+            "log(cumsum(exp(x))) along axis without overflow, as jax.lax.cumlogsumexp (from its end with reverse=true)"),
     Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
             "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "
             "differentiable again (gradient penalties: WGAN-GP, R1, double backpropagation)"),

@@ -172,6 +172,18 @@ def _ctc_inputs(rng):
             "il": np.array([5, 3, 4, 2]), "tl": np.array([2, 2, 1, 0])}
 
 
+# --- scan references: log(sum(exp(x[:i + 1]))) shifted by each prefix's max, and its gradient from the
+# formula d/dx_j sum_i out_i = sum_{i >= j} exp(x_j - out_i)
+
+def np_logcumsumexp(x):
+    return np.array([np.max(x[:i + 1]) + np.log(np.sum(np.exp(x[:i + 1] - np.max(x[:i + 1])))) for i in range(len(x))])
+
+
+def np_logcumsumexp_grad(x):
+    out = np_logcumsumexp(x)
+    return np.array([np.sum(np.exp(x[j] - out[j:])) for j in range(len(x))])
+
+
 # --- the table ---------------------------------------------------------------------------------
 
 LABELS3 = np.array([2, 0, 3])
@@ -399,6 +411,37 @@ ROWS = [
     Row("stop_gradient", "sum(stop_gradient(x) * x) + sum(stop_gradient(x)^2)", real(6),
         lambda x: 2 * np.sum(x * x), lambda x: jnp.sum(jax.lax.stop_gradient(x) * x) + jnp.sum(jax.lax.stop_gradient(x) ** 2),
         elementwise("sum(stop_gradient(x))", BIG, lambda x: x, np.zeros_like), frozen="sum(c * x) + sum(c^2)"),
+
+
+    # order statistics and scans: references from NumPy's sort and cumulative functions, and jax.lax's
+    Row("sort", "sum(sort(x) * w) + sum(sort(x, axis=0, descending=true) * w^2)",
+        _with(distinct((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: np.sum(np.sort(x, axis=1) * w) + np.sum(np.sort(x, axis=0)[::-1] * w**2),
+        lambda x, w: jnp.sum(jnp.sort(x) * w) + jnp.sum(jnp.sort(x, axis=0, descending=True) * w**2)),
+    Row("topk", "sum(topk(x, 2) * w[:, :2]) + mean(topk(x, size(x, axis=0) - 1, axis=0)^2)",
+        _with(distinct((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: np.sum(np.sort(x, axis=1)[:, ::-1][:, :2] * w[:, :2]) + np.mean(np.sort(x, axis=0)[::-1][:2] ** 2),
+        lambda x, w: jnp.sum(jax.lax.top_k(x, 2)[0] * w[:, :2]) + jnp.mean(jax.lax.top_k(x.T, 2)[0].T ** 2)),
+    Row("cumsum", "sum(cumsum(x) * w) + sum(cumsum(x, axis=0, reverse=true)^2)",
+        _with(real((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: sum(np.sum(x[:, :j + 1], axis=1) @ w[:, j] for j in range(4))
+        + sum(np.sum(np.sum(x[i:], axis=0) ** 2) for i in range(3)),
+        lambda x, w: jnp.sum(jnp.cumsum(x, axis=-1) * w) + jnp.sum(jnp.cumsum(x[::-1], axis=0)[::-1] ** 2)),
+    Row("cumprod", "sum(cumprod(x) * w) + sum(cumprod(x, axis=0, reverse=true) * w)",
+        lambda rng: {"x": np.where(np.arange(12).reshape(3, 4) == 5, 0.0, rng.uniform(0.5, 1.5, (3, 4))),
+                     "w": rng.normal(size=(3, 4))},
+        lambda x, w: sum(np.prod(x[:, :j + 1], axis=1) @ w[:, j] for j in range(4))
+        + sum(np.prod(x[i:], axis=0) @ w[i] for i in range(3)),
+        lambda x, w: jnp.sum(jnp.cumprod(x, axis=-1) * w) + jnp.sum(jnp.cumprod(x[::-1], axis=0)[::-1] * w)),
+    Row("logcumsumexp", "sum(logcumsumexp(x) * w) + sum(logcumsumexp(x, axis=0, reverse=true) * w^2)",
+        _with(real((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: np.sum(np.log(np.cumsum(np.exp(x), axis=1)) * w)
+        + np.sum(np.log(np.cumsum(np.exp(x[::-1]), axis=0)[::-1]) * w**2),
+        lambda x, w: jnp.sum(jax.lax.cumlogsumexp(x, axis=1) * w) + jnp.sum(jax.lax.cumlogsumexp(x, axis=0, reverse=True) * w**2),
+        Extreme("sum(logcumsumexp(x))",
+                (np.array([-1e3, 0.0, 1e3]), np.array([1e3, 1e3, -1e3]), np.array([-1e3, -1e3, -1e3, -1e3]),
+                 np.array([300.0, -1e3, 1e3, 1e3])),
+                lambda x: float(np.sum(np_logcumsumexp(x))), np_logcumsumexp_grad)),
 
 
     Row("grad", "sum(grad(sum(x^3 * transpose(y)), x)^2) + sum(grad(mean(x @ y), y) * y)",

@@ -765,3 +765,114 @@ def _prod_others_vjp(ct, x, axis):
         k = n - 1 - j
         b.append(b[-1] * flat[..., k] + c[..., k] * after[..., k])
     return _unmerged(xp.stack(a, -1) * after + before * xp.stack(b[::-1], -1), x, axes)
+
+
+# --- order statistics and scans (scans.py): along one axis, every other axis independent
+
+
+def _argsort(x, axis):
+    """The stable ascending argsort: ties in their original order."""
+    return xp.argsort(x, axis=axis, kind="stable")
+
+
+def _stable_order(x, axis, descending):
+    """The stable argsort of ``x`` along ``axis``, ties in their original order either way (descending:
+    the ascending order of the flipped array, flipped back, its positions mapped to ``x``'s)."""
+    if not descending:
+        return _argsort(x, axis)
+    n = xp.shape(x)[axis]
+    return (n - 1) - xp.flip(_argsort(xp.flip(x, (axis,)), axis), (axis,))
+
+
+def _first_k(x, k, axis):
+    """The first ``k`` entries of ``x`` along ``axis``."""
+    return x[(slice(None),) * (axis % xp.ndim(x)) + (slice(0, k),)]
+
+
+def _top_count(k, n, axis, label):
+    """topk's k (a Python number, from a constant or from sizes): a whole number in [0, n]."""
+    if k != k // 1 or not 0 <= k <= n:
+        raise ValueError(f"topk(): k must be a whole number from 0 to the length of axis {axis} of {label}, "
+                         f"{n}; got {k}")
+    return int(k)
+
+
+def _sort(x, axis, descending):
+    return xp.take_along_axis(x, _stable_order(x, axis, descending), axis=axis)
+
+
+def _topk(x, k, axis, label):
+    """The ``k`` largest entries along ``axis``, largest first (as torch.topk(...).values)."""
+    k = _top_count(k, xp.shape(x)[axis], axis, label)
+    return xp.take_along_axis(x, _first_k(_stable_order(x, axis, True), k, axis), axis=axis)
+
+
+def _order_gather(y, x, k, axis, descending, dtype=None):
+    """``y`` (broadcast to ``x``'s shape) at the first ``k`` positions of ``x``'s stable order."""
+    y = xp.broadcast_to(_typed(y, dtype), xp.shape(x))
+    return xp.take_along_axis(y, _first_k(_stable_order(x, axis, descending), int(k), axis), axis=axis)
+
+
+def _order_scatter(g, x, k, axis, descending, dtype=None):
+    """Zeros shaped like ``x`` with the cotangent ``g`` of its first ``k`` ordered entries written where
+    each came from: padded to the axis's length, then gathered by the inverse permutation."""
+    shape, k = list(xp.shape(x)), int(k)
+    n, shape[axis] = shape[axis], k
+    g = xp.broadcast_to(_typed(g, dtype), tuple(shape))
+    if k < n:
+        shape[axis] = n - k
+        g = xp.concatenate((g, xp.zeros(tuple(shape), dtype=g.dtype)), axis)
+    return xp.take_along_axis(g, _argsort(_stable_order(x, axis, descending), axis), axis=axis)
+
+
+def _scan_along(f, x, axis, reverse):
+    """``f(x, axis)``, a scan from the start of the axis, or from its end with ``reverse``."""
+    if not reverse:
+        return f(x, axis)
+    return xp.flip(f(xp.flip(x, (axis,)), axis), (axis,))
+
+
+def _cumsum(x, shape, axis, reverse, dtype=None):
+    """The cumulative sum of ``x`` (broadcast to ``shape``: a cotangent may be smaller)."""
+    return _scan_along(xp.cumsum, xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, reverse)
+
+
+def _cumprod(x, axis, reverse):
+    return _scan_along(xp.cumprod, x, axis, reverse)
+
+
+def _logcumsum(x, axis):
+    """log(cumsum(exp(x))) from the start, by logaddexp at each step: nothing overflows."""
+    return xp.logaddexp.accumulate(x, axis=axis)
+
+
+def _logcumsumexp(x, axis, reverse):
+    return _scan_along(_logcumsum, x, axis, reverse)
+
+
+def _scan_shift(x, shape, axis, by, fill, dtype=None):
+    """``x`` (broadcast to ``shape``) moved one step along ``axis`` (``by`` 1: towards its end), ``fill``
+    in the entry left empty."""
+    x = xp.moveaxis(xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, 0)
+    if xp.shape(x)[0]:
+        edge = xp.full_like(x[:1], fill)
+        x = xp.concatenate((edge, x[:-1]) if by > 0 else (x[1:], edge), 0)
+    return xp.moveaxis(x, 0, axis)
+
+
+def _linear_scan(a, b, axis, reverse, dtype=None):
+    """h_0 = b_0, h_i = a_i*h_(i-1) + b_i along ``axis`` (from its end with ``reverse``), ``a`` and ``b``
+    broadcast together; a_0 is never read. By doubling (Hillis and Steele): after the step of span d,
+    each entry holds the recurrence over the d entries ending there, (a product, a sum), so log2(n)
+    whole-array steps replace n small ones (100,000 entries: 3 s a loop in torch)."""
+    shape = xp.broadcast_shapes(xp.shape(a), xp.shape(b))
+    a, b = (xp.moveaxis(xp.broadcast_to(_typed(v, dtype), shape), axis, 0) for v in (a, b))
+    if reverse:
+        a, b = xp.flip(a, (0,)), xp.flip(b, (0,))
+    a = xp.concatenate((xp.zeros_like(a[:1]), a[1:]), 0)  # h_(-1) = 0: whatever a_0 holds, it adds nothing
+    span, n = 1, xp.shape(b)[0]
+    while span < n:
+        b = xp.concatenate((b[:span], a[span:] * b[:-span] + b[span:]), 0)
+        a = xp.concatenate((a[:span], a[span:] * a[:-span]), 0)
+        span *= 2
+    return xp.moveaxis(xp.flip(b, (0,)) if reverse else b, 0, axis)

@@ -210,3 +210,11 @@ def _stop_gradient(x):
 
 def _logaddexp(a, b):
     return torch.logaddexp(*_pair(a, b))
+
+
+def _argsort(x, axis):
+    return torch.argsort(x, dim=axis, stable=True)
+
+
+def _logcumsum(x, axis):
+    return torch.logcumsumexp(x, axis)
