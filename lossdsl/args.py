@@ -150,6 +150,32 @@ class Args:
             return v
         raise self.error(name, f"expected a constant number or none, got {describe(v)}")
 
+    def static_pair(self, name: str, minimum: int | None = None, limit: int | None = None) -> tuple[int, int]:
+        """A constant integer ``w`` (as ``(w, w)``) or a tuple ``(before, after)`` of two: pad's widths."""
+        v = self._values[name]
+        if not isinstance(v, tuple):
+            w = self.static_int(name, minimum, limit)
+            return (w, w)
+        if len(v) != 2:
+            raise self.error(name, f"expected one constant integer or a tuple (before, after) of two, got {describe(v)}")
+        pair = []
+        for item in v:
+            if isinstance(item, bool) or not isinstance(item, int) or (minimum is not None and item < minimum):
+                need = "constant integers" + (f" >= {minimum}" if minimum is not None else "")
+                raise self.error(name, f"expected a tuple of {need}, got {describe(item)} in it")
+            if limit is not None and abs(item) > limit:
+                raise LimitError(f"argument '{name}' of {self.func}(): {item} is beyond the limit of {limit}",
+                                 self._spans.get(name, self.span))
+            pair.append(item)
+        return (pair[0], pair[1])
+
+    def choice(self, name: str, options: tuple[str, ...]) -> str:
+        """A string argument, one of ``options``."""
+        v = self._values[name]
+        if not isinstance(v, str) or v not in options:
+            raise self.error(name, f"expected one of {', '.join(map(repr, options))}, got {describe(v)}")
+        return v
+
     def describe_input(self, name: str) -> str:
         """How a runtime error names this argument: the input it is, and the loss it went to."""
         v = self._values[name]
