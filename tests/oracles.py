@@ -99,3 +99,39 @@ def run_value_and_grads(source, inputs, run, dtype):
     else:
         value, grads = f(**args)
     return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
+
+
+def jax_value_and_grads(reference, inputs):
+    """The value of ``reference(**inputs)`` (written in jax.numpy) and jax.grad of it in every input."""
+    import jax
+    import jax.numpy as jnp
+
+    names = list(inputs)
+    value, grads = jax.value_and_grad(lambda *v: reference(**dict(zip(names, v))), argnums=tuple(range(len(names))))(
+        *(jnp.asarray(inputs[n]) for n in names))
+    return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
+
+
+def assert_run_agrees(source, inputs, reference, run, dtype, tol):
+    """The loss's value and gradients on one run (see ``run_value_and_grads``), in ``dtype``, against
+    jax.grad of the jax.numpy ``reference`` in float64."""
+    want_value, want_grads = jax_value_and_grads(reference, inputs)
+    value, grads = run_value_and_grads(source, inputs, run, dtype)
+    assert value.dtype == dtype
+    np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)
+    for name, want in want_grads.items():
+        assert grads[name].dtype == dtype and grads[name].shape == want.shape, name
+        np.testing.assert_allclose(grads[name], want, rtol=tol, atol=tol, err_msg=name)
+
+
+def assert_hessian_agrees(source, inputs, wrt, reference, backend):
+    """The loss's Hessian in ``wrt`` against jax.hessian of the jax.numpy ``reference``."""
+    import jax
+    import jax.numpy as jnp
+
+    import lossdsl
+
+    args = {k: jnp.asarray(v) for k, v in inputs.items()}
+    want = np.asarray(jax.hessian(lambda v: reference(**{**args, wrt: v}))(args[wrt]))
+    got = lossdsl.compile(source, backend=backend).hessian(wrt)(**inputs)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from oracles import finite_differences, run_value_and_grads
+from oracles import assert_finite_differences, assert_hessian_agrees, assert_run_agrees, finite_differences
 
 import lossdsl
 from lossdsl.errors import InputError, LimitError, LossDSLError
@@ -92,39 +92,19 @@ ROWS = [
 IDS = [r[0] for r in ROWS]
 
 
-def _reference(ref, inputs):
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-    names = list(inputs)
-    value, grads = jax.value_and_grad(lambda *v: ref(**dict(zip(names, v))), argnums=tuple(range(len(names))))(
-        *(args[n] for n in names))
-    return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("run", RUNS)
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
     _, source, inputs, ref = row
-    want_value, want_grads = _reference(ref, inputs)
-    value, grads = run_value_and_grads(source, inputs, run, dtype)
     tol = 1e-10 if dtype == np.float64 else 2e-4
-    if run == "torch" and "arange" in source:
-        tol = max(tol, ARANGE_IN_TORCH)
-    assert value.dtype == dtype
-    np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)
-    for name, want in want_grads.items():
-        assert grads[name].dtype == dtype and grads[name].shape == want.shape, name
-        np.testing.assert_allclose(grads[name], want, rtol=tol, atol=tol, err_msg=name)
+    assert_run_agrees(source, inputs, ref, run, dtype, max(tol, ARANGE_IN_TORCH) if run == "torch" and "arange" in source else tol)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_gradient_against_finite_differences(row):
     _, source, inputs, _ = row
-    loss = lossdsl.compile(source)
-    grads = loss.grad(list(inputs))(**inputs)
-    for name in inputs:
-        np.testing.assert_allclose(grads[name], finite_differences(loss, inputs, name), rtol=1e-5, atol=1e-6,
-                                   err_msg=name)
+    assert_finite_differences(lossdsl.compile(source), inputs)
 
 
 # --- second derivatives: every adjoint (pad_vjp, correlate in the adjoint modes, the kernel's) again
@@ -153,10 +133,7 @@ HESSIANS = [
 @pytest.mark.parametrize("row", HESSIANS, ids=[h[0] for h in HESSIANS])
 def test_hessian_against_jax_hessian(row, backend):
     _, source, inputs, wrt, ref = row
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-    want = np.asarray(jax.hessian(lambda v: ref(**{**args, wrt: v}))(args[wrt]))
-    got = lossdsl.compile(source, backend=backend).hessian(wrt)(**inputs)
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+    assert_hessian_agrees(source, inputs, wrt, ref, backend)
 
 
 # --- NumPy's own functions, at the edges of the modes --------------------------------------------
