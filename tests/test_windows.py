@@ -303,3 +303,12 @@ def test_convex_claims_survive_midpoint_checks():
             a, b = RNG.normal(size=X.shape), RNG.normal(size=X.shape)
             mid = float(loss(x=(a + b) / 2, **held))
             assert mid <= (float(loss(x=a, **held)) + float(loss(x=b, **held))) / 2 + 1e-12, source
+
+
+@pytest.mark.parametrize("source, smooth", [
+    ("mean(abs(diff(x)))", False), ("mean(abs(roll(x, 1, axis=0) - x))", False),
+    ("mean(diff(x)^2)", True), ("mean(correlate(x, k, mode=\"same\")^2)", True)])
+def test_smoothness_sees_kinks_inside_the_window_ops(source, smooth):
+    """Total variation has kinks where neighbours tie: never claimed C^inf."""
+    got = lossdsl.analyze(source)["inputs"]["x"]["smoothness"]["class"]
+    assert (got == "inf") == smooth

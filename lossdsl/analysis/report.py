@@ -48,7 +48,12 @@ def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> d
                                    "the composition rules do not apply"}
     el = element(an, loss)
     if el is None:
-        kinks = [a for a in sp.preorder_traversal(loss.root) if isinstance(a, (*NONSMOOTH, sp.Piecewise))]
+        # the root and the operands of every op it reads that depends on x: a kink inside an op's
+        # operand (abs of a difference, mean(abs(diff(x)))) is a kink of the loss
+        read = [op.operands for s in loss.graph.dependencies([loss.root]) if s in an.depends
+                for op in (loss.graph.op_of[s],) if isinstance(op, Apply)]
+        kinks = [a for e in (loss.root, *(o for operands in read for o in operands))
+                 for a in sp.preorder_traversal(e) if isinstance(a, (*NONSMOOTH, sp.Piecewise))]
         smooth = {"class": "inf", "points": []} if not kinks and not any(
             isinstance(op, Apply) and PRIMITIVES.get(op.prim, None) is not None and PRIMITIVES[op.prim].shape.kink
             for s, op in loss.graph.op_of.items() if s in an.depends) else {"class": "unknown", "points": []}
