@@ -20,7 +20,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from . import arrays, axes, scans
+from . import arrays, axes, scans, windows
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
@@ -655,6 +655,27 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("scan_shift", _everywhere("_scan_shift({0}, {shape1}, {axis}, {by}, {fill}, {dtype})"), scans.vjp_scan_shift,
               doc="operand 0, broadcast to the shape of operand 1, moved one step along the axis, fill "
               "in the entry left empty", rank=_shaped_like(1)),
+    # differences and windows (windows.py): each linear in x, its adjoint another window op
+    Primitive("diff", _everywhere("_diff({0}, {n}, {axis})"), windows.vjp_diff,
+              doc="the n-th differences of operand 0 along the axis, as numpy.diff",
+              shape=Shape("affine", ("",)), rank=_shaped_like(0)),
+    Primitive("roll", _everywhere("_roll({0}, {shift}, {axis})"), windows.vjp_roll,
+              doc="operand 0 rolled by shift along the axis, as numpy.roll",
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=_shaped_like(0)),
+    Primitive("pad", _everywhere("_pad({0}, {width}, {axis}, {mode}, {value})"), windows.vjp_pad,
+              doc="operand 0 padded by width (before, after) along the axis, as numpy.pad's constant, reflect and edge",
+              shape=Shape("affine", ("increasing",)), rank=_shaped_like(0)),
+    Primitive("pad_vjp", _everywhere("_pad_vjp({0}, {shape1}, {width}, {axis}, {mode}, {dtype})"), windows.vjp_pad_vjp,
+              doc="a cotangent of pad (operand 0) back on operand 1's shape: the middle slice, with the "
+              "entries reflect and edge copied folded back onto their sources", rank=_shaped_like(1)),
+    Primitive("correlate", _everywhere("_correlate({0}, {1}, {axis}, {mode}, {flip})"), windows.vjp_correlate,
+              doc="the 1-D kernel (operand 1, reversed if flip) slid along the axis of operand 0, as numpy.correlate "
+              "per line (modes valid, same; full and same_t for adjoints)",
+              shape=Shape("multilinear", ("", "")), rank=_shaped_like(0)),
+    Primitive("correlate_kernel_vjp", _everywhere("_correlate_kernel_vjp({0}, {1}, {shape2}, {axis}, {mode}, {flip})"),
+              windows.vjp_correlate_kernel_vjp,
+              doc="the gradient of correlate in its kernel (shaped like operand 2): operand 1, padded as the mode "
+              "pads it, correlated with the cotangent (operand 0), summed over every line", rank=arrays.fixed(1)),
     # internal ops that only gradients create
     Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),
               _vjp_index_vjp, doc="operand 0 (broadcast to the shape of operand 2, an index's output) "
@@ -906,6 +927,17 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "the cumulative product along axis (from its end with reverse=true); its gradient holds with zeros present"),
     Builtin("logcumsumexp", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_scan("logcumsumexp"),
             "log(cumsum(exp(x))) along axis without overflow, as jax.lax.cumlogsumexp (from its end with reverse=true)"),
+    # differences and windows (windows.py)
+    Builtin("diff", (("x", REQUIRED), ("n", 1), ("axis", -1)), windows.build_diff,
+            "the n-th differences along axis, as numpy.diff (total variation: sum(abs(diff(x))))"),
+    Builtin("roll", (("x", REQUIRED), ("shift", REQUIRED), ("axis", REQUIRED)), windows.build_roll,
+            "x rolled by shift entries along axis, as numpy.roll (entries that leave one end come back at the other)"),
+    Builtin("pad", (("x", REQUIRED), ("width", REQUIRED), ("axis", -1), ("mode", "constant"), ("value", 0.0)),
+            windows.build_pad, "x padded along axis by width (an int, or a tuple (before, after)), as numpy.pad: "
+            "mode \"constant\" (with value), \"reflect\" or \"edge\""),
+    Builtin("correlate", (("x", REQUIRED), ("kernel", REQUIRED), ("axis", -1), ("mode", "valid")),
+            windows.build_correlate, "a 1-D kernel slid along axis of x, each line as numpy.correlate (mode "
+            "\"valid\" or \"same\"); differentiable in x and the kernel (a separable 2-D filter is two calls)"),
     Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
             "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "
             "differentiable again (gradient penalties: WGAN-GP, R1, double backpropagation)"),

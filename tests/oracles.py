@@ -104,13 +104,13 @@ def run_value_and_grads(source, inputs, run, dtype):
     return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
 
 
-def assert_value_and_grads_match_jax(source, inputs, run, dtype, reference):
+def assert_value_and_grads_match_jax(source, inputs, run, dtype, reference, tol=None):
     """The loss's value and gradients on one run (as ``run_value_and_grads``) against jax.value_and_grad
     of ``reference(**inputs)``, written in jax.numpy, with respect to each float input: each of
-    ``dtype`` and the input's shape, within float64's or float32's tolerance."""
+    ``dtype`` and the input's shape, within ``tol`` (by default float64's or float32's tolerance)."""
     want_value, want = jax_value_and_grads(reference, inputs)
     value, grads = run_value_and_grads(source, inputs, run, dtype)
-    tol = 1e-10 if dtype == np.float64 else 2e-5
+    tol = (1e-10 if dtype == np.float64 else 2e-5) if tol is None else tol
     assert value.dtype == dtype
     np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)
     assert sorted(grads) == sorted(want)

@@ -367,6 +367,25 @@ ROWS = [
         lambda x, y: np.sum(y**2 + 2 * (x * y) ** 2) + np.sum(x) ** 2 + np.mean(y) ** 2,
         lambda x, y: jnp.sum(jnp.stack([x, y, x * y], axis=-1) ** 2 * jnp.arange(3))
         + jnp.sum(jnp.stack([jnp.sum(x), jnp.mean(y)]) ** 2)),
+    # differences and windows (tests/test_windows.py has the modes, dtypes, runs and Hessians)
+    Row("diff", "sum(diff(x)^2) + sum(diff(x, n=2, axis=0) * y)",
+        _with(real((4, 5)), y=lambda rng: rng.normal(size=(2, 5))),
+        lambda x, y: np.sum((x[:, 1:] - x[:, :-1]) ** 2) + np.sum((x[2:] - 2 * x[1:-1] + x[:-2]) * y),
+        lambda x, y: jnp.sum(jnp.diff(x) ** 2) + jnp.sum(jnp.diff(x, n=2, axis=0) * y)),
+    Row("roll", "sum(roll(x, 1, axis=-1) * x) + mean(roll(x, -2, axis=0)^3)", real((4, 5)),
+        lambda x: np.sum(x[:, [4, 0, 1, 2, 3]] * x) + np.mean(x[[2, 3, 0, 1]] ** 3),
+        lambda x: jnp.sum(jnp.roll(x, 1, axis=-1) * x) + jnp.mean(jnp.roll(x, -2, axis=0) ** 3)),
+    Row("pad", "sum(pad(x, 1, value=2)^2) + sum(pad(x, (2, 1), axis=0, mode=\"reflect\")^3) "
+        "+ sum(pad(x, (0, 2), mode=\"edge\")^3)", real((4, 5)),
+        lambda x: np.sum(x**2) + 2 * 4 * 4 + np.sum(x[[2, 1, 0, 1, 2, 3, 2]] ** 3) + np.sum(x[:, [0, 1, 2, 3, 4, 4, 4]] ** 3),
+        lambda x: jnp.sum(jnp.pad(x, ((0, 0), (1, 1)), constant_values=2) ** 2)
+        + jnp.sum(jnp.pad(x, ((2, 1), (0, 0)), mode="reflect") ** 3) + jnp.sum(jnp.pad(x, ((0, 0), (0, 2)), mode="edge") ** 3)),
+    Row("correlate", "sum(correlate(x, k)^2) + sum(correlate(x, k, axis=0, mode=\"same\") * x)",
+        _with(real((4, 5)), k=lambda rng: rng.normal(size=3)),
+        lambda x, k: np.sum(sum(k[j] * x[:, j:j + 3] for j in range(3)) ** 2)
+        + np.sum(sum(k[j] * np.pad(x, ((1, 1), (0, 0)))[j:j + 4] for j in range(3)) * x),
+        lambda x, k: jnp.sum(jax.vmap(lambda r: jnp.correlate(r, k))(x) ** 2)
+        + jnp.sum(jax.vmap(lambda c: jnp.correlate(c, k, "same"), 1, 1)(x) * x)),
     Row("logaddexp", "sum(logaddexp(x, y))", pair(6),
         lambda x, y: np.sum(np.log(np.exp(x) + np.exp(y))), lambda x, y: jnp.sum(jnp.logaddexp(x, y)),
         elementwise("sum(logaddexp(x, 0.5))", [-1e300, -1e3, -40.0, 0.5, 40.0, 1e3, 1e300], lambda x: np.logaddexp(x, 0.5),

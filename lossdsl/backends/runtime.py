@@ -208,6 +208,121 @@ def _part_vjp(g, shapes, index, axis, stacked, dtype=None):
     return _join(parts, axis, stacked, dtype)
 
 
+# --- differences and windows: diff, roll, pad, correlate (windows.py)
+
+def _window_axis(x, axis, what):
+    """``axis`` of ``x`` as a position from 0, checked against its axes."""
+    n = xp.ndim(x)
+    if not -n <= axis < n:
+        raise ValueError(f"{what}: axis {axis} is out of range for an array of {n} axes")
+    return axis % n
+
+
+def _sliced(x, axis, start, stop):
+    return x[(slice(None),) * axis + (slice(start, stop),)]
+
+
+def _diff(x, n, axis):
+    axis = _window_axis(x, axis, "diff()")
+    if xp.shape(x)[axis] < n:
+        raise ValueError(f"diff(): axis {axis} has {xp.shape(x)[axis]} entries, fewer than n = {n}")
+    for _ in range(n):
+        x = _sliced(x, axis, 1, None) - _sliced(x, axis, None, -1)
+    return x
+
+
+def _roll(x, shift, axis):
+    return xp.roll(x, shift, _window_axis(x, axis, "roll()"))
+
+
+def _pad_sources(n, width, mode):
+    """The positions of x that the entries reflect (or edge) pads before and after it copy, as
+    numpy.pad: reflection about the end entries, repeated for widths beyond the axis."""
+    if n == 0:
+        raise ValueError(f"pad(): mode {mode!r} copies entries, and the axis has none")
+    period = 2 * (n - 1)
+
+    def source(p):
+        if mode == "edge" or n == 1:
+            return min(max(p, 0), n - 1)
+        m = p % period
+        return m if m < n else period - m
+    return [source(p) for p in range(-width[0], 0)], [source(p) for p in range(n, n + width[1])]
+
+
+def _pad(x, width, axis, mode, value):
+    axis = _window_axis(x, axis, "pad()")
+    shape = tuple(xp.shape(x))
+    if mode == "constant":
+        edges = [xp.full(shape[:axis] + (w,) + shape[axis + 1:], value, dtype=x.dtype) for w in width]
+    else:
+        key = (slice(None),) * axis
+        edges = [x[key + (where,)] if where else _sliced(x, axis, 0, 0)
+                 for where in _pad_sources(shape[axis], width, mode)]
+    return xp.concatenate([edges[0], x, edges[1]], axis)
+
+
+def _pad_vjp(g, shape, width, axis, mode, dtype=None):
+    """The adjoint of ``_pad``: the middle of ``g``, plus (reflect, edge) each padded entry's
+    cotangent added at the position it copies."""
+    shape = tuple(shape)
+    axis = axis % len(shape)
+    n = shape[axis]
+    g = xp.broadcast_to(_typed(g, dtype), shape[:axis] + (width[0] + n + width[1],) + shape[axis + 1:])
+    out = _sliced(g, axis, width[0], width[0] + n)
+    if mode != "constant":
+        sources = _pad_sources(n, width, mode)
+        for part, where in zip((_sliced(g, axis, 0, width[0]), _sliced(g, axis, width[0] + n, None)), sources):
+            if where:
+                spread = xp.asarray([[1.0 if i == j else 0.0 for j in range(n)] for i in where], dtype=g.dtype)
+                out = out + xp.moveaxis(xp.matmul(xp.moveaxis(part, axis, -1), spread), -1, axis)
+    return out
+
+
+def _correlate_pads(n, m, mode):
+    """The zeros ``mode`` pads an axis of length n with before a kernel of length m slides along it
+    (valid: none; same: numpy's, m // 2 before; full and same_t: the adjoints' of valid and same)."""
+    if m == 0:
+        raise ValueError("correlate(): the kernel is empty")
+    if m > n and mode in ("valid", "same"):
+        raise ValueError(f"correlate(): the kernel's {m} entries are more than the {n} along the axis "
+                         f"(mode {mode!r} slides the kernel within it)")
+    return {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1),
+            "same_t": (m - 1 - m // 2, m // 2)}[mode]
+
+
+def _correlate_lines(x, kernel_shape, axis, mode):
+    """``x`` zero-padded as ``mode`` pads it, its axis, and the length of the correlation."""
+    axis = _window_axis(x, axis, "correlate()")
+    if len(kernel_shape) != 1:
+        raise ValueError(f"correlate(): the kernel must be a 1-D array, got one of {len(kernel_shape)} axes")
+    n, m = xp.shape(x)[axis], kernel_shape[0]
+    pads = _correlate_pads(n, m, mode)
+    if pads != (0, 0):
+        x = _pad(x, pads, axis, "constant", 0.0)
+    return x, axis, n + pads[0] + pads[1] - m + 1
+
+
+def _correlate(x, kernel, axis, mode, flip):
+    """Each line of ``x`` along ``axis`` correlated with the 1-D ``kernel`` (reversed if ``flip``:
+    a convolution), as numpy.correlate(line, kernel, mode)."""
+    x, axis, length = _correlate_lines(x, tuple(xp.shape(kernel)), axis, mode)
+    m = xp.shape(kernel)[0]
+    out = None
+    for j in range(m):
+        term = kernel[m - 1 - j if flip else j] * _sliced(x, axis, j, j + length)
+        out = term if out is None else out + term
+    return out
+
+
+def _correlate_kernel_vjp(g, x, kernel_shape, axis, mode, flip):
+    """The gradient of ``_correlate(x, kernel, ...)`` in the kernel, for the cotangent ``g``."""
+    x, axis, length = _correlate_lines(x, tuple(kernel_shape), axis, mode)
+    m = kernel_shape[0]
+    parts = [xp.sum(g * _sliced(x, axis, j, j + length)) for j in range(m)]
+    return xp.stack(parts[::-1] if flip else parts)
+
+
 def _stop_gradient(x):
     """x itself; the symbolic gradient treats it as a constant (JAX and torch detach it too)."""
     return x
