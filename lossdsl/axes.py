@@ -71,8 +71,8 @@ def build_transpose(a: Args) -> Tensor:
 
 def build_swapaxes(a: Args) -> Tensor:
     x = _array(a)
-    pair = _check_axes(a, "axis1", (a.single_axis("axis1"),), _known_rank(a, x))
-    pair += _check_axes(a, "axis2", (a.single_axis("axis2"),), _known_rank(a, x))
+    pair = _check_axes(a, "a", (a.single_axis("a"),), _known_rank(a, x))
+    pair += _check_axes(a, "b", (a.single_axis("b"),), _known_rank(a, x))
     if pair[0] == pair[1]:
         return Tensor(x)
     return _move(a, x, pair, pair[::-1])

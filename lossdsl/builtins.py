@@ -902,8 +902,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     # axes and shapes (axes.py)
     Builtin("transpose", (("x", REQUIRED), ("axes", None)), axes.build_transpose,
             "x with its axes reversed, or permuted: axis i of the result is axis axes[i] of x (numpy.transpose)"),
-    Builtin("swapaxes", (("x", REQUIRED), ("axis1", REQUIRED), ("axis2", REQUIRED)), axes.build_swapaxes,
-            "x with two axes exchanged, as numpy.swapaxes"),
+    Builtin("swapaxes", (("x", REQUIRED), ("a", REQUIRED), ("b", REQUIRED)), axes.build_swapaxes,
+            "x with two axes exchanged, as numpy.swapaxes(x, a, b)"),
     Builtin("moveaxis", (("x", REQUIRED), ("source", REQUIRED), ("destination", REQUIRED)), axes.build_moveaxis,
             "x with axis source moved to position destination, the others in order, as numpy.moveaxis"),
     Builtin("reshape", (("x", REQUIRED), ("shape", REQUIRED)), axes.build_reshape,
