@@ -49,14 +49,16 @@ def diou_reference(xp, y_true, y_pred, eps=1e-7):
     return iou_loss_reference(xp, t, p, eps) + centres / diagonal
 
 
-def ciou_reference(xp, y_true, y_pred, eps=1e-7):
+def ciou_reference(xp, y_true, y_pred, eps=1e-7, alpha=None):
     """torchvision.ops.complete_box_iou_loss, per box: arctan(w/h) as it writes it (a zero height
-    divides by zero, arctan(inf) = pi/2; callers give no box of zero width and height)."""
+    divides by zero, arctan(inf) = pi/2; callers give no box of zero width and height). ``alpha``:
+    held at these values instead of computed (for finite differences of the gradient's function)."""
     def angle(b):
         with np.errstate(divide="ignore"):
             return xp.arctan((b[..., 2] - b[..., 0]) / (b[..., 3] - b[..., 1]))
     v = 4 / np.pi**2 * (angle(y_true) - angle(y_pred)) ** 2
-    alpha = _stop(xp, v / (iou_loss_reference(xp, y_true, y_pred, eps) + v + eps))
+    if alpha is None:
+        alpha = _stop(xp, v / (iou_loss_reference(xp, y_true, y_pred, eps) + v + eps))
     return diou_reference(xp, y_true, y_pred, eps) + alpha * v
 
 
@@ -99,13 +101,17 @@ def identical_boxes(rng):
 def _box_cases(name):
     ref = BOX_REFERENCES[name]
     call = f"{name}(y_true, y_pred{{opts}})"
+    # CIoU's gradient holds alpha constant, so it is not its value's: test_vision_losses.py takes its
+    # finite differences with alpha held
+    fd = name != "ciou"
     return [
-        Case(name, call, boxes, ref, wrt=("y_true", "y_pred")),
+        Case(name, call, boxes, ref, wrt=("y_true", "y_pred"), finite_differences=fd),
         Case(f"{name}-batched-eps", f"{name}(y_true, y_pred, eps=0.01{{opts}})",
-             lambda rng: boxes(rng, shape=(3, 4), spread=1.0), lambda xp, **i: ref(xp, **i, eps=0.01)),
-        Case(f"{name}-disjoint", call, disjoint_boxes, ref, wrt=("y_true", "y_pred")),
+             lambda rng: boxes(rng, shape=(3, 4), spread=1.0), lambda xp, **i: ref(xp, **i, eps=0.01),
+             finite_differences=fd),
+        Case(f"{name}-disjoint", call, disjoint_boxes, ref, wrt=("y_true", "y_pred"), finite_differences=fd),
         # a zero-area target sits on the intersection's kink: its own gradient is a subgradient there
-        Case(f"{name}-zero-area", call, degenerate_boxes, ref),
+        Case(f"{name}-zero-area", call, degenerate_boxes, ref, finite_differences=fd),
         Case(f"{name}-identical", call, identical_boxes, ref, wrt=("y_true", "y_pred"), finite_differences=False),
     ]
 
@@ -142,7 +148,7 @@ def ccc_reference(xp, y_true, y_pred):
 
 def asymmetric_reference(xp, y_true, y_pred, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8):
     """timm.loss.AsymmetricLossMultiLabel before its reduction (-loss per element)."""
-    p = 1 / (1 + xp.exp(-y_pred))
+    p = xp.exp(-xp.logaddexp(0.0, -y_pred))  # sigmoid, with a gradient at logits of +-1000
     neg = xp.minimum(1 - p + clip, 1.0) if clip > 0 else 1 - p
     ce = y_true * xp.log(xp.maximum(p, eps)) + (1 - y_true) * xp.log(xp.maximum(neg, eps))
     pt = p * y_true + neg * (1 - y_true)
