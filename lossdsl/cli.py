@@ -166,6 +166,8 @@ IN_FORMULAS = (
 
 
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
+    ("index(x)", "x[...]: an indexing or slicing of x (its positions are not shown)"),
+    ("index_vjp(g, x, x[...])", "the gradient of x[...]: zeros shaped like x with g at the indexed positions"),
 )
 
 
