@@ -163,10 +163,7 @@ IN_FORMULAS = (
     ("Piecewise((a, c), (b, True))", "SymPy's where(c, a, b)"),
     ("ctc_grad(...)", "the gradient of ctc_nll: minus the posterior probability of each class at each frame"),
     ("dim(x)", "the length of eye's, arange's, ones' or zeros' axes: size(x) as a Python int (static under jit)"),
-
-
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
-    ("index(x)", "x[...]: an indexing or slicing of x (its positions are not shown)"),
     ("index_vjp(g, x, x[...])", "the gradient of x[...]: zeros shaped like x with g at the indexed positions"),
 )
 
