@@ -33,8 +33,8 @@ def library() -> dict[str, A.FuncDef]:
     return defs
 
 
-FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "metric_learning", "sequence",
-                "segmentation", "regularization", "multitask")
+FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "metric_learning", "representation",
+                "sequence", "segmentation", "regularization", "multitask")
 
 
 def families() -> dict[str, list[A.FuncDef]]:
