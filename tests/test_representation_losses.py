@@ -143,7 +143,9 @@ PER_ANCHOR = {  # pml's losses before its reducer, for our reduction="none"
 @pytest.mark.parametrize("rid, call, make, peer", [pytest.param(*r, id=r[0]) for r in PML if r[0] in PER_ANCHOR])
 def test_per_anchor_losses_and_sum_match_pml_before_its_reducer(rid, call, make, peer):
     inputs = _sample(make, len(rid))
-    losses_ = PER_ANCHOR[rid](inputs, reducers.DoNothingReducer())["loss"]["losses"]
+    # pml's MultiSimilarityLoss keeps a trailing axis of length 1: one loss per anchor all the same
+    losses_ = PER_ANCHOR[rid](inputs, reducers.DoNothingReducer())["loss"]["losses"].reshape(-1)
+    assert losses_.shape == inputs["labels"].shape
     for reduction, want in [("none", losses_), ("sum", losses_.sum())]:
         loss = lossdsl.compile(call.format(r=f', reduction="{reduction}"'), backend="numpy")
         got = loss(**{k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()})
