@@ -180,6 +180,20 @@ def _constant_feature(rng):
     return views
 
 
+def _centre_rows(name, reference, margin, at_cone_points):
+    """A class-centre loss's rows: defaults, margin and scale as inputs, and cosines of exactly +-1
+    (``at_cone_points``, the reference at scale 16 there)."""
+    wrt = ("embeddings", "W")
+    return [
+        Case(name, f"{name}(embeddings, labels, W{{opts}})", _centres(CLASSES), reference, wrt=wrt, rtol=1e-6),
+        Case(f"{name}-inputs", f"{name}(embeddings, labels, W, margin=m, scale=s{{opts}})",
+             lambda rng: {**_centres(CLASSES)(rng), "m": np.array(margin), "s": np.array(8.0)},
+             lambda xp, m, s, **i: reference(xp, **i, margin=m, scale=s), wrt=(*wrt, "m", "s")),
+        Case(f"{name}-cosines-at-1-and-minus-1", f"{name}(embeddings, labels, W, scale=16.0{{opts}})", _cone_points,
+             at_cone_points, wrt=wrt),
+    ]
+
+
 CASES = [
     # supervised contrastive (every anchor has a positive and a negative: pml's mean is the plain mean)
     Case("supcon", "supcon(embeddings, labels{opts})", _embeddings(PAIRED), _supcon_anchors,
@@ -213,25 +227,11 @@ CASES = [
     Case("multi_similarity-duplicates", "multi_similarity(embeddings, labels{opts})", _duplicated,
          _multi_similarity, wrt=("embeddings",)),
 
-    # ArcFace
-    Case("arcface", "arcface(embeddings, labels, W{opts})", _centres(CLASSES), _arcface,
-         wrt=("embeddings", "W"), rtol=1e-6),
-    Case("arcface-inputs", "arcface(embeddings, labels, W, margin=m, scale=s{opts})",
-         lambda rng: {**_centres(CLASSES)(rng), "m": np.array(0.3), "s": np.array(8.0)},
-         lambda xp, m, s, **i: _arcface(xp, **i, margin=m, scale=s), wrt=("embeddings", "W", "m", "s")),
+    # ArcFace and CosFace (their inputs' rows: margins 0.3 and 0.2)
+    *_centre_rows("arcface", _arcface, 0.3, lambda xp, **i: _arcface(xp, **i, scale=16.0, cone_points=True)),
     Case("arcface-beyond-pi-minus-margin", "arcface(embeddings, labels, W, scale=16.0{opts})", _beyond,
          lambda xp, **i: _arcface(xp, **i, scale=16.0), wrt=("embeddings", "W")),
-    Case("arcface-cosines-at-1-and-minus-1", "arcface(embeddings, labels, W, scale=16.0{opts})", _cone_points,
-         lambda xp, **i: _arcface(xp, **i, scale=16.0, cone_points=True), wrt=("embeddings", "W")),
-
-    # CosFace
-    Case("cosface", "cosface(embeddings, labels, W{opts})", _centres(CLASSES), _cosface,
-         wrt=("embeddings", "W"), rtol=1e-6),
-    Case("cosface-inputs", "cosface(embeddings, labels, W, margin=m, scale=s{opts})",
-         lambda rng: {**_centres(CLASSES)(rng), "m": np.array(0.2), "s": np.array(10.0)},
-         lambda xp, m, s, **i: _cosface(xp, **i, margin=m, scale=s), wrt=("embeddings", "W", "m", "s")),
-    Case("cosface-cosines-at-1-and-minus-1", "cosface(embeddings, labels, W, scale=16.0{opts})", _cone_points,
-         lambda xp, **i: _cosface(xp, **i, scale=16.0), wrt=("embeddings", "W")),
+    *_centre_rows("cosface", _cosface, 0.2, lambda xp, **i: _cosface(xp, **i, scale=16.0)),
 
     # VICReg: feature spreads below 1 (scale 0.3) and above it (scale 2)
     Case("vicreg", "vicreg(z1, z2)", _views(scale=0.3), _vicreg, wrt=("z1", "z2"), reducible=False),
