@@ -37,7 +37,8 @@ def library() -> dict[str, A.FuncDef]:
 # GLM means, forecasts), then embeddings and orderings, sequences and masks, generative models,
 # and the terms added to other losses; a family not named here follows, alphabetically
 FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "glm", "forecasting", "metric_learning",
-                "contrastive", "ranking", "sequence", "segmentation", "generative", "regularization", "multitask")
+                "contrastive", "ranking", "sequence", "segmentation", "generative", "regularization", "multitask",
+                "survival")
 
 
 def families() -> dict[str, list[A.FuncDef]]:
