@@ -34,11 +34,11 @@ def library() -> dict[str, A.FuncDef]:
 
 
 # reading order: the helpers, then losses by what they predict (values, classes, distributions,
-# GLM means, forecasts), then embeddings and orderings, sequences and masks, generative models,
+# GLM means, forecasts, survival), then embeddings and orderings, sequences and masks, generative models,
 # and the terms added to other losses; a family not named here follows, alphabetically
-FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "glm", "forecasting", "metric_learning",
-                "contrastive", "ranking", "sequence", "segmentation", "generative", "regularization", "multitask",
-                "survival")
+FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "glm", "forecasting", "survival",
+                "metric_learning", "contrastive", "ranking", "sequence", "segmentation", "generative",
+                "regularization", "multitask")
 
 
 def families() -> dict[str, list[A.FuncDef]]:
