@@ -21,8 +21,11 @@ def reverse_logcumsumexp(xp, r):
 
 def cox_breslow(xp, time, event, risk):
     """sum over events of (log of the risk set's sum of exp(risk) - risk) / the event count (0 without
-    events); the risk set of i is every subject with time >= time_i, ties included."""
+    events); the risk set of i is every subject with time >= time_i, ties included. An empty batch is
+    refused, as cox_ph documents (its risk sets' logsumexp has nothing to take a max of)."""
     time, event, risk = (xp.reshape(a, (-1,)) for a in (time, event, risk))
+    if time.shape[0] == 0:
+        raise ValueError("an empty batch has no risk sets")
     order = xp.argsort(time)
     t, e, r = time[order], event[order], risk[order]
     first = xp.searchsorted(t, t, side="left")  # where each subject's tie group starts in the order
