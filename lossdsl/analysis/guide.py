@@ -19,6 +19,7 @@ GUIDE_LOSSES = {
             "negative_binomial_nll(y_true, y_pred, 0.5)"],
     "forecasting": ["student_t_nll(y_true, y_pred, 0, 4)", "crps_gaussian(y_true, y_pred, 1)"],
     "survival": ["cox_ph(time, event, y_pred)"],
+    "ssim": ["ssim()"],
     "regularization": ["l1(w)", "l2(w)", "elastic_net(w)"],
 }
 
