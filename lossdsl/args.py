@@ -98,8 +98,6 @@ class Args:
         v = self._values[name]
         if isinstance(v, Tensor) and v.expr.is_Integer:
             v = int(v.expr)
-        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:  # (window - 1)/2 folds to a float
-            v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
             need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
             raise self.error(name, f"expected {need}, got {describe(v)}")

@@ -166,6 +166,13 @@ IN_FORMULAS = (
 
 
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
+    ("index(x)", "x[...]: the indexing of the loss's text, as it prints in a formula"),
+    ("index_vjp(g, x, out)", "the gradient of x[...]: zeros shaped like x with g written where the index read"),
+    ("part(g, a, b, ...)", "the gradient of concat or stack in one operand: the slice of g that it filled"),
+    ("pad_vjp(g, x)", "the gradient of pad(x): g's middle slice, with the padding's entries added back where "
+     "they came from (reflect, edge)"),
+    ("correlate_kernel_vjp(g, x, k)", "the gradient of correlate(x, k) in its kernel: each tap's sum of g times "
+     "the entries of x it met"),
 )
 
 

@@ -1,7 +1,7 @@
 """ssim (stdlib/ssim.loss): value and gradients against jax.value_and_grad of the shifted-sums reference
 (tests/stdlib_rows/ssim.py) on NumPy, JAX (eager and under a caller's jax.jit) and torch, in float32 and
 float64; its filter against scipy.ndimage; kornia.losses.ssim_loss in value and gradient; constant
-images; and the window's half-width, a constant that folds to a float, accepted as pad's width."""
+images; the window's checks."""
 
 import importlib.util
 
@@ -14,7 +14,7 @@ from oracles import assert_value_and_grads_match_jax
 from stdlib_rows.ssim import gaussian_filter, gaussian_window, images, ssim_map
 
 import lossdsl
-from lossdsl.errors import LossTypeError
+from lossdsl.errors import LossTypeError, ParameterError
 
 jax.config.update("jax_enable_x64", True)
 
@@ -113,12 +113,13 @@ def test_reduction_none_is_the_map_and_weights_are_per_image():
     np.testing.assert_allclose(weighted, (want[0].mean() + 3 * want[2].mean()) / 4, rtol=1e-12)
 
 
-def test_a_constant_integer_argument_may_fold_to_an_integral_float():
-    x = np.random.default_rng(5).normal(size=(3, 9))
-    loss = lossdsl.compile('sum(pad(x, (7 - 1) / 2, mode="reflect")^2)')
-    np.testing.assert_allclose(loss(x=x), np.sum(np.pad(x, ((0, 0), (3, 3)), mode="reflect") ** 2), rtol=1e-13)
-    with pytest.raises(LossTypeError, match="constant integer"):
-        lossdsl.compile("sum(pad(x, 5 / 2))")
+def test_window_is_an_odd_constant_integer():
+    """A fraction or a window below 1 is refused naming it; an even one has no centre pixel."""
+    for bad in ("0.5", "0"):
+        with pytest.raises(ParameterError, match="'window'"):
+            lossdsl.compile(f"ssim(y_true, y_pred, window={bad})")
+    with pytest.raises(LossTypeError, match="pad"):
+        lossdsl.compile("ssim(y_true, y_pred, window=4)")
 
 
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
