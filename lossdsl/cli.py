@@ -166,6 +166,10 @@ IN_FORMULAS = (
     ("part(g, ...)", "the slice of the gradient g that belongs to one operand of concat or stack"),
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
     ("index_vjp(g, x, x[...])", "the gradient of x[...]: zeros shaped like x with g at the indexed positions"),
+    ("pad_vjp(g, x)", "the gradient of pad(x): g's middle slice, with the padding's entries added back where "
+     "they came from (reflect, edge)"),
+    ("correlate_kernel_vjp(g, x, k)", "the gradient of correlate(x, k) in its kernel: each tap's sum of g times "
+     "the entries of x it met"),
 )
 
 

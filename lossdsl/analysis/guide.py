@@ -18,6 +18,8 @@ GUIDE_LOSSES = {
     "glm": ["poisson_deviance()", "gamma_deviance()", "tweedie_deviance()",
             "negative_binomial_nll(y_true, y_pred, 0.5)"],
     "forecasting": ["student_t_nll(y_true, y_pred, 0, 4)", "crps_gaussian(y_true, y_pred, 1)"],
+    "survival": ["cox_ph(time, event, y_pred)"],
+    "images": ["ssim()"],
     "regularization": ["l1(w)", "l2(w)", "elastic_net(w)"],
 }
 
