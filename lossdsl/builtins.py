@@ -593,7 +593,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(0, small=True)),
     Primitive("eye", _everywhere("_eye({0}, {dtype}, {what})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, 1)), rank=arrays.fixed(2)),
-    Primitive("arange", _everywhere("_arange({0}, {what})"), _vjp_constant,
+    Primitive("arange", _everywhere("_arange({0}, {dtype}, {what})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(1)),
     Primitive("full", _everywhere("_full({0}, {value}, {dtype}, {what})"), _vjp_constant,
               shape=Shape("constant", ("static",)), rank=arrays.fixed(1)),

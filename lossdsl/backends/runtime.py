@@ -149,10 +149,12 @@ def _eye(n, dtype, what):
     return xp.eye(n, dtype=dtype)
 
 
-def _arange(n, what):
+def _arange(n, dtype, what):
+    """0, 1, ..., n - 1 in the loss's float dtype: exact integers (to 2^24 in float32), and what is
+    computed from them (a Gaussian window) in that dtype, where torch would take its default float32."""
     n = _length(n, what)
     _check_size(n, what)
-    return xp.arange(n)
+    return xp.arange(n, dtype=dtype)
 
 
 def _full(n, value, dtype, what):
