@@ -7,18 +7,27 @@ the batch, every pixel of an image ignored, saturated logits of +-100, and ties 
 
 import jax
 import jax.numpy as jnp
+import monai.losses as monai_losses  # a dev dependency (pyproject's dev extra)
 import numpy as np
 import pytest
 import torch
 from oracles import finite_differences
-from stdlib_rows.segmentation import (IGNORE, K, _smp_overlap, focal_per_pixel, monai_generalized_dice,
-                                      smp_dice_score, smp_focal, smp_jaccard_score, smp_lovasz_hinge,
-                                      smp_lovasz_softmax, smp_tversky_score)
+from stdlib_rows.segmentation import (
+    IGNORE,
+    K,
+    focal_per_pixel,
+    monai_generalized_dice,
+    smp_dice_score,
+    smp_focal,
+    smp_jaccard_score,
+    smp_lovasz_hinge,
+    smp_lovasz_softmax,
+    smp_overlap,
+    smp_tversky_score,
+)
 
 import lossdsl
 from lossdsl.errors import LossDSLError
-
-monai_losses = pytest.importorskip("monai.losses", reason="MONAI is a dev dependency (pyproject's dev extra)")
 
 jax.config.update("jax_enable_x64", True)
 SHAPE = (3, K, 4, 5)
@@ -43,12 +52,12 @@ IG = IGNORE
 # call, reference(xp, y_true, y_pred) with the ignore label where the call names it
 CASES = {
     "dice": ("dice(y_true, y_pred, smooth=0.5, axis=1, from_logits=true{ig})",
-             lambda xp, ig, **i: xp.mean(_smp_overlap(xp, **i, score=smp_dice_score(0.5), ignore=ig))),
+             lambda xp, ig, **i: xp.mean(smp_overlap(xp, **i, score=smp_dice_score(0.5), ignore=ig))),
     "tversky": ("tversky(y_true, y_pred, alpha=0.3, beta=0.7, axis=1, from_logits=true{ig})",
-                lambda xp, ig, **i: xp.mean(_smp_overlap(xp, **i, score=smp_tversky_score(0.3, 0.7, 1.0),
+                lambda xp, ig, **i: xp.mean(smp_overlap(xp, **i, score=smp_tversky_score(0.3, 0.7, 1.0),
                                                          ignore=ig))),
     "jaccard": ("jaccard(y_true, y_pred, smooth=0, axis=1, from_logits=true{ig})",
-                lambda xp, ig, **i: xp.mean(_smp_overlap(xp, **i, score=smp_jaccard_score(0.0), ignore=ig))),
+                lambda xp, ig, **i: xp.mean(smp_overlap(xp, **i, score=smp_jaccard_score(0.0), ignore=ig))),
     "focal": ("focal(y_true, y_pred, alpha=-1, from_logits=true, axis=1{ig})",
               lambda xp, ig, **i: smp_focal(xp, **i, ignore=ig)),
     "generalized_dice": ("generalized_dice(y_true, y_pred, from_logits=true{ig})",

@@ -19,6 +19,9 @@ GUIDE_LOSSES = {
             "negative_binomial_nll(y_true, y_pred, 0.5)"],
     "forecasting": ["student_t_nll(y_true, y_pred, 0, 4)", "crps_gaussian(y_true, y_pred, 1)"],
     "regularization": ["l1(w)", "l2(w)", "elastic_net(w)"],
+    "segmentation": ["dice()", "tversky()", "jaccard()", "dice(y_true, y_pred, axis=1, from_logits=true)",
+                     "focal(y_true, y_pred, from_logits=true, axis=1)", "generalized_dice()", "lovasz_hinge()",
+                     "lovasz_softmax()"],
 }
 
 

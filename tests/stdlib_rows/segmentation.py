@@ -144,7 +144,7 @@ def softmax(xp, x, axis=1):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-def _smp_overlap(xp, y_true, y_pred, score, ignore=None):
+def smp_overlap(xp, y_true, y_pred, score, ignore=None):
     """smp's DiceLoss/JaccardLoss/TverskyLoss(mode="multiclass") before their mean: (C,) losses, 0 for
     a class absent from the targets."""
     b, c = y_pred.shape[:2]
@@ -270,29 +270,33 @@ def _binary_logits(rng, shape=(B, H, W)):
     return {"y_true": (rng.uniform(size=shape) < 0.4).astype(float), "y_pred": rng.normal(size=shape) * 2}
 
 
+def _overlap(id, call, score, ignore=False):
+    """A row of dice/tversky/jaccard on labels and logits against smp's algorithm; ``ignore``: pixels and a
+    whole image labelled 255 (ignore_index=255), and a class absent from the batch."""
+    if not ignore:
+        return Case(id, call.format(ig="", opts="{opts}"), _labelled, lambda xp, **i: smp_overlap(xp, **i, score=score))
+    return Case(id, call.format(ig=", ignore_index=255", opts="{opts}"),
+                lambda rng: _labelled(rng, ignore=True, absent=True),
+                lambda xp, **i: smp_overlap(xp, **i, score=score, ignore=IGNORE))
+
+
 MULTICLASS = [
-    Case("dice-multiclass", "dice(y_true, y_pred, axis=1, from_logits=true{opts})", _labelled,
-         lambda xp, **i: _smp_overlap(xp, **i, score=smp_dice_score(1.0))),
-    Case("dice-multiclass-smooth0-ignore-absent",
-         "dice(y_true, y_pred, smooth=0, axis=1, from_logits=true, ignore_index=255{opts})",
-         lambda rng: _labelled(rng, ignore=True, absent=True),
-         lambda xp, **i: _smp_overlap(xp, **i, score=smp_dice_score(0.0), ignore=IGNORE)),
-    Case("tversky-multiclass", "tversky(y_true, y_pred, alpha=0.3, beta=0.7, axis=1, from_logits=true{opts})",
-         _labelled, lambda xp, **i: _smp_overlap(xp, **i, score=smp_tversky_score(0.3, 0.7, 1.0))),
-    Case("tversky-multiclass-ignore-absent",
-         "tversky(y_true, y_pred, smooth=0.5, axis=1, from_logits=true, ignore_index=255{opts})",
-         lambda rng: _labelled(rng, ignore=True, absent=True),
-         lambda xp, **i: _smp_overlap(xp, **i, score=smp_tversky_score(0.5, 0.5, 0.5), ignore=IGNORE)),
+    _overlap("dice-multiclass", "dice(y_true, y_pred, axis=1, from_logits=true{ig}{opts})", smp_dice_score(1.0)),
+    _overlap("dice-multiclass-smooth0-ignore-absent", "dice(y_true, y_pred, smooth=0, axis=1, from_logits=true{ig}{opts})",
+             smp_dice_score(0.0), ignore=True),
+    _overlap("tversky-multiclass", "tversky(y_true, y_pred, alpha=0.3, beta=0.7, axis=1, from_logits=true{ig}{opts})",
+             smp_tversky_score(0.3, 0.7, 1.0)),
+    _overlap("tversky-multiclass-ignore-absent",
+             "tversky(y_true, y_pred, smooth=0.5, axis=1, from_logits=true{ig}{opts})",
+             smp_tversky_score(0.5, 0.5, 0.5), ignore=True),
     Case("jaccard", "jaccard(y_true, y_pred, axis=1{opts})", _masks, lambda xp, **i: _jaccard(xp, **i, axis=1),
          wrt=("y_true", "y_pred")),
     Case("jaccard-all", "jaccard(y_true, y_pred, smooth=0.3)", _masks,
          lambda xp, **i: _jaccard(xp, **i, smooth=0.3), wrt=("y_true", "y_pred"), reducible=False),
-    Case("jaccard-multiclass", "jaccard(y_true, y_pred, axis=1, from_logits=true{opts})", _labelled,
-         lambda xp, **i: _smp_overlap(xp, **i, score=smp_jaccard_score(1.0))),
-    Case("jaccard-multiclass-smooth0-ignore-absent",
-         "jaccard(y_true, y_pred, smooth=0, axis=1, from_logits=true, ignore_index=255{opts})",
-         lambda rng: _labelled(rng, ignore=True, absent=True),
-         lambda xp, **i: _smp_overlap(xp, **i, score=smp_jaccard_score(0.0), ignore=IGNORE)),
+    _overlap("jaccard-multiclass", "jaccard(y_true, y_pred, axis=1, from_logits=true{ig}{opts})", smp_jaccard_score(1.0)),
+    _overlap("jaccard-multiclass-smooth0-ignore-absent",
+             "jaccard(y_true, y_pred, smooth=0, axis=1, from_logits=true{ig}{opts})", smp_jaccard_score(0.0),
+             ignore=True),
     Case("focal-multiclass", "focal(y_true, y_pred, alpha=-1, from_logits=true, axis=1{opts})", _labelled,
          focal_per_pixel),
     Case("focal-multiclass-alpha", "focal(y_true, y_pred, gamma=1.5, from_logits=true, axis=1{opts})", _labelled,
