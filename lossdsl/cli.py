@@ -166,6 +166,8 @@ IN_FORMULAS = (
 
 
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
+    ("order_scatter(g, x, k)", "the gradient of sort(x) or topk(x, k): zeros shaped like x with g written where each value came from"),
+    ("order_gather(g, x, k)", "g at the first k positions of x's stable order: sort's own gather, the adjoint of order_scatter"),
 )
 
 
