@@ -163,9 +163,9 @@ IN_FORMULAS = (
     ("Piecewise((a, c), (b, True))", "SymPy's where(c, a, b)"),
     ("ctc_grad(...)", "the gradient of ctc_nll: minus the posterior probability of each class at each frame"),
     ("dim(x)", "the length of eye's, arange's, ones' or zeros' axes: size(x) as a Python int (static under jit)"),
-
-
+    ("part(g, ...)", "the slice of the gradient g that belongs to one operand of concat or stack"),
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
+    ("index_vjp(g, x, x[...])", "the gradient of x[...]: zeros shaped like x with g at the indexed positions"),
     ("order_scatter(g, x, k)", "the gradient of sort(x) or topk(x, k): zeros shaped like x with g written where each value came from"),
     ("order_gather(g, x, k)", "g at the first k positions of x's stable order: sort's own gather, the adjoint of order_scatter"),
 )

@@ -143,7 +143,7 @@ def _torch_grads(fn, inputs):
     t = {k: torch.tensor(v, requires_grad=True) for k, v in inputs.items()}
     value = fn(t["x"], t["g"], t["y"])
     value.backward()
-    return float(value), {k: np.zeros_like(inputs[k]) if v.grad is None else v.grad.numpy() for k, v in t.items()}
+    return float(value.detach()), {k: np.zeros_like(inputs[k]) if v.grad is None else v.grad.numpy() for k, v in t.items()}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -430,8 +430,6 @@ ROWS = [
     Row("stop_gradient", "sum(stop_gradient(x) * x) + sum(stop_gradient(x)^2)", real(6),
         lambda x: 2 * np.sum(x * x), lambda x: jnp.sum(jax.lax.stop_gradient(x) * x) + jnp.sum(jax.lax.stop_gradient(x) ** 2),
         elementwise("sum(stop_gradient(x))", BIG, lambda x: x, np.zeros_like), frozen="sum(c * x) + sum(c^2)"),
-
-
     # order statistics and scans: references from NumPy's sort and cumulative functions, and jax.lax's
     Row("sort", "sum(sort(x) * w) + sum(sort(x, axis=0, descending=true) * w^2)",
         _with(distinct((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
@@ -461,8 +459,6 @@ ROWS = [
                 (np.array([-1e3, 0.0, 1e3]), np.array([1e3, 1e3, -1e3]), np.array([-1e3, -1e3, -1e3, -1e3]),
                  np.array([300.0, -1e3, 1e3, 1e3])),
                 lambda x: float(np.sum(np_logcumsumexp(x))), np_logcumsumexp_grad)),
-
-
     Row("grad", "sum(grad(sum(x^3 * transpose(y)), x)^2) + sum(grad(mean(x @ y), y) * y)",
         _with(real((3, 4)), y=lambda rng: rng.normal(size=(4, 3))),
         lambda x, y: np.sum((3 * x**2 * y.T) ** 2) + np.sum(np.broadcast_to(x.sum(0)[:, None] / 9, y.shape) * y),

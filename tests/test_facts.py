@@ -328,3 +328,16 @@ def test_terms_without_the_input_leave_its_per_element_values_unknown():
     r = lossdsl.analyze("mean(x^2) + mean(z)")["inputs"]["x"]["range"]
     assert r["minimum"] is None and r["maximum"] is None and r["bounded_below"] and r["argmin"] == 0.0
     assert "offset" in r and "offset" not in lossdsl.analyze("mean(x^2)")["inputs"]["x"]["range"]
+
+
+@pytest.mark.parametrize("source, below_zero_at", [
+    ("mean(log(within(x, below=1)))", 0.5),          # log on (0, 1): negative
+    ("mean(log1p(within(x, below=0)))", -0.5),       # log1p on (-1, 0): negative
+    ("mean(log(within(x, below=1)) * 2)", 0.25),
+])
+def test_a_function_is_bounded_by_its_real_values_only(source, below_zero_at):
+    """An interval reaching -inf meets log where it is not real: SymPy's log(-oo) is oo (log|x|),
+    which must not bound the loss below; here the loss is negative at a valid input."""
+    r = lossdsl.analyze(source)["inputs"]["x"]["range"]
+    assert not r["nonnegative_proved"] and not r["nonnegative"]
+    assert float(lossdsl.compile(source)(x=np.array([below_zero_at]))) < 0

@@ -47,8 +47,13 @@ def _image(cls: type, shape: Shape, args: list[Interval]) -> Interval:
     lo, hi = shape.range
 
     def at(point: tuple[float, ...], fallback: float) -> float:
+        fn = getattr(cls, "elementary", cls)  # SymPy's own form also evaluates at infinities
+        # at an infinite end, the function must be real on the way there: SymPy's log(-oo) is oo
+        # (log|x|), though log is not real anywhere below 0
+        near = [sp.Integer(10) ** 300 * (1 if p > 0 else -1) if abs(p) == INF else sp.Rational(p) for p in point]
         try:
-            fn = getattr(cls, "elementary", cls)  # SymPy's own form also evaluates at infinities
+            if any(abs(p) == INF for p in point) and fn(*near).is_extended_real is False:
+                return fallback
             v = float(fn(*(sp.oo if p == INF else -sp.oo if p == -INF else sp.Rational(p) for p in point)))
         except (TypeError, ValueError):
             return fallback
