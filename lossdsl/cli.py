@@ -170,6 +170,8 @@ IN_FORMULAS = (
      "they came from (reflect, edge)"),
     ("correlate_kernel_vjp(g, x, k)", "the gradient of correlate(x, k) in its kernel: each tap's sum of g times "
      "the entries of x it met"),
+    ("order_scatter(g, x, k)", "the gradient of sort(x) or topk(x, k): zeros shaped like x with g written where each value came from"),
+    ("order_gather(g, x, k)", "g at the first k positions of x's stable order: sort's own gather, the adjoint of order_scatter"),
 )
 
 

@@ -21,6 +21,9 @@ GUIDE_LOSSES = {
     "survival": ["cox_ph(time, event, y_pred)"],
     "images": ["ssim()"],
     "regularization": ["l1(w)", "l2(w)", "elastic_net(w)"],
+    "segmentation": ["dice()", "tversky()", "jaccard()", "dice(y_true, y_pred, axis=1, from_logits=true)",
+                     "focal(y_true, y_pred, from_logits=true, axis=1)", "generalized_dice()", "lovasz_hinge()",
+                     "lovasz_softmax()"],
 }
 
 
