@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .builtins import ELEMENTWISE, PRIMITIVES
 from .ir import Graph, Input
@@ -57,7 +58,7 @@ class Renderer:
         # inputs render as themselves: replacing them anyway would rebuild (and re-evaluate) every node
         # in graph order, not a set's: counts are named n, n_2, ... alike in every process
         changed = {s: shown for s in self.graph.leaves(e) if (shown := self._leaf(s)) is not s}
-        return e.xreplace(changed) if changed else e
+        return _replaced(e, changed, {}) if changed else e
 
     def __call__(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with every leaf replaced by its readable form."""
@@ -66,7 +67,7 @@ class Renderer:
         # (tanh(tanh(...))) takes exponential time.
         shown = self._sub(expr)
         with sp.evaluate(False):
-            shown = shown.xreplace({s: sp.Symbol(s.name) for s in shown.free_symbols})
+            shown = _replaced(shown, {s: sp.Symbol(s.name) for s in shown.free_symbols}, {})
             # SymPy's atan2, asin, ... under the names the language gives them (arctan2, arcsin, ...)
             renamed = {f: _NAMED[type(f)](*f.args) for f in shown.atoms(sp.Function) if type(f) in _NAMED}
             return shown.xreplace(renamed) if renamed else shown
@@ -85,6 +86,21 @@ class At(sp.Function):
     def _latex(self, printer: Any) -> str:
         x, spec, *positions = self.args
         return rf"{printer._print(x)}\left[{spec.name.format(*(printer._print(p) for p in positions))}\right]"
+
+
+def _replaced(e: sp.Basic, rule: dict[sp.Basic, sp.Basic], memo: dict[sp.Basic, sp.Basic]) -> sp.Basic:
+    """``e.xreplace(rule)``, but a where (Piecewise) is rebuilt as it stands: SymPy's Piecewise re-decides
+    its conditions when rebuilt (piecewise_fold, simplify_logic), seconds for a batch of masks (supcon),
+    for a formula that only prints."""
+    if e in rule:
+        return rule[e]
+    if not e.args:
+        return e
+    if e not in memo:
+        args = tuple(_replaced(a, rule, memo) for a in e.args)
+        memo[e] = e if args == e.args else (
+            sp.Basic.__new__(type(e), *args) if isinstance(e, sp.Piecewise | ExprCondPair) else e.func(*args))
+    return memo[e]
 
 
 def _spec_text(spec: tuple[tuple[Any, ...], ...]) -> str:
