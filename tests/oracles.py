@@ -1,6 +1,13 @@
 """Oracles the test tables share: central finite differences in float64, jax.grad of a reference."""
 
+import importlib.util
+
 import numpy as np
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+#: the ways a table row runs: each backend, and JAX under the caller's jax.jit too
+RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
+BACKENDS = ["numpy", "jax"] + (["torch"] if HAS_TORCH else [])
 
 
 def float_names(inputs):

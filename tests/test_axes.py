@@ -13,6 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from oracles import (
+    BACKENDS,
+    HAS_TORCH,
+    RUNS,
     assert_finite_differences,
     assert_hessian_matches_jax,
     assert_value_and_grads_match_jax,
@@ -25,9 +28,6 @@ from lossdsl.errors import InputError, LossDSLError
 
 jax.config.update("jax_enable_x64", True)
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
-BACKENDS = ["numpy", "jax"] + (["torch"] if HAS_TORCH else [])
 RNG = np.random.default_rng(21)
 X3 = RNG.normal(size=(2, 3, 4))
 Y3 = RNG.normal(size=(2, 4, 3))

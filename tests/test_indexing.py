@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from jax.scipy.special import logsumexp
+from oracles import HAS_TORCH, RUNS
 
 import lossdsl
 from lossdsl.errors import InputError, LossTypeError, ParseError
@@ -19,8 +20,6 @@ from tests.oracles import finite_differences, jax_grads
 
 jax.config.update("jax_enable_x64", True)
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
 DTYPES = [np.float32, np.float64]
 RNG = np.random.default_rng(15)
 X = RNG.normal(size=(3, 4, 5))

@@ -11,7 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from oracles import assert_hessian_matches_jax, assert_value_and_grads_match_jax, finite_differences
+from oracles import (
+    RUNS,
+    assert_hessian_matches_jax,
+    assert_value_and_grads_match_jax,
+    finite_differences,
+)
 from stdlib_rows.survival import cox_breslow, subjects
 
 import lossdsl
@@ -19,9 +24,7 @@ from lossdsl.errors import InputError
 
 jax.config.update("jax_enable_x64", True)
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_TORCHSURV = importlib.util.find_spec("torchsurv") is not None
-RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
 COX = "cox_ph(time, event, risk)"
 
 

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 from oracles import (
+    BACKENDS,
+    HAS_TORCH,
+    RUNS,
     assert_finite_differences,
     assert_hessian_matches_jax,
     assert_value_and_grads_match_jax,
@@ -25,9 +28,6 @@ from lossdsl.errors import InputError, LimitError, LossDSLError
 
 jax.config.update("jax_enable_x64", True)
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
-BACKENDS = ["numpy", "jax"] + (["torch"] if HAS_TORCH else [])
 RNG = np.random.default_rng(21)
 X, Y = RNG.normal(size=(4, 6)), RNG.normal(size=(4, 6))
 V = RNG.normal(size=(4, 3))  # a 3rd difference of X along its last axis
