@@ -11,6 +11,7 @@ import pytest
 import scipy.stats
 import torch
 from oracles import jax_grads
+from sampling import covering
 from stdlib_rows import vision
 
 import lossdsl
@@ -39,9 +40,9 @@ def _table_source(case):
     return case.call.format(opts="")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", vision.CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case, backend, dtype", [
+    pytest.param(c, b, d, id=f"{c.id}-{b}-{d.__name__}") for c in vision.CASES
+    for b, d in covering(f"{c.id}/vision", [BACKENDS, [np.float32, np.float64]])])
 def test_rows_on_every_backend_and_dtype(case, backend, dtype):
     """Each row's mean (or value) and gradient against its reference and jax.grad of it, in float64;
     in float32 against the same float64 numbers, to float32's accuracy."""
