@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.special as sc
 from oracles import assert_hessian_matches_jax, assert_value_and_grads_match_jax, finite_differences
+from sampling import sampled
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -65,9 +66,7 @@ ROWS = [
 IDS = [r[0] for r in ROWS]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
+@pytest.mark.parametrize("row, run, dtype", sampled(ROWS, IDS, [RUNS, [np.float64, np.float32]], "arrays"))
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
     _, source, inputs, ref = row
     assert_value_and_grads_match_jax(source, inputs, run, dtype, ref)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from jax.scipy.special import logsumexp
 from oracles import HAS_TORCH, RUNS
+from sampling import sampled
 
 import lossdsl
 from lossdsl.errors import InputError, LossTypeError, ParseError
@@ -85,9 +86,7 @@ def _value_and_grad(source, inputs, run, dtype, wrt):
     return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+@pytest.mark.parametrize("row, run, dtype", sampled(ROWS, [r.id for r in ROWS], [RUNS, DTYPES], "indexing"))
 def test_value_and_gradient_match_jax_grad(row, run, dtype):
     wrt = sorted(row.inputs)
     value, grads = _value_and_grad(row.source, row.inputs, run, dtype, wrt)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from oracles import finite_differences, run_value_and_grads
+from sampling import sampled
 
 import lossdsl
 from lossdsl.errors import InputError, LossDSLError
@@ -58,9 +59,7 @@ CASE_IDS = ["sort", "topk", "cumsum", "cumprod", "logcumsumexp", "cox"]
 RUNS = ["numpy", "jax", "jax-jit", "torch"]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("source", list(CASES), ids=CASE_IDS)
+@pytest.mark.parametrize("source, run, dtype", sampled(list(CASES), CASE_IDS, [RUNS, [np.float64, np.float32]], "scans"))
 def test_value_and_gradient_against_jax(source, run, dtype):
     ref, x = CASES[source]
     value, grads = run_value_and_grads(source, {"x": x, "y": Y}, run, dtype)

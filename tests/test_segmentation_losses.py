@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from oracles import finite_differences
+from sampling import sampled
 from stdlib_rows.segmentation import (
     IGNORE,
     K,
@@ -83,11 +84,11 @@ def _reference_grad(name, kind, labels, logits):
     return np.asarray(jax.grad(lambda x: _reference(name, kind, labels, x, jnp))(jnp.asarray(logits)))
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_value_and_gradient_on_every_backend(name, kind, backend, dtype):
+@pytest.mark.parametrize("name_kind, backend, dtype", sampled(
+    [(n, k) for n in CASES for k in KINDS], [f"{n}-{k}" for n in CASES for k in KINDS],
+    [["numpy", "jax", "torch"], [np.float64, np.float32]], "segmentation"))
+def test_value_and_gradient_on_every_backend(name_kind, backend, dtype):
+    name, kind = name_kind
     labels, logits = _inputs(kind)
     loss = lossdsl.compile(_call(name, kind), backend=backend)
     x = logits.astype(dtype)

@@ -22,6 +22,7 @@ from oracles import (
     assert_value_and_grads_match_jax,
     finite_differences,
 )
+from sampling import sampled
 
 import lossdsl
 from lossdsl.errors import InputError, LimitError, LossDSLError
@@ -94,9 +95,7 @@ ROWS = [
 IDS = [r[0] for r in ROWS]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
+@pytest.mark.parametrize("row, run, dtype", sampled(ROWS, IDS, [RUNS, [np.float64, np.float32]], "windows"))
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
     _, source, inputs, ref = row
     tol = 1e-10 if dtype == np.float64 else 2e-4
