@@ -12,7 +12,7 @@ import builtins
 import keyword
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -338,9 +338,7 @@ class FunctionPrinter:
         compound = [stabilize(e) for e in original + list(outputs)]
         if self.b.shared_logistic:
             compound = share_logistic(compound)
-        names = sp.numbered_symbols("_c", real=True)
-        replacements, reduced = sp.cse(compound, symbols=names, order="none")
-        replacements, reduced = _shared_roots(replacements, reduced, names)
+        replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
         reduced_of = list(reduced)
         for sym, value in replacements:
             if all(s in self.smalls or g.rank(s).small for s in value.free_symbols):
@@ -425,29 +423,6 @@ class FunctionPrinter:
         out.append(indent + "return " + returns)
         return "\n".join(out)
 
-
-
-def _shared_roots(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced: list[sp.Expr],
-                  names: Iterator[sp.Symbol]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
-    """After CSE: where one symbol's square root appears in two or more half-integer powers
-    (pseudo-Huber's gradient ``r/sqrt(s)`` beside its Hessian ``s^(-3/2)``), the root computed once,
-    as ``q = sqrt(s)``, and each power written through it (``r/q``, ``1/(s*q)``)."""
-    everything = [v for _, v in replacements] + list(reduced)
-    powers = {p for e in everything for p in e.atoms(sp.Pow)
-              if p.base.is_Symbol and p.exp.is_Rational and p.exp.q == 2}
-    bases = Counter(p.base for p in powers)
-    roots = {b: next(names) for b, n in bases.items() if n >= 2}
-    if not roots:
-        return replacements, reduced
-    forms = {p: p.base ** ((p.exp.p - 1) // 2) * roots[p.base] if p.exp > 0
-             else p.base ** ((p.exp.p + 1) // 2) / roots[p.base] for p in powers if p.base in roots}
-    defined = {s for s, _ in replacements}
-    shared = [(q, sp.sqrt(b)) for b, q in roots.items() if b not in defined]  # a root of an input: first
-    for s, v in replacements:  # a root of a subexpression: just after it
-        shared.append((s, v.xreplace(forms)))
-        if s in roots:
-            shared.append((roots[s], sp.sqrt(s)))
-    return shared, [e.xreplace(forms) for e in reduced]
 
 def _computes(op: Apply, k: int, backend: Backend) -> bool:
     """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
