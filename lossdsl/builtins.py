@@ -386,10 +386,18 @@ def _vjp_logsumexp(g, op, out, ct):
     return (_expand(g, op, ct) * sp.exp(g.apply("log_softmax", op.operands[0], axis=op.param("axis"))),)
 
 
-def _vjp_log_softmax(g, op, out, ct):
+def _full(g: Graph, ct: sp.Expr, out: sp.Expr) -> sp.Expr:
+    """``ct`` broadcast to the shape of ``out`` where its rank may be lower (a constant seed, the
+    mean's 1/n): an op that sums its cotangent, or passes it to an operand smaller than its output,
+    must count every element of the output. A cotangent summed to a leaf has the leaf's shape or is 0-d."""
     r, full = g.rank(ct), g.rank(out)
     if (r.deficit, r.fixed) != (full.deficit, full.fixed) or r.deficit is r.fixed is None:
-        ct = g.apply("broadcast", ct, out)  # a seed of lower rank (the mean's 1/n): summed along the axis
+        return g.apply("broadcast", ct, out)
+    return ct
+
+
+def _vjp_log_softmax(g, op, out, ct):
+    ct = _full(g, ct, out)
     return (ct - sp.exp(out) * g.apply("sum", ct, axis=op.param("axis"), keepdims=True),)
 
 
@@ -409,19 +417,19 @@ def _vjp_take(g, op, out, ct):
 
 
 def _vjp_expand_dims(g, op, out, ct):
-    return (g.apply("sum", ct, axis=op.param("axis"), keepdims=False), None)
+    return (g.apply("sum", _full(g, ct, out), axis=op.param("axis"), keepdims=False), None)
 
 
-def _vjp_broadcast(g, op, out, ct):
-    return (ct, None)
+def _vjp_broadcast(g, op, out, ct):  # pushed to the smaller operand 0, summed down from out's shape
+    return (_full(g, ct, out), None)
 
 
 def _vjp_transpose(g, op, out, ct):
     return (g.apply("transpose", ct, out), None)
 
 
-def _vjp_sum_to(g, op, out, ct):
-    return (ct, None, None)
+def _vjp_sum_to(g, op, out, ct):  # operand 0 may be smaller than the shape it was broadcast to
+    return (g.apply("broadcast", ct, op.operands[1] + op.operands[2]), None, None)
 
 
 def _vjp_within(g, op, out, ct):

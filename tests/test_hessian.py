@@ -57,6 +57,13 @@ ROWS = [
     ("row-sums-squared", "sum(sum(x, axis=1)^2) + sum(x^3)", {"x": LOGITS}, "x",
      lambda x: jnp.sum(jnp.sum(x, axis=1) ** 2) + jnp.sum(x**3), False),
     ("max", "max(x^2) + mean(x)^2", {"x": P}, "x", lambda x: jnp.max(x**2) + jnp.mean(x) ** 2, False),
+    # a 0-d value broadcast over x's elements (a where folded to one branch, equal branches, x - x):
+    # its cotangent counts each element, to first and second order
+    ("folded-where", "sum(where(x > x, x, mean(x))^2)", {"x": P}, "x",
+     lambda x: jnp.size(x) * jnp.mean(x) ** 2, False),
+    ("equal-branches", "sum(where(x > 0, mean(x)^2, mean(x)^2) * x)", {"x": P}, "x",
+     lambda x: jnp.mean(x) ** 2 * jnp.sum(x), False),
+    ("cancelled", "sum(x - x + mean(x)^3)", {"x": P}, "x", lambda x: jnp.size(x) * jnp.mean(x) ** 3, False),
 ]
 IDS = [row[0] for row in ROWS]
 

@@ -282,6 +282,12 @@ REGRESSIONS = {
     "a broadcast reduction under a constant cotangent": (call("sum", binop("+", x_, call("mean", x_))), 0),
     # d/dx sum(y - max(x)) = -5 at the arg-max of x
     "a broadcast max under a constant cotangent": (call("sum", binop("-", y_, call("max", x_))), 0),
+    # where(x > x, x, mean(x)) folds to mean(x) broadcast over x: d/dx of its sum is 5 * (1/5), not 1/5
+    "a where folded to one branch keeps its broadcast":
+        (call("sum", call("where", ("cmp", ">", x_, x_), x_, call("mean", x_))), 0),
+    "a where with equal branches keeps its broadcast":
+        (call("sum", call("where", ("cmp", ">", x_, num(0)), call("mean", x_), call("mean", x_))), 0),
+    "a where folded to a constant branch": (call("sum", call("where", ("cmp", "<", y_, y_), call("max", x_), TWO)), 0),
 }
 
 
