@@ -43,9 +43,11 @@ class ModuleWriter:
     derives nothing into the graphs it is given (the vjp's seeded derivation makes its own)."""
 
     def __init__(self, text: str, backend: Backend, graph: Graph, root: sp.Expr,
-                 gradient: tuple[Graph, Mapping[str, sp.Expr]], checks: bool = True):
-        """``checks``: whether the generated functions check values at call time (see checks.py)."""
+                 gradient: tuple[Graph, Mapping[str, sp.Expr]], formulas: Sequence[str], checks: bool = True):
+        """``formulas``: the docstring's lines for the loss and its gradients (``formula_lines``);
+        ``checks``: whether the generated functions check values at call time (see checks.py)."""
         self.text, self.b, self.graph, self.root, self.checks = text, backend, graph, root, checks
+        self.formulas = formulas
         self.grad_graph, self.grads = gradient
         self.sig = Signature.of(graph)
         self.checked: tuple[Apply, ...] = checked_ops(graph, root) if checks else ()
@@ -169,16 +171,7 @@ def {name}(*, {", ".join(names)}):
     def header(self) -> str:
         """The module docstring: the source loss, its formula and its gradients, readable."""
         lines = [f"{GENERATED_BY} {self.b.name}; regenerate it rather than edit it.",
-                 "", "Source (also in SOURCE):", "", *_indented(self.text), "", "Loss:", "",
-                 *_indented(_shown(render(self.graph, self.root)))]
-        if self.differentiable:
-            lines += ["", "Gradient, element by element (n: the element count of a mean):", ""]
-            shown = Renderer(self.grad_graph)
-            for k, w in enumerate(self.differentiable):
-                if sum(map(len, lines)) > _DOC_CHARS:  # no reader follows more, and each takes a render
-                    lines.append(f"    ... and {len(self.differentiable) - k} more: CompiledLoss.gradient_formula")
-                    break
-                lines += _indented(f"d/d{w} = {_shown(shown(self.grads[w]))}")
+                 "", "Source (also in SOURCE):", "", *_indented(self.text), "", *self.formulas]
         doc = "\n".join(line.rstrip() for line in lines)
         safe = "\\" not in doc and '"""' not in doc and all(line.isprintable() for line in lines)
         return f'"""{doc}\n"""' if safe else repr(doc + "\n")  # user text never escapes the string
@@ -237,6 +230,24 @@ def _indented(text: str) -> list[str]:
 
 _FORMULA_CHARS = 2000
 _DOC_CHARS = 20_000  # past this, the docstring names the gradients it leaves out
+
+
+def formula_lines(graph: Graph, root: sp.Expr, gradient: tuple[Graph, Mapping[str, sp.Expr]],
+                  source_chars: int = 0) -> tuple[str, ...]:
+    """The docstring's lines for a loss and its gradients, element by element, after a source of
+    ``source_chars``; the same for every backend (rendered once per source: pipeline.front)."""
+    grad_graph, grads = gradient
+    differentiable = Signature.of(graph).float_inputs
+    lines = ["Loss:", "", *_indented(_shown(render(graph, root)))]
+    if differentiable:
+        lines += ["", "Gradient, element by element (n: the element count of a mean):", ""]
+        shown = Renderer(grad_graph)
+        for k, w in enumerate(differentiable):
+            if source_chars + sum(map(len, lines)) > _DOC_CHARS:  # no reader follows more; each takes a render
+                lines.append(f"    ... and {len(differentiable) - k} more: CompiledLoss.gradient_formula")
+                break
+            lines += _indented(f"d/d{w} = {_shown(shown(grads[w]))}")
+    return tuple(lines)
 
 
 def _shown(e: sp.Expr) -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import sympy as sp
 
 from . import syntax as A
 from .backend import Backend, backend
-from .codegen import ModuleWriter, load_module
+from .codegen import ModuleWriter, formula_lines, load_module
 from .errors import LimitError, LossDSLError, Span
 from .gradient import gradients
 from .ir import Graph
@@ -79,11 +80,22 @@ class Compilation:
     module: types.ModuleType | None  # None where only printed (load=False)
 
 
-def build(text: str, file: str, backend_name: str, load: bool = True, checks: bool = True) -> Compilation:
-    """Run every phase for ``text`` and the backend called ``backend_name``; ``load``: also load the
-    module (which imports its array library; without, the source prints where that is not installed);
-    ``checks``: whether the generated code checks values at call time (see checks.py)."""
-    b = backend(backend_name, installed=load)
+@dataclass(frozen=True)
+class Front:
+    """What a source derives whatever the backend: its IR, its full gradient IR and the formulas of
+    its modules' docstrings. Each backend's writer only reads them, so one is shared by all."""
+
+    program: A.Program
+    graph: Graph
+    root: sp.Expr
+    gradient: tuple[Graph, dict[str, sp.Expr]]
+    formulas: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def front(text: str, file: str) -> Front:
+    """Parse, resolve and differentiate ``text``, and render its formulas: once per source, however
+    many backends print it (a failure is raised again each time: lru_cache keeps no exceptions)."""
     program = parse(text, file)
     graph, root = lower(program)
     float_inputs = tuple(n for n in graph.inputs if n not in graph.index_inputs)
@@ -93,6 +105,15 @@ def build(text: str, file: str, backend_name: str, load: bool = True, checks: bo
         if e.span is not None or program.result is None:
             raise
         raise type(e)(e.message, program.result.span, e.hint) from None
-    writer = ModuleWriter(text, b, graph, root, gradient, checks)
+    return Front(program, graph, root, gradient, formula_lines(graph, root, gradient, len(text)))
+
+
+def build(text: str, file: str, backend_name: str, load: bool = True, checks: bool = True) -> Compilation:
+    """Run every phase for ``text`` and the backend called ``backend_name``; ``load``: also load the
+    module (which imports its array library; without, the source prints where that is not installed);
+    ``checks``: whether the generated code checks values at call time (see checks.py)."""
+    b = backend(backend_name, installed=load)
+    f = front(text, file)
+    writer = ModuleWriter(text, b, f.graph, f.root, f.gradient, f.formulas, checks)
     source = writer.module()
-    return Compilation(text, file, b, graph, root, writer, source, load_module(source, b.name) if load else None)
+    return Compilation(text, file, b, f.graph, f.root, writer, source, load_module(source, b.name) if load else None)
