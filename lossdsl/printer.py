@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sympy as sp
 
@@ -338,8 +339,7 @@ class FunctionPrinter:
         compound = [stabilize(e) for e in original + list(outputs)]
         if self.b.shared_logistic:
             compound = share_logistic(compound)
-        replacements, reduced = sp.cse(compound, symbols=sp.numbered_symbols("_c", real=True), order="none")
-        reduced_of = list(reduced)
+        replacements, reduced_of = _common_subexpressions(tuple(compound))
         for sym, value in replacements:
             if all(s in self.smalls or g.rank(s).small for s in value.free_symbols):
                 self.smalls.add(sym)
@@ -429,3 +429,10 @@ def _computes(op: Apply, k: int, backend: Backend) -> bool:
     spec = PRIMITIVES[op.prim]
     template = spec.printed[backend.name]
     return f"{{{k}}}" in template or (0 < spec.variadic <= k and "{rest}" in template) or "{operands}" in template
+
+
+@lru_cache(maxsize=512)
+def _common_subexpressions(compound: tuple[sp.Expr, ...]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+    """``sympy.cse`` of ``compound``: memoised, since every backend but NumPy (shared_logistic) prints
+    the same expressions, and CSE is most of printing's time. The callers read the lists only."""
+    return sp.cse(list(compound), symbols=sp.numbered_symbols("_c", real=True), order="none")
