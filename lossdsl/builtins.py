@@ -428,7 +428,9 @@ def _vjp_transpose(g, op, out, ct):
     return (g.apply("transpose", ct, out), None)
 
 
-def _vjp_sum_to(g, op, out, ct):  # operand 0 may be smaller than the shape it was broadcast to
+def _vjp_sum_to(g, op, out, ct):
+    # operand 0 may be smaller than the shape it was broadcast to, and ct (operand 1's shape) smaller
+    # than that shape at the same rank (size-1 axes): broadcast always, not by rank as _full decides
     return (g.apply("broadcast", ct, op.operands[1] + op.operands[2]), None, None)
 
 

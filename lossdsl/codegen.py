@@ -233,7 +233,7 @@ _DOC_CHARS = 20_000  # past this, the docstring names the gradients it leaves ou
 
 
 def formula_lines(graph: Graph, root: sp.Expr, gradient: tuple[Graph, Mapping[str, sp.Expr]],
-                  source_chars: int = 0) -> tuple[str, ...]:
+                  source_chars: int) -> tuple[str, ...]:
     """The docstring's lines for a loss and its gradients, element by element, after a source of
     ``source_chars``; the same for every backend (rendered once per source: pipeline.front)."""
     grad_graph, grads = gradient

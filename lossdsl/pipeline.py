@@ -85,7 +85,6 @@ class Front:
     """What a source derives whatever the backend: its IR, its full gradient IR and the formulas of
     its modules' docstrings. Each backend's writer only reads them, so one is shared by all."""
 
-    program: A.Program
     graph: Graph
     root: sp.Expr
     gradient: tuple[Graph, dict[str, sp.Expr]]
@@ -105,7 +104,7 @@ def front(text: str, file: str) -> Front:
         if e.span is not None or program.result is None:
             raise
         raise type(e)(e.message, program.result.span, e.hint) from None
-    return Front(program, graph, root, gradient, formula_lines(graph, root, gradient, len(text)))
+    return Front(graph, root, gradient, formula_lines(graph, root, gradient, len(text)))
 
 
 def build(text: str, file: str, backend_name: str, load: bool = True, checks: bool = True) -> Compilation:
