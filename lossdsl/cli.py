@@ -20,6 +20,7 @@ from .builtins import BUILTINS, REQUIRED
 from .codegen import GENERATED_BY
 from .compiled import compile as compile_loss
 from .errors import LossDSLError, did_you_mean
+from .formula import text as formula_text
 from .library import definition_text, families, library, markdown, signature, summary
 from .pipeline import build, read_source
 
@@ -146,7 +147,7 @@ def _grad(args: argparse.Namespace) -> None:
     for name in names:
         expr = loss.gradient_formula(name)
         uses_n = uses_n or sp.Symbol("n") in expr.free_symbols
-        formula = sp.latex(expr) if args.latex else sp.sstr(expr)
+        formula = sp.latex(expr) if args.latex else formula_text(expr)
         print(formula if len(names) == 1 else f"d/d{name}: {formula}")
     if uses_n and "n" not in loss.inputs:  # on stderr: stdout stays formulas, one a line
         print("n: the element count of the mean", file=sys.stderr)

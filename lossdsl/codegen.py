@@ -20,7 +20,7 @@ from .backend import Backend
 from .backends.copying import helpers_for, imports_for
 from .blocking import RowBlocks, row_blocks
 from .checks import checked_operands, checked_ops, stats_code
-from .formula import Renderer, render
+from .formula import Renderer, TextPrinter, render
 from .gradient import gradients
 from .ir import Apply, Graph
 from .printer import FunctionPrinter, Signature
@@ -238,22 +238,23 @@ def formula_lines(graph: Graph, root: sp.Expr, gradient: tuple[Graph, Mapping[st
     ``source_chars``; the same for every backend (rendered once per source: pipeline.front)."""
     grad_graph, grads = gradient
     differentiable = Signature.of(graph).float_inputs
-    lines = ["Loss:", "", *_indented(_shown(render(graph, root)))]
+    printer = TextPrinter()
+
+    def shown(e: sp.Expr) -> str:
+        """A formula as one line of text, abridged past a length no reader follows."""
+        text = printer.doprint(e)
+        return text if len(text) <= _FORMULA_CHARS else text[:_FORMULA_CHARS] + " ... (abridged)"
+
+    lines = ["Loss:", "", *_indented(shown(render(graph, root)))]
     if differentiable:
         lines += ["", "Gradient, element by element (n: the element count of a mean):", ""]
-        shown = Renderer(grad_graph)
+        rendered = Renderer(grad_graph)
         for k, w in enumerate(differentiable):
             if source_chars + sum(map(len, lines)) > _DOC_CHARS:  # no reader follows more; each takes a render
                 lines.append(f"    ... and {len(differentiable) - k} more: CompiledLoss.gradient_formula")
                 break
-            lines += _indented(f"d/d{w} = {_shown(shown(grads[w]))}")
+            lines += _indented(f"d/d{w} = {shown(rendered(grads[w]))}")
     return tuple(lines)
-
-
-def _shown(e: sp.Expr) -> str:
-    """A formula as one line of text, abridged past a length no reader follows."""
-    text = sp.sstr(e)
-    return text if len(text) <= _FORMULA_CHARS else text[:_FORMULA_CHARS] + " ... (abridged)"
 
 
 #: how every generated module's docstring begins (the CLI writes over no other file)

@@ -8,7 +8,10 @@ element counts become ``n`` (then ``n_2``, ...), and other ops read as each prim
 
 from __future__ import annotations
 
+from typing import Any
+
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
 from .builtins import PRIMITIVES
 from .ir import Graph, Input
@@ -57,9 +60,46 @@ class Renderer:
         # (tanh(tanh(...))) takes exponential time.
         shown = self._sub(expr)
         with sp.evaluate(False):
-            return shown.xreplace({s: sp.Symbol(s.name) for s in shown.free_symbols})
+            return shown.xreplace({s: sp.Symbol(s.name) for s in _distinct(shown) if isinstance(s, sp.Symbol)})
+
+
+def _distinct(e: sp.Basic) -> set[sp.Basic]:
+    """Every distinct subexpression of ``e``, each visited once: a gradient repeats its subtrees so
+    often that SymPy's tree walks (free_symbols, atoms) take most of a render."""
+    seen: set[sp.Basic] = set()
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.args)
+    return seen
+
+
+class TextPrinter(StrPrinter):
+    """``doprint(e)`` is ``sympy.sstr(e)``, printing each distinct subexpression once, across every
+    expression one printer prints (a loss and its gradients share theirs). The text StrPrinter gives
+    an expression does not depend on where it stands (a parent adds its parentheses around it), and a
+    gradient's formula repeats its subtrees many times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._printed: dict[sp.Basic, str] = {}
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        if kwargs or not isinstance(expr, sp.Basic):
+            return super()._print(expr, **kwargs)
+        text = self._printed.get(expr)
+        if text is None:
+            text = self._printed[expr] = super()._print(expr)
+        return text
 
 
 def render(graph: Graph, expr: sp.Expr) -> sp.Expr:
     """``expr`` with every leaf replaced by its readable form."""
     return Renderer(graph)(expr)
+
+
+def text(e: sp.Basic) -> str:
+    """``sympy.sstr(e)``, each distinct subexpression printed once (TextPrinter)."""
+    return TextPrinter().doprint(e)

@@ -11,7 +11,7 @@ from functools import lru_cache
 import sympy as sp
 
 from ..builtins import PRIMITIVES, Shape
-from ..formula import render
+from ..formula import render, text
 from ..ir import Apply, Graph, Input
 from .evaluate import elementary
 from .intervals import NONSMOOTH, SHAPES, Bounds, Interval, local
@@ -135,7 +135,7 @@ class Analysis:
         if not self._failures:
             return None
         e, why = self._failures[0]
-        return f"{sp.sstr(render(self.graph, e))}: {why}"
+        return f"{text(render(self.graph, e))}: {why}"
 
     def _compose(self, e: sp.Basic) -> str:
         if isinstance(e, sp.Symbol):

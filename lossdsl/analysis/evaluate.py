@@ -26,19 +26,23 @@ def elementary(e: sp.Expr) -> sp.Expr:
 
 
 def value_at(e: sp.Expr, t: sp.Symbol, at: sp.Expr) -> float:
-    """``e`` at ``t = at``, to 30 digits in SymPy (NaN where it is not a real number). Each distinct
-    outermost function application is evaluated once, to 60 digits, and the arithmetic around them
-    then: a product's derivative holds its n factors n times over."""
+    """``e`` at ``t = at``, to 30 digits in SymPy (NaN where it is not a real number)."""
+    try:
+        return float(precise_value(e, t, at, 30))
+    except TypeError:
+        return math.nan
+
+
+def precise_value(e: sp.Expr, t: sp.Symbol, at: sp.Expr, digits: int) -> sp.Expr:
+    """``e`` at ``t = at`` to ``digits`` digits in SymPy. Each distinct outermost function application
+    is evaluated once, to twice the digits, and the arithmetic around them then: a product's
+    derivative holds its n factors n times over."""
     tree = elementary(e)
     # an exact 10**12 would make c**t an exact integer of 10**12 digits; a root such as
     # 13*sqrt(6*exp(2/5) - 6)/20 is evaluated first
-    at = sp.Float(sp.N(at, 70), 60)
-    calls = {f: sp.N(f.subs(t, at), 60) for f in _outermost_calls(tree) if t in f.free_symbols}
-    v = sp.N(tree.xreplace(calls).subs(t, at), 30)
-    try:
-        return float(v)
-    except TypeError:
-        return math.nan
+    at = sp.Float(sp.N(at, 2 * digits + 10), 2 * digits)
+    calls = {f: sp.N(f.subs(t, at), 2 * digits) for f in _outermost_calls(tree) if t in f.free_symbols}
+    return sp.N(tree.xreplace(calls).subs(t, at), digits)
 
 
 def _outermost_calls(e: sp.Basic) -> set[sp.Basic]:

@@ -12,6 +12,7 @@ import sympy as sp
 
 from ..builtins import PRIMITIVES
 from ..errors import LossDSLError
+from ..formula import text
 from ..ir import Apply
 from .counterexample import counterexample
 from .curvature import Analysis
@@ -54,11 +55,11 @@ def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> d
             for s, op in loss.graph.op_of.items() if s in an.depends) else {"class": "unknown", "points": []}
         report.update(smoothness=smooth, robustness=None, range=None)
     else:
-        report.update(per_element=sp.sstr(el.symbolic), smoothness=smoothness(el), robustness=robustness(el),
+        report.update(per_element=text(el.symbolic), smoothness=smoothness(el), robustness=robustness(el),
                       range=value_range(el, an, loss.root))
     report["likelihood"] = likelihood(loss, x, ranges)
     try:
-        per_element = sp.sstr(loss.hessian_formula(x))
+        per_element = text(loss.hessian_formula(x))
     except LossDSLError:  # an op with no second derivative rule (CTC's gradient)
         per_element = None
     report["hessian"] = {"per_element": per_element, "diagonal": el is not None,
@@ -77,7 +78,7 @@ def _analyze(source: str) -> dict[str, Any]:
     from ..compiled import compile as compile_loss
     loss = compile_loss(source)
     bounds = Bounds(loss.graph, input_ranges(loss.graph))
-    return {"source": loss.text, "formula": sp.sstr(loss.formula()),
+    return {"source": loss.text, "formula": text(loss.formula()),
             "notes": [NUMPY_CONSTANTS[n] for n in loss.inputs if n in NUMPY_CONSTANTS],
             "inputs": {x: analyze_input(loss, x, bounds) for x in _order(loss)}}
 
