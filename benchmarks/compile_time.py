@@ -39,12 +39,11 @@ print(json.dumps(time.perf_counter() - t))
 """
 
 # stdlib losses (every one, or the first k read from stdin), warm: the library loaded, and every
-# cache on the way from a source to its module cleared (compile's, pipeline.front's, the rewrite and CSE memos)
+# cache on the way from a source to its module cleared (compiled.clear_caches)
 _STDLIB = r"""
 import json, sys, time
 import lossdsl
-from lossdsl import pipeline, printer, rewrite
-from lossdsl.compiled import _compile
+from lossdsl.compiled import clear_caches
 lib = lossdsl.library.library()
 calls = {name: f"{name}({', '.join('in_' + p.name for p in d.params if p.default is None)})"
          for name, d in lib.items() if name not in ("reduce", "clip", "softmax", "log_softmax")}
@@ -53,10 +52,7 @@ for c in calls.values():
     lossdsl.compile(c).source
 warm = {}
 for name, c in calls.items():
-    _compile.cache_clear()
-    pipeline.front.cache_clear()
-    printer._common_subexpressions.cache_clear()
-    rewrite.clear_memo()
+    clear_caches()
     t = time.perf_counter()
     lossdsl.compile(c).source
     warm[name] = time.perf_counter() - t

@@ -26,7 +26,9 @@ from .formula import render
 from .hessian import DIRECTION, gradient_and_rowsum, hessian_rowsum, hessian_vector
 from .input_values import check_values, elementwise_groups, warn_stretched
 from .ir import Graph
-from .pipeline import Compilation, build, read_source
+from .pipeline import Compilation, build, front, read_source
+from .printer import _common_subexpressions
+from .rewrite import clear_memo
 
 
 def _restore(text: str, file: str, backend: str, checks: bool = True) -> CompiledLoss:
@@ -303,6 +305,15 @@ def module_source(source: str | Path, backend: str = "numpy", checks: bool = Tru
 @lru_cache(maxsize=256)
 def _compile(text: str, file: str, backend: str, checks: bool = True) -> CompiledLoss:
     return CompiledLoss(build(text, file, backend, checks=checks))
+
+
+def clear_caches() -> None:
+    """Forget every compile's cached work: compiled losses, each source's front (``pipeline.front``),
+    the CSE and rewrite memos; for timing a compile from scratch. Losses already compiled stay valid."""
+    _compile.cache_clear()
+    front.cache_clear()
+    _common_subexpressions.cache_clear()
+    clear_memo()
 
 
 def compile(source: str | Path, backend: str = "numpy", checks: bool = True) -> CompiledLoss:  # noqa: A001 - public name

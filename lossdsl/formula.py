@@ -14,7 +14,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from .builtins import PRIMITIVES
-from .ir import Graph, Input
+from .ir import Graph, Input, post_order
 
 
 class Renderer:
@@ -59,21 +59,13 @@ class Renderer:
         # re-evaluating: SymPy re-deriving assumptions of plain symbols through nested functions
         # (tanh(tanh(...))) takes exponential time.
         shown = self._sub(expr)
+        # each distinct node once (free_symbols walks the tree: a gradient repeats its subtrees so often
+        # that the walk took most of a render)
+        nodes: set[sp.Basic] = set()
+        for node in post_order(shown, nodes):
+            nodes.add(node)
         with sp.evaluate(False):
-            return shown.xreplace({s: sp.Symbol(s.name) for s in _distinct(shown) if isinstance(s, sp.Symbol)})
-
-
-def _distinct(e: sp.Basic) -> set[sp.Basic]:
-    """Every distinct subexpression of ``e``, each visited once: a gradient repeats its subtrees so
-    often that SymPy's tree walks (free_symbols, atoms) take most of a render."""
-    seen: set[sp.Basic] = set()
-    stack = [e]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.args)
-    return seen
+            return shown.xreplace({s: sp.Symbol(s.name) for s in nodes if isinstance(s, sp.Symbol)})
 
 
 class TextPrinter(StrPrinter):
