@@ -53,6 +53,10 @@ class Args:
     def given(self, name: str) -> bool:
         return name in self._given
 
+    def value(self, name: str) -> Value:
+        """An argument as the resolver evaluated it (a tuple stays a tuple of its items)."""
+        return self._values[name]
+
     def forbid(self, *names: str, why: str) -> None:
         for n in names:
             if n in self._given:
@@ -97,10 +101,13 @@ class Args:
         if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
             need = "a constant integer" + (f" >= {minimum}" if minimum is not None else "")
             raise self.error(name, f"expected {need}, got {describe(v)}")
+        self._within_limit(name, v, limit)
+        return v
+
+    def _within_limit(self, name: str, v: int, limit: int | None) -> None:
         if limit is not None and abs(v) > limit:
             raise LimitError(f"argument '{name}' of {self.func}(): {v} is beyond the limit of {limit}",
                              self._spans.get(name, self.span))
-        return v
 
     def axis(self, name: str) -> int | None:
         """An axis (None: all of them), within the 64 axes an array can have."""
@@ -124,9 +131,7 @@ class Args:
         for item in v:
             if isinstance(item, bool) or not isinstance(item, int):
                 raise self.error(name, f"expected a tuple of constant integers, got {describe(item)} in it")
-            if abs(item) > MAX_AXIS:
-                raise LimitError(f"argument '{name}' of {self.func}(): {item} is beyond the limit of {MAX_AXIS}",
-                                 self._spans.get(name, self.span))
+            self._within_limit(name, item, MAX_AXIS)
             axes.append(item)
         if len(set(axes)) < len(axes):
             raise self.error(name, f"axis {next(x for x in axes if axes.count(x) > 1)} appears twice")
@@ -149,6 +154,30 @@ class Args:
         if v is None or (static_number(v)):
             return v
         raise self.error(name, f"expected a constant number or none, got {describe(v)}")
+
+    def static_pair(self, name: str, minimum: int | None = None, limit: int | None = None) -> tuple[int, int]:
+        """A constant integer ``w`` (as ``(w, w)``) or a tuple ``(before, after)`` of two: pad's widths."""
+        v = self._values[name]
+        if not isinstance(v, tuple):
+            w = self.static_int(name, minimum, limit)
+            return (w, w)
+        if len(v) != 2:
+            raise self.error(name, f"expected one constant integer or a tuple (before, after) of two, got {describe(v)}")
+        pair = []
+        for item in v:
+            if isinstance(item, bool) or not isinstance(item, int) or (minimum is not None and item < minimum):
+                need = "constant integers" + (f" >= {minimum}" if minimum is not None else "")
+                raise self.error(name, f"expected a tuple of {need}, got {describe(item)} in it")
+            self._within_limit(name, item, limit)
+            pair.append(item)
+        return (pair[0], pair[1])
+
+    def choice(self, name: str, options: tuple[str, ...]) -> str:
+        """A string argument, one of ``options``."""
+        v = self._values[name]
+        if not isinstance(v, str) or v not in options:
+            raise self.error(name, f"expected one of {', '.join(map(repr, options))}, got {describe(v)}")
+        return v
 
     def describe_input(self, name: str) -> str:
         """How a runtime error names this argument: the input it is, and the loss it went to."""
@@ -182,7 +211,8 @@ class Args:
         return expr
 
 
-VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample", "index"}
+VALUE_MOVERS = {"expand_dims", "transpose", "broadcast", "within", "per_sample", "index", "moveaxis", "reshape",
+                "flatten"}
 
 
 def static_number(v: Value) -> bool:

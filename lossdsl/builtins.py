@@ -20,11 +20,11 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from . import arrays
+from . import arrays, axes, scans, windows
 from .args import Args
 from .backends.runtime import _bounds_text, _outside
 from .ir import Apply, Graph, Rank, RankRule, Tensor
-from .limits import MAX_STATIC_SIZE
+from .limits import MAX_AXIS, MAX_STATIC_SIZE
 
 BACKENDS = ("numpy", "jax", "torch")
 REQUIRED = object()
@@ -485,6 +485,16 @@ def _vjp_ctc(g, op, out, ct):
 
 
 
+def _vjp_logcumsumexp(g, op, out, ct):
+    # d/dx_j = exp(x_j - out_j)*r_j with r_j = ct_j + exp(out_j - out_(j+1))*r_(j+1), a reverse scan
+    # (scans.py); each factor is sigmoid(out_j - x_(j+1)), as out_(j+1) = logaddexp(out_j, x_(j+1)):
+    # in (0, 1), and exp(x - out) <= 1, so nothing overflows at logits of 1000
+    (x,) = op.operands
+    axis, reverse = op.param("axis"), op.param("reverse")
+    factor = sigmoid(out - g.apply("scan_shift", x, x, axis=axis, by=scans.next_shift(reverse), fill=0))
+    return (sp.exp(x - out) * g.apply("linear_scan", factor, ct, axis=axis, reverse=not reverse),)
+
+
 # --- Rank rules: an op's output rank from its operands' ranks (see ir.Rank) ------------------
 
 def _reduced(op: Apply, rank: Callable[[sp.Basic], Rank]) -> Rank:
@@ -584,8 +594,6 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("affine", ("increasing",), range_of="operand"), rank=_indexed, variadic=1),
     Primitive("index_check", _everywhere("_index_check({0}, {shape1}, {axis}, {label}, {into})"), _vjp_constant,
               doc="a run-time index (operand 0), checked to lie within an axis of operand 1"),
-
-
     # shapes and constant arrays (arrays.py): lengths, constructors, diag, concat and stack
     Primitive("size", _everywhere("_size({shape0}, {axis}, {dtype}, {label})"), _vjp_constant,
               doc="the element count of operand 0 (or the length of its axis), in the loss's dtype",
@@ -595,7 +603,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
               shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(0, small=True)),
     Primitive("eye", _everywhere("_eye({0}, {dtype}, {what})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, 1)), rank=arrays.fixed(2)),
-    Primitive("arange", _everywhere("_arange({0}, {what})"), _vjp_constant,
+    Primitive("arange", _everywhere("_arange({0}, {dtype}, {what})"), _vjp_constant,
               shape=Shape("constant", ("static",), (0, INF)), rank=arrays.fixed(1)),
     Primitive("full", _everywhere("_full({0}, {value}, {dtype}, {what})"), _vjp_constant,
               shape=Shape("constant", ("static",)), rank=arrays.fixed(1)),
@@ -614,6 +622,70 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in (
     Primitive("part_vjp", _everywhere("_part_vjp({0}, {shapes}[1:], {index}, {axis}, {stacked}, {dtype})"),
               arrays.vjp_part_vjp, doc="zeros of the joined shape of operands 1..., with operand 0 in part index",
               rank=arrays.rank_part_vjp),
+    # axes and shapes (axes.py): moves of values, linear, each adjoint the inverse move
+    Primitive("moveaxis", _everywhere("_moveaxis({0}, {shape1}, {source}, {destination}, {ndim}, {label}, {dtype})"),
+              axes.vjp_moveaxis, doc="operand 0, broadcast to the shape of operand 1, with axes source moved to "
+              "destination (numpy.moveaxis); ndim: the axes it must have (transpose with axes)",
+              formula=lambda x, like: _fn("moveaxis")(x),
+              shape=Shape("affine", ("increasing", "static"), range_of="operand"), rank=_shaped_like(1)),
+    Primitive("reshape", _everywhere("_reshape({0}, {spec}, {rest}, {label})"), axes.vjp_reshaped,
+              doc="operand 0 reshaped to spec, whose 'd' entries are operands 1, 2, ... (lengths from sizes)",
+              formula=lambda x, *lengths: _fn("reshape")(x),
+              shape=Shape("affine", ("increasing",) + ("static",) * MAX_AXIS, range_of="operand"),
+              rank=axes.rank_reshape, variadic=1),
+    Primitive("flatten", _everywhere("_flatten({0}, {start}, {label})"), axes.vjp_reshaped,
+              doc="operand 0 with its axes from start on merged into one (torch.flatten)",
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=axes.rank_flatten),
+    Primitive("reshape_like", _everywhere("_reshape_like({0}, {shape1}, {shape2}, {dtype})"), axes.vjp_reshape_like,
+              doc="operand 0, broadcast to the shape of operand 1, reshaped to the shape of operand 2",
+              formula=_transparent, rank=_shaped_like(2)),
+    # order statistics and scans (scans.py): sort and topk gather by the stable argsort; scans'
+    # gradients are scans the other way
+    Primitive("sort", _everywhere("_sort({0}, {axis}, {descending})"), scans.vjp_sort,
+              doc="operand 0 sorted along the axis (ties in their original order)",
+              shape=Shape("unknown", ("increasing",), range_of="operand", kink=True), rank=_same),
+    Primitive("topk", _everywhere("_topk({0}, {1}, {axis}, {label})"), scans.vjp_topk,
+              doc="the operand-1 largest entries of operand 0 along the axis, largest first",
+              shape=Shape("unknown", ("increasing", "static"), range_of="operand", kink=True), rank=_shaped_like(0)),
+    Primitive("order_gather", _everywhere("_order_gather({0}, {1}, {2}, {axis}, {descending}, {dtype})"),
+              scans.vjp_order_gather, doc="operand 0 at the first operand-2 positions of operand 1's stable order",
+              rank=_shaped_like(1)),
+    Primitive("order_scatter", _everywhere("_order_scatter({0}, {1}, {2}, {axis}, {descending}, {dtype})"),
+              scans.vjp_order_scatter, doc="zeros shaped like operand 1 with operand 0 written at the first "
+              "operand-2 positions of its stable order", rank=_shaped_like(1)),
+    Primitive("cumsum", _everywhere("_cumsum({0}, {shape1}, {axis}, {reverse}, {dtype})"), scans.vjp_cumsum,
+              doc="the cumulative sum of operand 0, broadcast to the shape of operand 1",
+              shape=Shape("affine", ("increasing", "static"), range_of="sign"), rank=_shaped_like(1)),
+    Primitive("cumprod", _everywhere("_cumprod({0}, {axis}, {reverse})"), scans.vjp_cumprod, rank=_same),
+    Primitive("logcumsumexp", _everywhere("_logcumsumexp({0}, {axis}, {reverse})"), _vjp_logcumsumexp,
+              shape=Shape("convex", ("increasing",)), rank=_same),
+    Primitive("linear_scan", _everywhere("_linear_scan({0}, {1}, {axis}, {reverse}, {dtype})"), scans.vjp_linear_scan,
+              doc="h_0 = b_0, h_i = a_i*h_(i-1) + b_i along the axis (a: operand 0, b: operand 1)",
+              rank=_shaped_like(0)),
+    Primitive("scan_shift", _everywhere("_scan_shift({0}, {shape1}, {axis}, {by}, {fill}, {dtype})"), scans.vjp_scan_shift,
+              doc="operand 0, broadcast to the shape of operand 1, moved one step along the axis, fill "
+              "in the entry left empty", rank=_shaped_like(1)),
+    # differences and windows (windows.py): each linear in x, its adjoint another window op
+    Primitive("diff", _everywhere("_diff({0}, {n}, {axis})"), windows.vjp_diff,
+              doc="the n-th differences of operand 0 along the axis, as numpy.diff",
+              shape=Shape("affine", ("",)), rank=_shaped_like(0)),
+    Primitive("roll", _everywhere("_roll({0}, {shift}, {axis})"), windows.vjp_roll,
+              doc="operand 0 rolled by shift along the axis, as numpy.roll",
+              shape=Shape("affine", ("increasing",), range_of="operand"), rank=_shaped_like(0)),
+    Primitive("pad", _everywhere("_pad({0}, {width}, {axis}, {mode}, {value})"), windows.vjp_pad,
+              doc="operand 0 padded by width (before, after) along the axis, as numpy.pad's constant, reflect and edge",
+              shape=Shape("affine", ("increasing",)), rank=_shaped_like(0)),
+    Primitive("pad_vjp", _everywhere("_pad_vjp({0}, {shape1}, {width}, {axis}, {mode}, {dtype})"), windows.vjp_pad_vjp,
+              doc="a cotangent of pad (operand 0) back on operand 1's shape: the middle slice, with the "
+              "entries reflect and edge copied folded back onto their sources", rank=_shaped_like(1)),
+    Primitive("correlate", _everywhere("_correlate({0}, {1}, {axis}, {mode}, {flip})"), windows.vjp_correlate,
+              doc="the 1-D kernel (operand 1, reversed if flip) slid along the axis of operand 0, as numpy.correlate "
+              "per line (modes valid, same; full and same_t for adjoints)",
+              shape=Shape("multilinear", ("", "")), rank=_shaped_like(0)),
+    Primitive("correlate_kernel_vjp", _everywhere("_correlate_kernel_vjp({0}, {1}, {shape2}, {axis}, {mode}, {flip})"),
+              windows.vjp_correlate_kernel_vjp,
+              doc="the gradient of correlate in its kernel (shaped like operand 2): operand 1, padded as the mode "
+              "pads it, correlated with the cotangent (operand 0), summed over every line", rank=arrays.fixed(1)),
     # internal ops that only gradients create
     Primitive("index_vjp", _everywhere("_index_vjp({0}, {shape1}, {shape2}, {spec}, {rest}, {dtype})"),
               _vjp_index_vjp, doc="operand 0 (broadcast to the shape of operand 2, an index's output) "
@@ -695,7 +767,9 @@ def _reduction(kind: str, doc: str) -> Builtin:
             factor, x = x.as_coeff_Mul()
             if x.could_extract_minus_sign():
                 factor, x = -factor, -x
-        return Tensor(factor * a.graph.apply(kind, x, axis=a.axes("axis"), keepdims=a.flag("keepdims")))
+        axis = a.axes("axis")
+        x = scans.unpermuted(a.graph, x, axis)
+        return Tensor(factor * a.graph.apply(kind, x, axis=axis, keepdims=a.flag("keepdims")))
     return Builtin(kind, (("x", REQUIRED), ("axis", None), ("keepdims", False)), build, doc)
 
 
@@ -704,7 +778,9 @@ def _extremum(kind: str, pairwise: Callable[..., sp.Expr]) -> Builtin:
         if a.given("y"):
             a.forbid("axis", "keepdims", why=f"{kind}(a, b) with two arguments is elementwise")
             return Tensor(pairwise(a.tensor("x"), a.tensor("y")))
-        return Tensor(a.graph.apply(kind, a.tensor("x"), axis=a.axes("axis"), keepdims=a.flag("keepdims")))
+        axis = a.axes("axis")
+        x = scans.unpermuted(a.graph, a.tensor("x"), axis)
+        return Tensor(a.graph.apply(kind, x, axis=axis, keepdims=a.flag("keepdims")))
     doc = f"{kind}(x, axis=None): reduction (axis: one or a tuple); {kind}(a, b): elementwise {kind}imum"
     return Builtin(kind, (("x", REQUIRED), ("y", None), ("axis", None), ("keepdims", False)), build, doc)
 
@@ -735,11 +811,6 @@ def _labels(a: Args, name: str, classes: int | None = None, what: str = "a class
 def _expand_dims(a: Args) -> Tensor:
     x = a.tensor("x")
     return Tensor(a.graph.apply("expand_dims", x, x, axis=a.single_axis("axis")))
-
-
-def _transpose(a: Args) -> Tensor:
-    x = a.tensor("x")
-    return Tensor(a.graph.apply("transpose", x, x))
 
 
 def _shown(number: sp.Expr) -> int | float | complex:
@@ -780,7 +851,9 @@ def _per_sample(a: Args) -> Tensor:
 
 def _one_hot(a: Args) -> Tensor:
     depth = a.static_int("num_classes", minimum=1, limit=MAX_STATIC_SIZE)
-    return Tensor(a.graph.apply("one_hot", _labels(a, "labels", depth), depth=depth, label=a.describe_input("labels")))
+    labels = _labels(a, "labels", depth)
+    encoded = a.graph.apply("one_hot", labels, depth=depth, label=a.describe_input("labels"))
+    return Tensor(axes.moved_class_axis(a, labels, encoded))
 
 
 def _ctc_nll(a: Args) -> Tensor:
@@ -812,11 +885,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("matmul", (("a", REQUIRED), ("b", REQUIRED)), _matmul, "matrix product, also written a @ b"),
     Builtin("take", (("x", REQUIRED), ("labels", REQUIRED), ("axis", -1)), _take,
             "the entry of x at each integer label along axis (x[..., label])"),
-    Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED)), _one_hot,
-            "integer labels as one-hot rows of length num_classes"),
     Builtin("expand_dims", (("x", REQUIRED), ("axis", REQUIRED)), _expand_dims,
             "x with a new axis of length 1 at axis, as numpy.expand_dims (for pairwise broadcasting)"),
-    Builtin("transpose", (("x", REQUIRED),), _transpose, "x with its axes reversed, as numpy.transpose"),
     Builtin("within", (("x", REQUIRED), ("lower", None), ("upper", None), ("integer", False), ("above", None),
                        ("below", None), ("hint", None)), _within,
             "x itself, checked to lie in [lower, upper] (strictly above/below the bounds given so; a "
@@ -839,8 +909,45 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "concat(a, b, ..., axis=0): the arrays joined along an existing axis, as numpy.concatenate", variadic=True),
     Builtin("stack", (("arrays", REQUIRED), ("axis", 0)), arrays.build_join(True),
             "stack(a, b, ..., axis=0): the arrays joined along a new axis, as numpy.stack", variadic=True),
-
-
+    # axes and shapes (axes.py)
+    Builtin("transpose", (("x", REQUIRED), ("axes", None)), axes.build_transpose,
+            "x with its axes reversed, or permuted: axis i of the result is axis axes[i] of x (numpy.transpose)"),
+    Builtin("swapaxes", (("x", REQUIRED), ("a", REQUIRED), ("b", REQUIRED)), axes.build_swapaxes,
+            "x with two axes exchanged, as numpy.swapaxes(x, a, b)"),
+    Builtin("moveaxis", (("x", REQUIRED), ("source", REQUIRED), ("destination", REQUIRED)), axes.build_moveaxis,
+            "x with axis source moved to position destination, the others in order, as numpy.moveaxis"),
+    Builtin("reshape", (("x", REQUIRED), ("shape", REQUIRED)), axes.build_reshape,
+            "x with the shape given as a tuple of constants and size(...) expressions, one of them -1 "
+            "(what the others leave), as numpy.reshape"),
+    Builtin("flatten", (("x", REQUIRED), ("start", 1)), axes.build_flatten,
+            "x with its axes from start on merged into one, as torch.flatten(x, start)"),
+    Builtin("one_hot", (("labels", REQUIRED), ("num_classes", REQUIRED), ("axis", -1)), _one_hot,
+            "integer labels one-hot encoded along a new axis of length num_classes (axis=1: (B, H, W) labels "
+            "give (B, C, H, W))"),
+    # order statistics and scans (scans.py)
+    Builtin("sort", (("x", REQUIRED), ("axis", -1), ("descending", False)), scans.build_sort,
+            "x sorted along axis (ties in their original order, as NumPy's stable sort); the gradient "
+            "goes back to where each value came from"),
+    Builtin("topk", (("x", REQUIRED), ("k", REQUIRED), ("axis", -1)), scans.build_topk,
+            "the k largest entries of x along axis, largest first, as torch.topk(...).values; k a "
+            "constant or computed from size(...)"),
+    Builtin("cumsum", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_cumsum,
+            "the cumulative sum along axis (from its end with reverse=true)"),
+    Builtin("cumprod", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_scan("cumprod"),
+            "the cumulative product along axis (from its end with reverse=true); its gradient holds with zeros present"),
+    Builtin("logcumsumexp", (("x", REQUIRED), ("axis", -1), ("reverse", False)), scans.build_scan("logcumsumexp"),
+            "log(cumsum(exp(x))) along axis without overflow, as jax.lax.cumlogsumexp (from its end with reverse=true)"),
+    # differences and windows (windows.py)
+    Builtin("diff", (("x", REQUIRED), ("n", 1), ("axis", -1)), windows.build_diff,
+            "the n-th differences along axis, as numpy.diff (total variation: sum(abs(diff(x))))"),
+    Builtin("roll", (("x", REQUIRED), ("shift", REQUIRED), ("axis", REQUIRED)), windows.build_roll,
+            "x rolled by shift entries along axis, as numpy.roll (entries that leave one end come back at the other)"),
+    Builtin("pad", (("x", REQUIRED), ("width", REQUIRED), ("axis", -1), ("mode", "constant"), ("value", 0.0)),
+            windows.build_pad, "x padded along axis by width (an int, or a tuple (before, after)), as numpy.pad: "
+            "mode \"constant\" (with value), \"reflect\" or \"edge\""),
+    Builtin("correlate", (("x", REQUIRED), ("kernel", REQUIRED), ("axis", -1), ("mode", "valid")),
+            windows.build_correlate, "a 1-D kernel slid along axis of x, each line as numpy.correlate (mode "
+            "\"valid\" or \"same\"); differentiable in x and the kernel (a separable 2-D filter is two calls)"),
     Builtin("grad", (("expr", REQUIRED), ("x", REQUIRED)), _special_form,
             "the gradient of sum(expr) with respect to x, an input or a binding ('h = ...'), shaped like x and "
             "differentiable again (gradient penalties: WGAN-GP, R1, double backpropagation)"),

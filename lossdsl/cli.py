@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="file to write (default: standard output); an existing file only "
                                           "if lossdsl generated it, unless --force")
     c.add_argument("--force", action="store_true", help="write over an existing file that lossdsl did not generate")
+    c.add_argument("--no-checks", dest="checks", action="store_false",
+                   help="leave out the value checks (ranges, labels, index positions), as compile(..., checks=False): "
+                        "for torch.compile(fullgraph=True) and other traced code")
     g = sub.add_parser("grad", help="print the gradient of a loss, element by element")
     g.add_argument("source", help="a loss expression, or a path to a .loss file")
     g.add_argument("--wrt", action="append", help="input to differentiate with respect to (repeatable; "
@@ -128,7 +131,7 @@ def _head(path: Path) -> str:
 def _compile(args: argparse.Namespace) -> None:
     source = _source(args.source)
     # printed, not loaded: the module is written whether or not its array library is installed here
-    built = build(*read_source(source), args.backend, load=False)
+    built = build(*read_source(source), args.backend, load=False, checks=args.checks)
     if args.output is not None:
         out = _write_module(args.output, built.source, source, args.force)
         print(f"wrote {out} ({args.backend}; inputs: {', '.join(built.graph.inputs)})")
@@ -161,9 +164,15 @@ IN_FORMULAS = (
     ("Piecewise((a, c), (b, True))", "SymPy's where(c, a, b)"),
     ("ctc_grad(...)", "the gradient of ctc_nll: minus the posterior probability of each class at each frame"),
     ("dim(x)", "the length of eye's, arange's, ones' or zeros' axes: size(x) as a Python int (static under jit)"),
-
-
+    ("part(g, ...)", "the slice of the gradient g that belongs to one operand of concat or stack"),
     ("diag_vjp(g, x)", "the gradient of diag(x): zeros shaped like x with g on the diagonal of the last two axes"),
+    ("index_vjp(g, x, x[...])", "the gradient of x[...]: zeros shaped like x with g at the indexed positions"),
+    ("pad_vjp(g, x)", "the gradient of pad(x): g's middle slice, with the padding's entries added back where "
+     "they came from (reflect, edge)"),
+    ("correlate_kernel_vjp(g, x, k)", "the gradient of correlate(x, k) in its kernel: each tap's sum of g times "
+     "the entries of x it met"),
+    ("order_scatter(g, x, k)", "the gradient of sort(x) or topk(x, k): zeros shaped like x with g written where each value came from"),
+    ("order_gather(g, x, k)", "g at the first k positions of x's stable order: sort's own gather, the adjoint of order_scatter"),
 )
 
 

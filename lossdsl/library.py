@@ -33,8 +33,13 @@ def library() -> dict[str, A.FuncDef]:
     return defs
 
 
-FAMILY_ORDER = ("core", "regression", "classification", "probabilistic", "metric_learning", "sequence",
-                "segmentation", "regularization", "multitask")
+# reading order: the helpers, then losses by what they predict (values, correlations, classes and
+# labels, distributions, GLM means, forecasts, survival), then embeddings and orderings, sequences,
+# masks, boxes and images, generative models, and the terms added to other losses; a family not named
+# here follows, alphabetically
+FAMILY_ORDER = ("core", "regression", "correlation", "classification", "multilabel", "probabilistic", "glm",
+                "forecasting", "survival", "metric_learning", "representation", "contrastive", "ranking", "sequence",
+                "segmentation", "boxes", "images", "generative", "regularization", "multitask")
 
 
 def families() -> dict[str, list[A.FuncDef]]:

@@ -12,7 +12,7 @@ import builtins
 import keyword
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -424,6 +424,29 @@ class FunctionPrinter:
         return "\n".join(out)
 
 
+
+def _shared_roots(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced: list[sp.Expr],
+                  names: Iterator[sp.Symbol]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+    """After CSE: where one symbol's square root appears in two or more half-integer powers
+    (pseudo-Huber's gradient ``r/sqrt(s)`` beside its Hessian ``s^(-3/2)``), the root computed once,
+    as ``q = sqrt(s)``, and each power written through it (``r/q``, ``1/(s*q)``)."""
+    everything = [v for _, v in replacements] + list(reduced)
+    powers = {p for e in everything for p in e.atoms(sp.Pow)
+              if p.base.is_Symbol and p.exp.is_Rational and p.exp.q == 2}
+    bases = Counter(p.base for p in powers)
+    roots = {b: next(names) for b, n in bases.items() if n >= 2}
+    if not roots:
+        return replacements, reduced
+    forms = {p: p.base ** ((p.exp.p - 1) // 2) * roots[p.base] if p.exp > 0
+             else p.base ** ((p.exp.p + 1) // 2) / roots[p.base] for p in powers if p.base in roots}
+    defined = {s for s, _ in replacements}
+    shared = [(q, sp.sqrt(b)) for b, q in roots.items() if b not in defined]  # a root of an input: first
+    for s, v in replacements:  # a root of a subexpression: just after it
+        shared.append((s, v.xreplace(forms)))
+        if s in roots:
+            shared.append((roots[s], sp.sqrt(s)))
+    return shared, [e.xreplace(forms) for e in reduced]
+
 def _computes(op: Apply, k: int, backend: Backend) -> bool:
     """Whether ``op``'s printed form uses operand ``k``'s value, not just its shape."""
     spec = PRIMITIVES[op.prim]
@@ -435,4 +458,6 @@ def _computes(op: Apply, k: int, backend: Backend) -> bool:
 def _common_subexpressions(compound: tuple[sp.Expr, ...]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
     """``sympy.cse`` of ``compound``: memoised, since every backend but NumPy (shared_logistic) prints
     the same expressions, and CSE is most of printing's time. The callers read the lists only."""
-    return sp.cse(list(compound), symbols=sp.numbered_symbols("_c", real=True), order="none")
+    names = sp.numbered_symbols("_c", real=True)
+    replacements, reduced = sp.cse(list(compound), symbols=names, order="none")
+    return _shared_roots(replacements, reduced, names)

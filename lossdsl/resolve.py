@@ -90,6 +90,9 @@ class Resolver:
     def __init__(self, program: A.Program, library: dict[str, A.FuncDef]):
         self.graph = Graph(RANK_RULES)
         self.library = library
+        # the names the library's own definitions give their inputs (gaussian_nll's 'var'): an input
+        # may take one of them though a function has it too, since calls and values never meet
+        self.parameter_names = frozenset(p.name for d in library.values() for p in d.params)
         self.user = {d.name: d for d in program.defs}
         for d in program.defs:
             if d.name in BUILTINS:
@@ -130,7 +133,7 @@ class Resolver:
             return scope.variables[node.id]
         if node.id in self.globals and not scope.library_only:
             return self.globals[node.id]
-        if node.id in self._functions(scope):
+        if node.id in self._functions(scope) and not (scope.free_names_are_inputs and node.id in self.parameter_names):
             raise LossTypeError(f"'{node.id}' is a function; call it as {node.id}(...)", node.span)
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]

@@ -1,6 +1,13 @@
 """Oracles the test tables share: central finite differences in float64, jax.grad of a reference."""
 
+import importlib.util
+
 import numpy as np
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+#: the ways a table row runs: each backend, and JAX under the caller's jax.jit too
+RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
+BACKENDS = ["numpy", "jax"] + (["torch"] if HAS_TORCH else [])
 
 
 def float_names(inputs):
@@ -80,22 +87,65 @@ def assert_within_limits(spent) -> None:
 
 def run_value_and_grads(source, inputs, run, dtype):
     """The loss's value and gradients with respect to every float input, as NumPy arrays, on one run
-    ("numpy", "jax", "jax-jit": under a caller's jax.jit, or "torch") with float inputs of ``dtype``."""
+    ("numpy", "jax", "jax-jit": under a caller's jax.jit, or "torch") with float inputs of ``dtype``
+    (integer labels passed as they are)."""
     import lossdsl
 
     loss = lossdsl.compile(source, backend="jax" if run == "jax-jit" else run)
     f = loss.value_and_grad(list(loss.differentiable))
+    floats = set(float_names(inputs))
+    typed = {k: v.astype(dtype) if k in floats else v for k, v in inputs.items()}
     if run == "torch":
         import torch
-        args = {k: torch.as_tensor(v.astype(dtype)) for k, v in inputs.items()}
+        args = {k: torch.as_tensor(v) for k, v in typed.items()}
     elif run.startswith("jax"):
         import jax.numpy as jnp
-        args = {k: jnp.asarray(v.astype(dtype)) for k, v in inputs.items()}
+        args = {k: jnp.asarray(v) for k, v in typed.items()}
     else:
-        args = {k: v.astype(dtype) for k, v in inputs.items()}
+        args = typed
     if run == "jax-jit":
         import jax
         value, grads = jax.jit(lambda kw: f(**kw))(args)
     else:
         value, grads = f(**args)
     return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
+
+
+def assert_value_and_grads_match_jax(source, inputs, run, dtype, reference, tol=None):
+    """The loss's value and gradients on one run (as ``run_value_and_grads``) against jax.value_and_grad
+    of ``reference(**inputs)``, written in jax.numpy, with respect to each float input: each of
+    ``dtype`` and the input's shape, within ``tol`` (by default float64's or float32's tolerance)."""
+    want_value, want = jax_value_and_grads(reference, inputs)
+    value, grads = run_value_and_grads(source, inputs, run, dtype)
+    tol = (1e-10 if dtype == np.float64 else 2e-5) if tol is None else tol
+    assert value.dtype == dtype
+    np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)
+    assert sorted(grads) == sorted(want)
+    for name, w in want.items():
+        assert grads[name].dtype == dtype and grads[name].shape == w.shape, name
+        np.testing.assert_allclose(grads[name], w, rtol=tol, atol=tol, err_msg=name)
+
+
+def jax_value_and_grads(reference, inputs):
+    """jax.value_and_grad of ``reference(**inputs)`` (jax.numpy) with respect to each float input."""
+    import jax
+    import jax.numpy as jnp
+
+    names = float_names(inputs)
+    fixed = {k: jnp.asarray(v) for k, v in inputs.items() if k not in names}
+    value, grads = jax.value_and_grad(lambda *v: reference(**fixed, **dict(zip(names, v))),
+                                      argnums=tuple(range(len(names))))(*(jnp.asarray(inputs[n]) for n in names))
+    return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
+
+
+def assert_hessian_matches_jax(source, inputs, wrt, reference, backend):
+    """The loss's Hessian with respect to ``wrt`` on ``backend`` against jax.hessian of ``reference``."""
+    import jax
+    import jax.numpy as jnp
+
+    import lossdsl
+
+    args = {k: jnp.asarray(v) for k, v in inputs.items()}
+    want = np.asarray(jax.hessian(lambda v: reference(**{**args, wrt: v}))(args[wrt]))
+    got = lossdsl.compile(source, backend=backend).hessian(wrt)(**inputs)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)

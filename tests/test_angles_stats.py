@@ -1,4 +1,4 @@
-"""Angles, prod and the power rule at a zero base, across dtypes and backends.
+"""Angles, var/std/prod and the power rule at a zero base, across dtypes and backends.
 
 Each expression's value and gradient against jax.numpy's (jax.grad of the same expression written in
 jnp) in float64 and float32, on NumPy, JAX (eager and under the caller's jax.jit) and torch
@@ -28,6 +28,9 @@ CASES = {
     "sum(arcsin(x) * arccos(x / 2)) + sum(y * arccos(x))":
         (lambda x, y: jnp.sum(jnp.arcsin(x) * jnp.arccos(x / 2)) + jnp.sum(y * jnp.arccos(x)), X),
     "sum(arctan2(y, x) * hypot(x, y))": (lambda x, y: jnp.sum(jnp.arctan2(y, x) * jnp.hypot(x, y)), X),
+    "sum(var(x, axis=1, ddof=1) * var(y, axis=1)) + std(x) + sum(y * std(x, axis=(0, 1), keepdims=true))":
+        (lambda x, y: jnp.sum(jnp.var(x, axis=1, ddof=1) * jnp.var(y, axis=1)) + jnp.std(x)
+         + jnp.sum(y * jnp.std(x, axis=(0, 1), keepdims=True)), X),
     "prod(x) + sum(y * prod(x, axis=0, keepdims=true)) + sum(prod(x * y, axis=(0, 1)))":
         (lambda x, y: jnp.prod(x) + jnp.sum(y * jnp.prod(x, axis=0, keepdims=True)) + jnp.sum(jnp.prod(x * y, axis=(0, 1))),
          WITH_ZERO),
@@ -90,6 +93,33 @@ def test_prod_hessian_with_two_zeros_against_jax_hessian(backend):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_std_gradient_at_zero_variance_is_nan_as_jax(backend):
+    x = np.full(4, 1.5)
+    got = np.asarray(lossdsl.compile("std(x)", backend=backend).grad("x")(x=x))
+    assert np.all(np.isnan(got)) and np.all(np.isnan(np.asarray(jax.grad(jnp.std)(x))))
+
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_an_input_may_take_a_library_parameter_name_that_var_also_names(backend):
+    # gaussian_nll's input 'var' and the function var(...) in one loss: a call is the function,
+    # a bare name the input; other function names stay refused as inputs
+    loss = lossdsl.compile("gaussian_nll(y_true, y_pred, var) + sum(var(y_pred, axis=0, ddof=1))", backend=backend)
+    assert loss.inputs == ("y_true", "y_pred", "var")
+    t, p, v = X, Y, np.abs(Y) + 0.5
+
+    def reference(t, p, v):
+        return jnp.mean(0.5 * (jnp.log(v) + (p - t) ** 2 / v)) + jnp.sum(jnp.var(p, axis=0, ddof=1))
+
+    np.testing.assert_allclose(np.asarray(loss(y_true=t, y_pred=p, var=v)), reference(t, p, v), rtol=1e-12)
+    got = loss.grad(["y_pred", "var"])(y_true=t, y_pred=p, var=v)
+    want = jax.grad(reference, argnums=(1, 2))(t, p, v)
+    for name, w in zip(["y_pred", "var"], want):
+        np.testing.assert_allclose(np.asarray(got[name]), w, rtol=1e-10)
+    with pytest.raises(lossdsl.LossDSLError, match="'std' is a function"):
+        lossdsl.compile("mean(std)", backend=backend)
+
 # --- the power rule at a zero base -------------------------------------------------------------
 
 # source, the same power in torch of (x, g, y), and the inputs: zero bases with exponents 0, 1, 2, 1/2, 3
@@ -113,7 +143,7 @@ def _torch_grads(fn, inputs):
     t = {k: torch.tensor(v, requires_grad=True) for k, v in inputs.items()}
     value = fn(t["x"], t["g"], t["y"])
     value.backward()
-    return float(value), {k: np.zeros_like(inputs[k]) if v.grad is None else v.grad.numpy() for k, v in t.items()}
+    return float(value.detach()), {k: np.zeros_like(inputs[k]) if v.grad is None else v.grad.numpy() for k, v in t.items()}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

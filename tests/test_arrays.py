@@ -13,7 +13,8 @@ import jax.scipy.special as jss
 import numpy as np
 import pytest
 import scipy.special as sc
-from oracles import finite_differences, run_value_and_grads
+from oracles import assert_hessian_matches_jax, assert_value_and_grads_match_jax, finite_differences
+from sampling import sampled
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -65,27 +66,10 @@ ROWS = [
 IDS = [r[0] for r in ROWS]
 
 
-def _reference(ref, inputs):
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-    names = list(inputs)
-    value, grads = jax.value_and_grad(lambda *v: ref(**dict(zip(names, v))), argnums=tuple(range(len(names))))(
-        *(args[n] for n in names))
-    return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
+@pytest.mark.parametrize("row, run, dtype", sampled(ROWS, IDS, [RUNS, [np.float64, np.float32]], "arrays"))
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
     _, source, inputs, ref = row
-    want_value, want_grads = _reference(ref, inputs)
-    value, grads = run_value_and_grads(source, inputs, run, dtype)
-    tol = 1e-10 if dtype == np.float64 else 2e-5
-    assert value.dtype == dtype
-    np.testing.assert_allclose(float(value), want_value, rtol=tol, atol=tol)
-    for name, want in want_grads.items():
-        assert grads[name].dtype == dtype and grads[name].shape == want.shape, name
-        np.testing.assert_allclose(grads[name], want, rtol=tol, atol=tol, err_msg=name)
+    assert_value_and_grads_match_jax(source, inputs, run, dtype, ref)
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r[0] != "stop-gradient"], ids=[i for i in IDS if i != "stop-gradient"])
@@ -120,10 +104,7 @@ HESSIANS = [
 @pytest.mark.parametrize("row", HESSIANS, ids=[h[0] for h in HESSIANS])
 def test_hessian_against_jax_hessian(row, backend):
     _, source, inputs, wrt, ref = row
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-    want = np.asarray(jax.hessian(lambda v: ref(**{**args, wrt: v}))(args[wrt]))
-    got = lossdsl.compile(source, backend=backend).hessian(wrt)(**inputs)
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+    assert_hessian_matches_jax(source, inputs, wrt, ref, backend)
 
 
 # --- conventions and edges -----------------------------------------------------------------------------

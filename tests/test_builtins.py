@@ -172,6 +172,18 @@ def _ctc_inputs(rng):
             "il": np.array([5, 3, 4, 2]), "tl": np.array([2, 2, 1, 0])}
 
 
+# --- scan references: log(sum(exp(x[:i + 1]))) shifted by each prefix's max, and its gradient from the
+# formula d/dx_j sum_i out_i = sum_{i >= j} exp(x_j - out_i)
+
+def np_logcumsumexp(x):
+    return np.array([np.max(x[:i + 1]) + np.log(np.sum(np.exp(x[:i + 1] - np.max(x[:i + 1])))) for i in range(len(x))])
+
+
+def np_logcumsumexp_grad(x):
+    out = np_logcumsumexp(x)
+    return np.array([np.sum(np.exp(x[j] - out[j:])) for j in range(len(x))])
+
+
 # --- the table ---------------------------------------------------------------------------------
 
 LABELS3 = np.array([2, 0, 3])
@@ -288,17 +300,40 @@ ROWS = [
         lambda x, labels, rows: np.sum(x[np.arange(3), labels] ** 2) + np.sum(x[rows, np.arange(4)]),
         lambda x, labels, rows: jnp.sum(jnp.take_along_axis(x, labels[:, None], axis=1) ** 2)
         + jnp.sum(jnp.take_along_axis(x, rows[None, :], axis=0))),
-    Row("one_hot", "sum(one_hot(labels, 4) * x^2)",
+    Row("one_hot", "sum(one_hot(labels, 4) * x^2) + sum(one_hot(labels, 4, axis=0) * transpose(x)^3)",
         _with(real((3, 4)), labels=lambda rng: LABELS3),
-        lambda x, labels: np.sum(np.eye(4)[labels] * x**2), lambda x, labels: jnp.sum(jax.nn.one_hot(labels, 4) * x**2)),
+        lambda x, labels: np.sum(np.eye(4)[labels] * x**2) + np.einsum("ic,ic->", np.eye(4)[labels], x**3),
+        lambda x, labels: jnp.sum(jax.nn.one_hot(labels, 4) * x**2) + jnp.sum(jax.nn.one_hot(labels, 4, axis=0) * x.T**3)),
     Row("expand_dims", "sum((expand_dims(x, 1) - expand_dims(x, 0))^2) + sum(expand_dims(v, -1) * x)",
         _with(real((3, 4)), v=lambda rng: rng.normal(size=3)),
         lambda x, v: sum(np.sum((x[i] - x[j]) ** 2) for i in range(3) for j in range(3)) + np.sum(v[:, None] * x),
         lambda x, v: jnp.sum((jnp.expand_dims(x, 1) - jnp.expand_dims(x, 0)) ** 2) + jnp.sum(jnp.expand_dims(v, -1) * x)),
-    Row("transpose", "sum(transpose(x) * y) + sum(transpose(x) @ x)",
-        _with(real((3, 4)), y=lambda rng: rng.normal(size=(4, 3))),
-        lambda x, y: np.sum(np.swapaxes(x, 0, 1) * y) + np.sum(np.einsum("ki,kj->ij", x, x)),
-        lambda x, y: jnp.sum(x.T * y) + jnp.sum(x.T @ x)),
+    Row("transpose", "sum(transpose(x) * y) + sum(transpose(x) @ x) + sum(transpose(t, axes=(2, 0, 1)) * exp(u))",
+        _with(real((3, 4)), y=lambda rng: rng.normal(size=(4, 3)), t=lambda rng: rng.normal(size=(2, 3, 4)),
+              u=lambda rng: rng.normal(size=(4, 2, 3))),
+        lambda x, y, t, u: np.sum(np.swapaxes(x, 0, 1) * y) + np.sum(np.einsum("ki,kj->ij", x, x))
+        + np.einsum("abc,cab->", t, np.exp(u)),
+        lambda x, y, t, u: jnp.sum(x.T * y) + jnp.sum(x.T @ x) + jnp.sum(jnp.transpose(t, (2, 0, 1)) * jnp.exp(u))),
+    Row("swapaxes", "sum(swapaxes(t, 0, 2) * u^2) + sum(swapaxes(t, -1, 1)^3)",
+        lambda rng: {"t": rng.normal(size=(2, 3, 4)), "u": rng.normal(size=(4, 3, 2))},
+        lambda t, u: np.einsum("abc,cba->", t, u**2) + np.sum(t**3),
+        lambda t, u: jnp.sum(jnp.swapaxes(t, 0, 2) * u**2) + jnp.sum(jnp.swapaxes(t, -1, 1) ** 3)),
+    Row("moveaxis", "sum(moveaxis(t, 0, -1) * u) + sum(log_softmax(moveaxis(t, 2, 0), axis=0) * transpose(u[:, 0, :]))",
+        lambda rng: {"t": rng.normal(size=(2, 3, 4)), "u": rng.normal(size=(3, 4, 2))},
+        lambda t, u: np.einsum("abc,bca->", t, u) + np.einsum("abc,ab->", t - np.log(np.sum(np.exp(t), axis=2, keepdims=True)),
+                                                              np.transpose(u[:, 0, :])),
+        lambda t, u: jnp.sum(jnp.moveaxis(t, 0, -1) * u)
+        + jnp.sum(jax.nn.log_softmax(jnp.moveaxis(t, 2, 0), axis=0) * u[:, 0, :].T)),
+    Row("reshape", "sum(reshape(t, (size(t, axis=0), -1)) * w) + sum(reshape(t^2, (4, 3, 2)) * reshape(w, (4, -1, 2)))",
+        lambda rng: {"t": rng.normal(size=(2, 3, 4)), "w": rng.normal(size=(2, 12))},
+        lambda t, w: sum(t[i, j, k] * w[i, 4 * j + k] for i in range(2) for j in range(3) for k in range(4))
+        + np.sum(np.ravel(t) ** 2 * np.ravel(w)),
+        lambda t, w: jnp.sum(t.reshape(2, -1) * w) + jnp.sum(t.reshape(4, 3, 2) ** 2 * w.reshape(4, 3, 2))),
+    Row("flatten", "sum(flatten(t) * w) + sum(flatten(t, start=0)^3)",
+        lambda rng: {"t": rng.normal(size=(2, 3, 4)), "w": rng.normal(size=(2, 12))},
+        lambda t, w: sum(t[i, j, k] * w[i, 4 * j + k] for i in range(2) for j in range(3) for k in range(4))
+        + np.sum(t**3),
+        lambda t, w: jnp.sum(t.reshape(2, -1) * w) + jnp.sum(t.reshape(-1) ** 3)),
     Row("within", "sum(within(x, 0, 5)^2) + sum(within(x, lower=0.1) * y)",
         _with(positive(6), y=lambda rng: rng.normal(size=6)),
         lambda x, y: np.sum(x**2) + np.sum(x * y), lambda x, y: jnp.sum(x**2) + jnp.sum(x * y)),
@@ -332,6 +367,25 @@ ROWS = [
         lambda x, y: np.sum(y**2 + 2 * (x * y) ** 2) + np.sum(x) ** 2 + np.mean(y) ** 2,
         lambda x, y: jnp.sum(jnp.stack([x, y, x * y], axis=-1) ** 2 * jnp.arange(3))
         + jnp.sum(jnp.stack([jnp.sum(x), jnp.mean(y)]) ** 2)),
+    # differences and windows (tests/test_windows.py has the modes, dtypes, runs and Hessians)
+    Row("diff", "sum(diff(x)^2) + sum(diff(x, n=2, axis=0) * y)",
+        _with(real((4, 5)), y=lambda rng: rng.normal(size=(2, 5))),
+        lambda x, y: np.sum((x[:, 1:] - x[:, :-1]) ** 2) + np.sum((x[2:] - 2 * x[1:-1] + x[:-2]) * y),
+        lambda x, y: jnp.sum(jnp.diff(x) ** 2) + jnp.sum(jnp.diff(x, n=2, axis=0) * y)),
+    Row("roll", "sum(roll(x, 1, axis=-1) * x) + mean(roll(x, -2, axis=0)^3)", real((4, 5)),
+        lambda x: np.sum(x[:, [4, 0, 1, 2, 3]] * x) + np.mean(x[[2, 3, 0, 1]] ** 3),
+        lambda x: jnp.sum(jnp.roll(x, 1, axis=-1) * x) + jnp.mean(jnp.roll(x, -2, axis=0) ** 3)),
+    Row("pad", "sum(pad(x, 1, value=2)^2) + sum(pad(x, (2, 1), axis=0, mode=\"reflect\")^3) "
+        "+ sum(pad(x, (0, 2), mode=\"edge\")^3)", real((4, 5)),
+        lambda x: np.sum(x**2) + 2 * 4 * 4 + np.sum(x[[2, 1, 0, 1, 2, 3, 2]] ** 3) + np.sum(x[:, [0, 1, 2, 3, 4, 4, 4]] ** 3),
+        lambda x: jnp.sum(jnp.pad(x, ((0, 0), (1, 1)), constant_values=2) ** 2)
+        + jnp.sum(jnp.pad(x, ((2, 1), (0, 0)), mode="reflect") ** 3) + jnp.sum(jnp.pad(x, ((0, 0), (0, 2)), mode="edge") ** 3)),
+    Row("correlate", "sum(correlate(x, k)^2) + sum(correlate(x, k, axis=0, mode=\"same\") * x)",
+        _with(real((4, 5)), k=lambda rng: rng.normal(size=3)),
+        lambda x, k: np.sum(sum(k[j] * x[:, j:j + 3] for j in range(3)) ** 2)
+        + np.sum(sum(k[j] * np.pad(x, ((1, 1), (0, 0)))[j:j + 4] for j in range(3)) * x),
+        lambda x, k: jnp.sum(jax.vmap(lambda r: jnp.correlate(r, k))(x) ** 2)
+        + jnp.sum(jax.vmap(lambda c: jnp.correlate(c, k, "same"), 1, 1)(x) * x)),
     Row("logaddexp", "sum(logaddexp(x, y))", pair(6),
         lambda x, y: np.sum(np.log(np.exp(x) + np.exp(y))), lambda x, y: jnp.sum(jnp.logaddexp(x, y)),
         elementwise("sum(logaddexp(x, 0.5))", [-1e300, -1e3, -40.0, 0.5, 40.0, 1e3, 1e300], lambda x: np.logaddexp(x, 0.5),
@@ -376,8 +430,35 @@ ROWS = [
     Row("stop_gradient", "sum(stop_gradient(x) * x) + sum(stop_gradient(x)^2)", real(6),
         lambda x: 2 * np.sum(x * x), lambda x: jnp.sum(jax.lax.stop_gradient(x) * x) + jnp.sum(jax.lax.stop_gradient(x) ** 2),
         elementwise("sum(stop_gradient(x))", BIG, lambda x: x, np.zeros_like), frozen="sum(c * x) + sum(c^2)"),
-
-
+    # order statistics and scans: references from NumPy's sort and cumulative functions, and jax.lax's
+    Row("sort", "sum(sort(x) * w) + sum(sort(x, axis=0, descending=true) * w^2)",
+        _with(distinct((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: np.sum(np.sort(x, axis=1) * w) + np.sum(np.sort(x, axis=0)[::-1] * w**2),
+        lambda x, w: jnp.sum(jnp.sort(x) * w) + jnp.sum(jnp.sort(x, axis=0, descending=True) * w**2)),
+    Row("topk", "sum(topk(x, 2) * w[:, :2]) + mean(topk(x, size(x, axis=0) - 1, axis=0)^2)",
+        _with(distinct((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: np.sum(np.sort(x, axis=1)[:, ::-1][:, :2] * w[:, :2]) + np.mean(np.sort(x, axis=0)[::-1][:2] ** 2),
+        lambda x, w: jnp.sum(jax.lax.top_k(x, 2)[0] * w[:, :2]) + jnp.mean(jax.lax.top_k(x.T, 2)[0].T ** 2)),
+    Row("cumsum", "sum(cumsum(x) * w) + sum(cumsum(x, axis=0, reverse=true)^2)",
+        _with(real((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: sum(np.sum(x[:, :j + 1], axis=1) @ w[:, j] for j in range(4))
+        + sum(np.sum(np.sum(x[i:], axis=0) ** 2) for i in range(3)),
+        lambda x, w: jnp.sum(jnp.cumsum(x, axis=-1) * w) + jnp.sum(jnp.cumsum(x[::-1], axis=0)[::-1] ** 2)),
+    Row("cumprod", "sum(cumprod(x) * w) + sum(cumprod(x, axis=0, reverse=true) * w)",
+        lambda rng: {"x": np.where(np.arange(12).reshape(3, 4) == 5, 0.0, rng.uniform(0.5, 1.5, (3, 4))),
+                     "w": rng.normal(size=(3, 4))},
+        lambda x, w: sum(np.prod(x[:, :j + 1], axis=1) @ w[:, j] for j in range(4))
+        + sum(np.prod(x[i:], axis=0) @ w[i] for i in range(3)),
+        lambda x, w: jnp.sum(jnp.cumprod(x, axis=-1) * w) + jnp.sum(jnp.cumprod(x[::-1], axis=0)[::-1] * w)),
+    Row("logcumsumexp", "sum(logcumsumexp(x) * w) + sum(logcumsumexp(x, axis=0, reverse=true) * w^2)",
+        _with(real((3, 4)), w=lambda rng: rng.normal(size=(3, 4))),
+        lambda x, w: np.sum(np.log(np.cumsum(np.exp(x), axis=1)) * w)
+        + np.sum(np.log(np.cumsum(np.exp(x[::-1]), axis=0)[::-1]) * w**2),
+        lambda x, w: jnp.sum(jax.lax.cumlogsumexp(x, axis=1) * w) + jnp.sum(jax.lax.cumlogsumexp(x, axis=0, reverse=True) * w**2),
+        Extreme("sum(logcumsumexp(x))",
+                (np.array([-1e3, 0.0, 1e3]), np.array([1e3, 1e3, -1e3]), np.array([-1e3, -1e3, -1e3, -1e3]),
+                 np.array([300.0, -1e3, 1e3, 1e3])),
+                lambda x: float(np.sum(np_logcumsumexp(x))), np_logcumsumexp_grad)),
     Row("grad", "sum(grad(sum(x^3 * transpose(y)), x)^2) + sum(grad(mean(x @ y), y) * y)",
         _with(real((3, 4)), y=lambda rng: rng.normal(size=(4, 3))),
         lambda x, y: np.sum((3 * x**2 * y.T) ** 2) + np.sum(np.broadcast_to(x.sum(0)[:, None] / 9, y.shape) * y),

@@ -142,6 +142,15 @@ def test_compile_to_stdout(capsys):
     assert "def loss(" in out and "def grad(" in out
 
 
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_compile_no_checks_prints_what_compile_checks_false_holds(capsys, backend):
+    source = "bce(y_true, y_pred) + sum(take(p, labels))"
+    assert main(["compile", source, "--backend", backend, "--no-checks"]) == 0
+    out = capsys.readouterr().out
+    assert out == lossdsl.module_source(source, backend, checks=False)
+    assert out != lossdsl.module_source(source, backend)  # the checks are what differs
+
 # --- a .loss file as the source --------------------------------------------------------------
 
 def test_loss_file_source_for_grad(tmp_path, capsys):
@@ -265,14 +274,27 @@ def test_every_name_in_a_library_gradient_is_explained(capsys):
 
     from lossdsl.builtins import BUILTINS
     from lossdsl.cli import IN_FORMULAS
+    from lossdsl.formula import At
     cases = [c for i in pkgutil.iter_modules(stdlib_rows.__path__)
              for c in importlib.import_module(f"stdlib_rows.{i.name}").CASES]
     known = set(BUILTINS) | set(lossdsl.library.library()) | {name.split("(")[0] for name, _ in IN_FORMULAS}
     for case in {c.call.split("(")[0]: c for c in cases}.values():
         loss = lossdsl.compile(case.call.format(opts=""))
         for wrt in loss.differentiable:
-            used = {type(f).__name__ for f in loss.gradient_formula(wrt).atoms(sp.Function)}
+            # indexing prints as x[...] (At), which `lossdsl list` explains under "syntax"
+            used = {type(f).__name__ for f in loss.gradient_formula(wrt).atoms(sp.Function) if not isinstance(f, At)}
             assert used <= known, (case.call, used - known)
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name, _ in IN_FORMULAS)
+
+
+def test_formulas_show_indexing_as_numpy_writes_it(capsys):
+    """Positions stay in the formula: x[:, 0] and y[1:, -1], a computed position in place."""
+    source = "sum(x[:, 0] * y[1:, -1]) + sum(x[..., 2:5:2]) + sum((x + y)[0])"
+    assert main(["grad", source, "--wrt", "y"]) == 0
+    out = capsys.readouterr().out
+    assert "x[:, 0]" in out and "y[1:, -1]" in out and "(x + y)[0]" in out
+    formula = str(lossdsl.compile("sum(x[:, size(x, axis=1) - 1])").gradient_formula("x"))
+    assert "x[:, dim(x) - 1]" in formula
+    assert r"x\left[:, 0\right]" in sp.latex(lossdsl.compile("sum(x[:, 0]^2)").gradient_formula("x"))

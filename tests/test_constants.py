@@ -41,10 +41,13 @@ def _checked_inputs(case):
 
 
 # targets and parameters: a constant *prediction* is reduced over the class axis in cce (its row sum),
-# and a number has no axis to reduce (a shape question of its own, not this class)
+# and a number has no axis to reduce (a shape question of its own, not this class); nor has it axes to
+# reshape, which cox_ph's events and lovasz_hinge's masks go through (reshape() refuses a number: noted)
+RESHAPED = {("cox_ph", "event"), ("lovasz_hinge", "y_true")}
 ROWS = [(case, name, bounds) for case in {c.call.split("(")[0]: c for c in reversed(CASES)}.values()
         for name, bounds in sorted(_checked_inputs(case).items())
-        if name != "y_pred" and re.search(rf"\b{name}\b", case.call.split("(", 1)[1])]
+        if name != "y_pred" and (case.call.split("(")[0], name) not in RESHAPED
+        and re.search(rf"\b{name}\b", case.call.split("(", 1)[1])]
 
 
 def _with_constant(call, name, value):

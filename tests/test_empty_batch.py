@@ -22,6 +22,7 @@ import pytest
 import stdlib_rows
 import torch
 from oracles import jax_grads
+from sampling import covering, one_of
 
 import lossdsl
 from lossdsl.errors import InputError
@@ -33,7 +34,10 @@ CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
 LOSSES = sorted(name for name, d in lossdsl.library.library().items() if d.family != "core")
 BACKENDS = ["numpy", "jax", "jax-jit", "torch"]
 # the batch axis of inputs whose shape does not say it (CTC's log-probabilities are (T, B, C))
-BATCH_AXIS = {("ctc", "log_probs"): 1}
+BATCH_AXIS = {("ctc", "log_probs"): 1,
+              # (B, H, W) masks and (B, C, H, W) maps whose rows' sample has H equal to B
+              **{(loss, name): 0 for loss in ("generalized_dice", "lovasz_hinge", "lovasz_softmax")
+                 for name in ("y_true", "y_pred")}}
 
 
 @functools.cache
@@ -91,10 +95,12 @@ def _call(loss, backend, inputs, wrt):
 
 
 def _params():
+    """Every loss on every backend and under every reduction, a covering sample of the pairs per loss
+    (tests/sampling.py: every pair over the table)."""
     return [pytest.param(name, backend, reduction, id=f"{name}-{backend}-{reduction}",
                          marks=pytest.mark.xdist_group(f"empty-{name}"))
-            for name in LOSSES for backend in BACKENDS
-            for reduction in (["mean", "sum", "none"] if _row(name).reducible else ["-"])]
+            for name in LOSSES for backend, reduction in covering(
+                f"{name}/empty", [BACKENDS, ["mean", "sum", "none"] if _row(name).reducible else ["-"]])]
 
 
 @pytest.mark.parametrize("name, backend, reduction", _params())
@@ -133,7 +139,7 @@ def _reduce_jnp(case, inputs, reduction):
 
 
 @pytest.mark.parametrize("name, backend", [pytest.param(n, b, id=f"{n}-{b}", marks=pytest.mark.xdist_group(f"empty-{n}"))
-                                           for n in LOSSES for b in ("numpy", "jax", "torch")])
+                                           for n in LOSSES for b in one_of(f"{n}/empty-hessian", ["numpy", "jax", "torch"])])
 def test_empty_batch_second_derivative(name, backend):
     """``H @ 1`` on an empty batch has each input's (empty) shape, where the loss has a Hessian at
     all (CTC's dynamic programme has none) and NumPy a value (see above)."""

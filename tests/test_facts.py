@@ -303,3 +303,41 @@ def test_range_through_a_range_check_and_per_sample_sums():
     # bce on probabilities, y_true held at 1: -log(clip(p, 1e-7, 1 - 1e-7))
     r = lossdsl.analyze("bce()")["inputs"]["y_pred"]["range"]
     assert abs(r["minimum"] + math.log1p(-1e-7)) < 1e-12 and abs(r["maximum"] + math.log(1e-7)) < 1e-6
+
+
+def test_a_number_factor_taken_out_of_a_reduction_stays_in_the_per_element_loss():
+    """mean(2*exp(-x^2)) is built as 2*mean(exp(-x^2)): each element's value still reaches 2 = 2*e^0,
+    and Geman-McClure's 2*z/(z + 4) tends to 2 as the residual runs off."""
+    r = lossdsl.analyze("mean(2*exp(-x^2))")["inputs"]["x"]["range"]
+    assert r["maximum"] == pytest.approx(2.0) and r["minimum"] == 0.0
+    r = lossdsl.analyze("geman_mcclure(y_true, y_pred, c=0.7)")["inputs"]["y_pred"]["range"]
+    assert r["maximum"] == pytest.approx(2.0, rel=1e-9) and r["minimum"] == 0.0
+
+
+def test_inputs_are_held_inside_an_open_interval():
+    """within(q, above=0, below=1) excludes 1: q is held at a value the loss accepts."""
+    source = "mean(within(q, above=0, below=1)*abs(x))"
+    held = lossdsl.analyze(source)["inputs"]["x"]["range"]["held"]["q"]
+    assert 0 < held < 1
+    assert float(lossdsl.compile(source)(q=np.array([held]), x=np.array([2.0]))) == pytest.approx(2 * held)
+
+
+def test_terms_without_the_input_leave_its_per_element_values_unknown():
+    """mean(x^2) + mean(z): each element of x carries l(t) = t^2 plus a share of mean(z) that depends
+    on the sizes of x and z, so no minimum value is claimed; its place (0) and bound below hold."""
+    r = lossdsl.analyze("mean(x^2) + mean(z)")["inputs"]["x"]["range"]
+    assert r["minimum"] is None and r["maximum"] is None and r["bounded_below"] and r["argmin"] == 0.0
+    assert "offset" in r and "offset" not in lossdsl.analyze("mean(x^2)")["inputs"]["x"]["range"]
+
+
+@pytest.mark.parametrize("source, below_zero_at", [
+    ("mean(log(within(x, below=1)))", 0.5),          # log on (0, 1): negative
+    ("mean(log1p(within(x, below=0)))", -0.5),       # log1p on (-1, 0): negative
+    ("mean(log(within(x, below=1)) * 2)", 0.25),
+])
+def test_a_function_is_bounded_by_its_real_values_only(source, below_zero_at):
+    """An interval reaching -inf meets log where it is not real: SymPy's log(-oo) is oo (log|x|),
+    which must not bound the loss below; here the loss is negative at a valid input."""
+    r = lossdsl.analyze(source)["inputs"]["x"]["range"]
+    assert not r["nonnegative_proved"] and not r["nonnegative"]
+    assert float(lossdsl.compile(source)(x=np.array([below_zero_at]))) < 0

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from jax.scipy.special import logsumexp
+from oracles import HAS_TORCH, RUNS
+from sampling import sampled
 
 import lossdsl
 from lossdsl.errors import InputError, LossTypeError, ParseError
@@ -19,8 +21,6 @@ from tests.oracles import finite_differences, jax_grads
 
 jax.config.update("jax_enable_x64", True)
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-RUNS = ["numpy", "jax", "jax-jit"] + (["torch"] if HAS_TORCH else [])
 DTYPES = [np.float32, np.float64]
 RNG = np.random.default_rng(15)
 X = RNG.normal(size=(3, 4, 5))
@@ -86,9 +86,7 @@ def _value_and_grad(source, inputs, run, dtype, wrt):
     return np.asarray(value), {k: np.asarray(g) for k, g in grads.items()}
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+@pytest.mark.parametrize("row, run, dtype", sampled(ROWS, [r.id for r in ROWS], [RUNS, DTYPES], "indexing"))
 def test_value_and_gradient_match_jax_grad(row, run, dtype):
     wrt = sorted(row.inputs)
     value, grads = _value_and_grad(row.source, row.inputs, run, dtype, wrt)

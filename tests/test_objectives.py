@@ -164,6 +164,22 @@ def test_the_fused_focal_objective_is_exact():
     np.testing.assert_allclose(h, h_ref, rtol=1e-9, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("delta", [1.0, 0.3])
+def test_the_fused_pseudo_huber_objective_takes_one_square_root(delta):
+    """r/sqrt(s) and s^(-3/2), s = 1 + (r/delta)^2, share one root; the values the closed forms'."""
+    source = f"pseudo_huber(delta={delta})"
+    objective = objectives.xgboost(source)
+    loss = objective.loss
+    module = loss._c.writer.derived_module(*objectives.per_term(True, False)(loss.graph, loss.root, "y_pred"), "y_pred")
+    assert module[module.index("def derived"):].count("sqrt(") == 1
+    y, x = RNG.normal(size=N), RNG.normal(scale=3, size=N)
+    objective(y, x)
+    g, h = objective(y, x)
+    s = 1 + ((x - y) / delta) ** 2
+    np.testing.assert_allclose(g, (x - y) / np.sqrt(s), rtol=1e-12)
+    np.testing.assert_allclose(h, s ** -1.5, rtol=1e-12)
+
 def test_labels_out_of_range_are_still_refused_by_the_fused_function():
     objective = objectives.xgboost("bce(from_logits=true)")
     y, x = LABELS["binary"], RNG.normal(size=N)

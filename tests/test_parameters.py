@@ -24,6 +24,7 @@ from oracles import jax_grads
 import lossdsl
 import lossdsl.library as lib
 from lossdsl import syntax as A
+from lossdsl.builtins import BUILTINS
 from lossdsl.checks import checked_ops
 from lossdsl.errors import InputError, LossDSLError, ParameterError
 from lossdsl.ir import Input
@@ -60,6 +61,11 @@ def _with(call, name, text):
     return call[:-1] + f", {name}={text})"
 
 
+def _input(name):
+    """The input that stands for option ``name``: the name itself, unless a function has it (timm's clip)."""
+    return f"{name}_value" if name in BUILTINS or name in lib.library() else name
+
+
 @functools.cache
 def _row(loss, name):
     """The first row of ``loss`` that gives ``name`` by keyword or not at all, and in which the option,
@@ -73,10 +79,10 @@ def _row(loss, name):
         given = re.search(rf"\b{name}=([^,)]+)", call)
         if given and not re.fullmatch(r"-?[0-9.e+-]+", given.group(1)):
             continue  # an input already
-        compiled = lossdsl.compile(_with(case.call, name, name))
+        compiled = lossdsl.compile(_with(case.call, name, _input(name)))
         read = {compiled.graph.op_of[s].name for op in checked_ops(compiled.graph, compiled.root)
                 for s in op.operands[0].free_symbols if isinstance(compiled.graph.op_of.get(s), Input)}
-        if name in read:
+        if _input(name) in read:
             return case, float(given.group(1)) if given else _number(d.params[position].default)
     raise AssertionError(f"no row of {loss} reads {name} as an input")
 
@@ -145,7 +151,7 @@ def test_a_valid_value_at_a_bound_compiles_and_passes_as_an_input(loss, name, de
     inputs = case.sample()
     for good in _boundary(decl) or [default]:
         lossdsl.compile(_with(case.call, name, repr(good)))
-        lossdsl.compile(_with(case.call, name, name))(**inputs, **{name: np.array(good)})  # no InputError
+        lossdsl.compile(_with(case.call, name, _input(name)))(**inputs, **{_input(name): np.array(good)})  # no InputError
 
 
 def _to(backend, inputs):
@@ -159,10 +165,10 @@ def _to(backend, inputs):
 @pytest.mark.parametrize("loss, name, default, decl", DECLARED, ids=_ids(DECLARED))
 def test_an_input_outside_the_declared_values_is_an_input_error_naming_it(loss, name, default, decl, backend):
     case, _ = _row(loss, name)
-    compiled = lossdsl.compile(_with(case.call, name, name), backend=backend)
+    compiled = lossdsl.compile(_with(case.call, name, _input(name)), backend=backend)
     for bad in _invalid(decl):
-        inputs = {**case.sample(), name: np.array(bad)}
-        with pytest.raises(InputError, match=rf"input '{name}'"):
+        inputs = {**case.sample(), _input(name): np.array(bad)}
+        with pytest.raises(InputError, match=rf"input '{_input(name)}'"):
             compiled(**_to(backend, inputs))
 
 
@@ -185,12 +191,12 @@ def _reference(loss, name):
 def test_a_valid_input_matches_the_reference(loss, name, default, decl, backend):
     case, inputs, value, want, want_grads = _reference(loss, name)
     given = np.array(int(value) if decl.integer else value)
-    compiled = lossdsl.compile(_with(case.call, name, name), backend=backend)
-    got = compiled(**_to(backend, {**inputs, name: given}))
+    compiled = lossdsl.compile(_with(case.call, name, _input(name)), backend=backend)
+    got = compiled(**_to(backend, {**inputs, _input(name): given}))
     np.testing.assert_allclose(np.asarray(got), want, rtol=case.rtol, atol=case.atol)
     if backend != "numpy":
         return  # the gradients' agreement across backends is test_stdlib's
     wrt = [w for w in case.wrt if w in compiled.differentiable]
-    grads = compiled.grad(wrt)(**inputs, **{name: given})
+    grads = compiled.grad(wrt)(**inputs, **{_input(name): given})
     for w in wrt:
         np.testing.assert_allclose(np.asarray(grads[w]), want_grads[w], rtol=1e-6, atol=1e-9, err_msg=w)

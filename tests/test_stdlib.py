@@ -13,6 +13,7 @@ one worker to compile each of its sources once (``lossdsl.compile`` caches) wher
 
 import functools
 import importlib
+import itertools
 import pkgutil
 
 import jax
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 import stdlib_rows
 from oracles import finite_differences, jax_grads
-from sampling import covering
+from sampling import covering, one_of
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -86,21 +87,28 @@ def test_every_row_names_a_library_loss():
         assert case.call.split("(")[0] in names, case.id
 
 
-VALUE_PARAMS = (_params([c for c in CASES if c.reducible], REDUCTIONS, BACKENDS, check="value")
-                + _params([c for c in CASES if not c.reducible], ["mean"], BACKENDS, check="value"))
-WEIGHTS_PARAMS = _params([c for c in CASES if c.reducible], REDUCTIONS, BACKENDS, check="weights")
+def _drawn(cases, reductions, check):
+    """One (reduction, backend) pair per row, drawn per row (all of them under LOSSDSL_FULL_TABLES=1):
+    over the table every pair is visited; every reduction of every weighted loss is also checked in
+    tests/test_weights.py (test_column_weights_under_every_reduction)."""
+    return [pytest.param(c, r, b, id=f"{c.id}-{r}-{b}", marks=pytest.mark.xdist_group(c.id))
+            for c in cases for r, b in one_of(f"{c.id}/{check}", list(itertools.product(reductions(c), BACKENDS)))]
+
+
+VALUE_PARAMS = _drawn(CASES, lambda c: REDUCTIONS if c.reducible else ["mean"], "value")
+# weights: every row under the mean (the weighted mean and its gradient in the weights) and one of
+# "sum" and "none" (drawn per row), on both backends; test_value sees every reduction of every row
+WEIGHTS_PARAMS = _drawn([c for c in CASES if c.reducible], lambda c: ["mean"], "weights")
 
 
 @pytest.mark.parametrize("params", [VALUE_PARAMS, WEIGHTS_PARAMS], ids=["value", "weights"])
 def test_the_sample_covers_each_row_and_every_pair(params):
-    """The sampled checks still see, for every row, every reduction and both backends, and over the
-    table every (reduction, backend) pair."""
-    seen = {(p.values[0].id, *p.values[1:]) for p in params}
-    for case in {p.values[0].id: p.values[0] for p in params}.values():
-        mine = {s[1:] for s in seen if s[0] == case.id}
-        assert {r for r, _ in mine} == (set(REDUCTIONS) if case.reducible else {"mean"}), case.id
-        assert {b for _, b in mine} == set(BACKENDS), case.id
-    assert {s[1:] for s in seen} == {(r, b) for r in REDUCTIONS for b in BACKENDS}
+    """The sampled checks see every row, and over the table every (reduction, backend) pair (the
+    weighted mean on both backends)."""
+    rows = {p.values[0].id for p in params}
+    assert rows == {c.id for c in CASES if params is VALUE_PARAMS or c.reducible}
+    reductions = REDUCTIONS if params is VALUE_PARAMS else ["mean"]
+    assert {tuple(p.values[1:]) for p in params} == set(itertools.product(reductions, BACKENDS))
 
 
 @pytest.mark.parametrize("case, reduction, backend", VALUE_PARAMS)
@@ -115,8 +123,8 @@ def test_value(case, reduction, backend):
 
 @pytest.mark.parametrize("case, reduction, backend", WEIGHTS_PARAMS)
 def test_weights(case, reduction, backend):
-    """Every reducible row with weights, under every reduction and on both backends (a covering
-    sample of the pairs); the gradient with respect to the weights where the reduction is the mean."""
+    """Every reducible row with weights under the weighted mean, and its gradient in the weights, on a
+    backend drawn per row (both over the table; every reduction in tests/test_weights.py)."""
     inputs, w = case.sample(), _weights(case)
     loss = _compile(case, backend, f', reduction="{reduction}", weights=sample_w')
     got = np.asarray(loss(**inputs, sample_w=w))

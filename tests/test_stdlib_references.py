@@ -17,3 +17,8 @@ def test_crps_closed_form_against_the_integral(y, mu, sigma):
     above = scipy.integrate.quad(lambda x: (1 - cdf(x)) ** 2, y, np.inf, epsabs=1e-13, epsrel=1e-12)[0]
     closed = forecasting.crps_gaussian_reference(np, np.array(y), np.array(mu), np.array(sigma))
     np.testing.assert_allclose(closed, below + above, rtol=1e-9)
+
+
+def test_student_t_reference_against_scipy():
+    inputs = forecasting.CASES[0].sample()
+    np.testing.assert_allclose(forecasting._student(np, **inputs), forecasting.student_t_scipy(**inputs), rtol=1e-12)

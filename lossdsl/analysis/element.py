@@ -18,7 +18,7 @@ from ..formula import render
 from ..ir import Apply
 from .curvature import Analysis
 from .evaluate import elementary, numpy_function, precise_value, value_at
-from .intervals import FULL, NONSMOOTH, SHAPES, Bounds, Interval
+from .intervals import FULL, NONSMOOTH, SHAPES, Bounds, Interval, open_ends
 
 if TYPE_CHECKING:
     from ..compiled import CompiledLoss
@@ -33,6 +33,10 @@ class Element:
     domain: Interval
     held: dict[str, float]
     symbolic: sp.Expr  # the rendered term, over the inputs' plain symbols
+    # the loss adds terms without x beside the reductions of l (beta_vae's KL beside its
+    # reconstruction term): each element's share of them depends on sizes known only at call time,
+    # so l(t)'s values are known up to that constant (its shape, argmin and growth are not affected)
+    offset: bool = False
 
 
 def _transparent(op: Apply) -> bool:
@@ -64,13 +68,15 @@ def _positive(an: Analysis, held: Bounds, scale: sp.Expr) -> bool | None:
     return None
 
 
-def _term(an: Analysis, held: Bounds, e: sp.Expr) -> sp.Expr | None:
+def _term(an: Analysis, held: Bounds, e: sp.Expr) -> tuple[sp.Expr, bool] | None:
     """The operand of the reductions that ``e`` sums or averages ``x`` through, if elementwise
-    (``e`` itself if it is elementwise in ``x``, as with ``reduction="none"``)."""
+    (``e`` itself if it is elementwise in ``x``, as with ``reduction="none"``), and whether terms
+    without ``x`` were left beside those reductions (an offset of unknown share per element)."""
     e = _values(an, e)
     if all(s == an.x or s not in an.depends for s in e.free_symbols):
-        return e
-    terms = [a for a in sp.Add.make_args(sp.expand(e, deep=False, mul=True, multinomial=False)) if an.dep(a)]
+        return e, False
+    summands = sp.Add.make_args(sp.expand(e, deep=False, mul=True, multinomial=False))
+    terms = [a for a in summands if an.dep(a)]
     inner = []
     for term in terms:
         leaves = [s for s in term.free_symbols if s in an.depends]
@@ -91,7 +97,11 @@ def _term(an: Analysis, held: Bounds, e: sp.Expr) -> sp.Expr | None:
         inner.append((op.prim, scale, operand))
     if not inner or len({kind for kind, _, _ in inner}) != 1:
         return None
-    return _term(an, held, sp.Add(*(s * o if len(inner) > 1 else o for _, s, o in inner)))
+    # the scale stays, even on a lone term: a reduction takes a number factor out of its operand
+    # (2*mean(z/(z + 4)) is Geman-McClure's mean(2*z/(z + 4))); a weighted mean's 1/sum(w) renders
+    # as 1, the reduction of held inputs
+    found = _term(an, held, sp.Add(*(s * o for _, s, o in inner)))
+    return None if found is None else (found[0], found[1] or len(terms) < len(summands))
 
 
 @lru_cache(maxsize=64)
@@ -99,9 +109,15 @@ def _exact(v: float) -> sp.Expr:
     return sp.nsimplify(v)
 
 
-def _typical(interval: Interval) -> float:
+def _typical(interval: Interval, excluded: tuple[bool, bool] = (False, False)) -> float:
+    """1 where the input may take it, else the middle of a bounded interval, else a step inside
+    from its one finite end (never an end that a check excludes: taus in (0, 1) are held at 0.5)."""
     lo, hi = interval
-    return 1.0 if lo <= 1 <= hi else (lo + hi) / 2 if hi < INF else lo + 1
+    if (lo < 1 if excluded[0] else lo <= 1) and (1 < hi if excluded[1] else 1 <= hi):
+        return 1.0
+    if lo > -INF and hi < INF:
+        return (lo + hi) / 2
+    return lo + 1 if lo > -INF else hi - 1
 
 
 def _within_domains(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> Interval:
@@ -122,10 +138,12 @@ def _within_domains(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> Interval:
 
 
 def element(an: Analysis, loss: CompiledLoss) -> Element | None:
-    held = {name: _typical(an.ranges.get(name, FULL)) for name in loss.inputs}
-    body = _term(an, Bounds(an.graph, {n: (v, v) for n, v in held.items()}), loss.root)
-    if body is None:
+    excluded = open_ends(an.graph)
+    held = {name: _typical(an.ranges.get(name, FULL), excluded.get(name, (False, False))) for name in loss.inputs}
+    found = _term(an, Bounds(an.graph, {n: (v, v) for n, v in held.items()}), loss.root)
+    if found is None:
         return None
+    body, offset = found
     t = sp.Symbol("t", real=True)
     symbolic = render(an.graph, body)
     # one pass over the tree (subs with a dict makes one per input)
@@ -133,7 +151,7 @@ def element(an: Analysis, loss: CompiledLoss) -> Element | None:
     plain = plain.replace(lambda a: isinstance(a, sp.core.function.AppliedUndef), lambda a: sp.Integer(1))
     plain = plain.xreplace({s: sp.Integer(1) for s in plain.free_symbols if s != t})
     domain = _within_domains(plain, t, an.ranges.get(str(an.x), FULL))
-    return Element(plain, t, domain, {k: v for k, v in held.items() if k != str(an.x)}, symbolic)
+    return Element(plain, t, domain, {k: v for k, v in held.items() if k != str(an.x)}, symbolic, offset)
 
 
 _STEP = sp.Rational(1, 10**12)
@@ -234,7 +252,8 @@ def _robustness(expr: sp.Expr, t: sp.Symbol, domain: Interval) -> dict[str, Any]
 
 def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
     """Bounded below, non-negative (proved by intervals on the whole loss, or seen numerically),
-    the minimum of the per-element loss with its place, and its maximum (None: unbounded above)."""
+    the minimum of the per-element loss with its place, and its maximum (None: unbounded above or,
+    with an offset, not known)."""
     best, place, attained, below = _lowest(el.expr, el.t, el.domain)
     top, _, _, above = _lowest(-el.expr, el.t, el.domain)
     proved = an.bounds(root)[0] >= 0
@@ -246,6 +265,9 @@ def value_range(el: Element, an: Analysis, root: sp.Expr) -> dict[str, Any]:
            "maximum": round(-top, 10) + 0.0 if above else None, "held": el.held}
     if el.domain != an.ranges.get(str(an.x), FULL):  # narrowed to a builtin's domain
         out["domain"] = [None if abs(v) == INF else v for v in el.domain]
+    if el.offset:  # l(t) plus an unknown share of the terms without x: its values are not known
+        out.update(nonnegative=bool(proved), minimum=None, maximum=None,
+                   offset=f"the loss adds terms without {an.x}; l(t) is known up to its share of them")
     return out
 
 

@@ -7,13 +7,23 @@ from typing import Any
 
 from .report import analyze
 
+# the prediction is named y_pred where a loss calls it otherwise (mu), so that it is the row's input
 GUIDE_LOSSES = {
     "regression": ["mse()", "mae()", "huber(delta=1)", "smooth_l1(beta=1)", "pseudo_huber(delta=1)",
-                   "quantile(tau=0.9)", "log_cosh()", "tukey()", "barron(alpha=0)"],
+                   "quantile(tau=0.9)", "log_cosh()", "tukey()", "barron(alpha=0)", "charbonnier()",
+                   "cauchy()", "geman_mcclure()", "welsch()", "wing()"],
     "classification": ["bce(from_logits=true)", "cce(from_logits=true)", "hinge()", "squared_hinge()",
-                       "focal(from_logits=true)"],
-    "probabilistic": ["kl_div()", "poisson_nll()"],
+                       "focal(from_logits=true)", "soft_margin()", "poly1()"],
+    "probabilistic": ["kl_div()", "poisson_nll()", "convex_kl()"],
+    "glm": ["poisson_deviance()", "gamma_deviance()", "tweedie_deviance()",
+            "negative_binomial_nll(y_true, y_pred, 0.5)"],
+    "forecasting": ["student_t_nll(y_true, y_pred, 0, 4)", "crps_gaussian(y_true, y_pred, 1)"],
+    "survival": ["cox_ph(time, event, y_pred)"],
+    "images": ["ssim()"],
     "regularization": ["l1(w)", "l2(w)", "elastic_net(w)"],
+    "segmentation": ["dice()", "tversky()", "jaccard()", "dice(y_true, y_pred, axis=1, from_logits=true)",
+                     "focal(y_true, y_pred, from_logits=true, axis=1)", "generalized_dice()", "lovasz_hinge()",
+                     "lovasz_softmax()"],
 }
 
 
@@ -66,7 +76,8 @@ def table(result: dict[str, Any]) -> str:
         rng = r["range"]
         if rng:
             rows.append(("range", f"bounded below: {rng['bounded_below']}, non-negative: {rng['nonnegative']}, "
-                                  f"minimum {rng['minimum']} at {x} = {rng['argmin']}"
+                                  f"minimum {'up to terms without ' + x if 'offset' in rng else rng['minimum']}"
+                                  f" at {x} = {rng['argmin']}"
                                   f"{'' if rng['attained'] else ' (approached, not attained)'}"))
         lik = r["likelihood"]
         rows.append(("likelihood", f"{lik['distribution']} NLL ({lik['parameter']} = {x})" if lik else "none found"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 
 import sympy as sp
 
@@ -46,8 +47,16 @@ def _image(cls: type, shape: Shape, args: list[Interval]) -> Interval:
     lo, hi = shape.range
 
     def at(point: tuple[float, ...], fallback: float) -> float:
+        fn = getattr(cls, "elementary", cls)  # SymPy's own form also evaluates at infinities
+        # at an infinite end, the function must be real on the way there: SymPy's log(-oo) is oo
+        # (log|x|), though log is not real anywhere below 0
+        near = [sp.Integer(10) ** 6 * (1 if p > 0 else -1) if abs(p) == INF else sp.Rational(p) for p in point]
         try:
-            fn = getattr(cls, "elementary", cls)  # SymPy's own form also evaluates at infinities
+            if any(abs(p) == INF for p in point) and fn(*near).is_extended_real is False:
+                return fallback
+        except ArithmeticError:  # SymPy could not decide: the value at the infinity below stands
+            pass
+        try:
             v = float(fn(*(sp.oo if p == INF else -sp.oo if p == -INF else sp.Rational(p) for p in point)))
         except (TypeError, ValueError):
             return fallback
@@ -100,16 +109,35 @@ def _power(a: Interval, p: sp.Expr) -> Interval:
     return min(vals), max(vals)
 
 
-def input_ranges(graph: Graph) -> dict[str, Interval]:
-    """The interval each input is checked to lie in by ``within`` (the whole line otherwise)."""
-    out: dict[str, Interval] = {}
+def _input_checks(graph: Graph) -> Iterator[tuple[str, Apply]]:
+    """Each ``within`` check of an input, with the input's name."""
     for op in graph.op_of.values():
         if isinstance(op, Apply) and op.prim == "within" and isinstance(op.operands[0], sp.Symbol):
             src = graph.op_of.get(op.operands[0])
             if isinstance(src, Input):
-                lo, hi = out.get(src.name, FULL)
-                a, b = op.param("lower"), op.param("upper")
-                out[src.name] = (max(lo, -INF if a is None else float(a)), min(hi, INF if b is None else float(b)))
+                yield src.name, op
+
+
+def input_ranges(graph: Graph) -> dict[str, Interval]:
+    """The interval each input is checked to lie in by ``within`` (the whole line otherwise)."""
+    out: dict[str, Interval] = {}
+    for name, op in _input_checks(graph):
+        lo, hi = out.get(name, FULL)
+        a, b = op.param("lower"), op.param("upper")
+        out[name] = (max(lo, -INF if a is None else float(a)), min(hi, INF if b is None else float(b)))
+    return out
+
+
+def open_ends(graph: Graph) -> dict[str, tuple[bool, bool]]:
+    """Whether each end of an input's checked interval is excluded (``above=``/``below=``): the
+    interval's ends themselves are no values of the input where a check excludes them."""
+    ranges = input_ranges(graph)
+    out: dict[str, tuple[bool, bool]] = {}
+    for name, op in _input_checks(graph):
+        (lo, hi), (a, b), strict = ranges[name], (op.param("lower"), op.param("upper")), op.param("strict")
+        was = out.get(name, (False, False))
+        out[name] = (was[0] or (strict[0] and a is not None and float(a) == lo),
+                     was[1] or (strict[1] and b is not None and float(b) == hi))
     return out
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from ..builtins import PRIMITIVES
+from ..builtins import PRIMITIVES, stop_gradient
 from ..errors import LossDSLError
 from ..formula import text
 from ..ir import Apply
@@ -50,6 +50,9 @@ def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> d
     el = element(an, loss)
     if el is None:
         kinks = [a for a in sp.preorder_traversal(loss.root) if isinstance(a, (*NONSMOOTH, sp.Piecewise))]
+        # and a kink in x inside an operand of an op the loss reads (mean(abs(diff(x))))
+        kinks += [k for s in loss.graph.dependencies([loss.root]) if s in an.depends
+                  for op in (loss.graph.op_of[s],) if isinstance(op, Apply) for o in op.operands for k in _kinks(an, o)]
         smooth = {"class": "inf", "points": []} if not kinks and not any(
             isinstance(op, Apply) and PRIMITIVES.get(op.prim, None) is not None and PRIMITIVES[op.prim].shape.kink
             for s, op in loss.graph.op_of.items() if s in an.depends) else {"class": "unknown", "points": []}
@@ -65,6 +68,15 @@ def analyze_input(loss: CompiledLoss, x: str, bounds: Bounds | None = None) -> d
     report["hessian"] = {"per_element": per_element, "diagonal": el is not None,
                          "full": f"CompiledLoss.hessian({x!r})"}
     return report
+
+
+def _kinks(an: Analysis, e: sp.Basic) -> list[sp.Basic]:
+    """The kinks of ``e`` in the input: nonsmooth functions of it, and pieces whose conditions read
+    it; none under a stop_gradient, which the derivatives do not see."""
+    if not an.dep(e) or isinstance(e, stop_gradient):
+        return []
+    here = isinstance(e, NONSMOOTH) or (isinstance(e, sp.Piecewise) and any(an.dep(c) for _, c in e.args))
+    return [e] * here + [k for a in e.args for k in _kinks(an, a)]
 
 
 def analyze(source: str) -> dict[str, Any]:

@@ -95,3 +95,11 @@ def _scatter(z, key, g):
 def _stop_gradient(x):
     """x itself, and no gradient for JAX's own differentiation of the printed value either."""
     return jax.lax.stop_gradient(x)
+
+
+def _argsort(x, axis):
+    return jnp.argsort(x, axis=axis, stable=True)
+
+
+def _logcumsum(x, axis):
+    return jax.lax.cumlogsumexp(x, axis=axis % x.ndim)

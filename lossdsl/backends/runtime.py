@@ -149,10 +149,12 @@ def _eye(n, dtype, what):
     return xp.eye(n, dtype=dtype)
 
 
-def _arange(n, what):
+def _arange(n, dtype, what):
+    """0, 1, ..., n - 1 in the loss's float dtype: exact integers (to 2^24 in float32), and what is
+    computed from them (a Gaussian window) in that dtype, where torch would take its default float32."""
     n = _length(n, what)
     _check_size(n, what)
-    return xp.arange(n)
+    return xp.arange(n, dtype=dtype)
 
 
 def _full(n, value, dtype, what):
@@ -208,6 +210,121 @@ def _part_vjp(g, shapes, index, axis, stacked, dtype=None):
     return _join(parts, axis, stacked, dtype)
 
 
+# --- differences and windows: diff, roll, pad, correlate (windows.py)
+
+def _window_axis(x, axis, what):
+    """``axis`` of ``x`` as a position from 0, checked against its axes."""
+    n = xp.ndim(x)
+    if not -n <= axis < n:
+        raise ValueError(f"{what}: axis {axis} is out of range for an array of {n} axes")
+    return axis % n
+
+
+def _sliced(x, axis, start, stop):
+    return x[(slice(None),) * axis + (slice(start, stop),)]
+
+
+def _diff(x, n, axis):
+    axis = _window_axis(x, axis, "diff()")
+    if xp.shape(x)[axis] < n:
+        raise ValueError(f"diff(): axis {axis} has {xp.shape(x)[axis]} entries, fewer than n = {n}")
+    for _ in range(n):
+        x = _sliced(x, axis, 1, None) - _sliced(x, axis, None, -1)
+    return x
+
+
+def _roll(x, shift, axis):
+    return xp.roll(x, shift, _window_axis(x, axis, "roll()"))
+
+
+def _pad_sources(n, width, mode):
+    """The positions of x that the entries reflect (or edge) pads before and after it copy, as
+    numpy.pad: reflection about the end entries, repeated for widths beyond the axis."""
+    if n == 0:
+        raise ValueError(f"pad(): mode {mode!r} copies entries, and the axis has none")
+    period = 2 * (n - 1)
+
+    def source(p):
+        if mode == "edge" or n == 1:
+            return min(max(p, 0), n - 1)
+        m = p % period
+        return m if m < n else period - m
+    return [source(p) for p in range(-width[0], 0)], [source(p) for p in range(n, n + width[1])]
+
+
+def _pad(x, width, axis, mode, value):
+    axis = _window_axis(x, axis, "pad()")
+    shape = tuple(xp.shape(x))
+    if mode == "constant":
+        edges = [xp.full(shape[:axis] + (w,) + shape[axis + 1:], value, dtype=x.dtype) for w in width]
+    else:
+        key = (slice(None),) * axis
+        edges = [x[key + (where,)] if where else _sliced(x, axis, 0, 0)
+                 for where in _pad_sources(shape[axis], width, mode)]
+    return xp.concatenate([edges[0], x, edges[1]], axis)
+
+
+def _pad_vjp(g, shape, width, axis, mode, dtype=None):
+    """The adjoint of ``_pad``: the middle of ``g``, plus (reflect, edge) each padded entry's
+    cotangent added at the position it copies."""
+    shape = tuple(shape)
+    axis = axis % len(shape)
+    n = shape[axis]
+    g = xp.broadcast_to(_typed(g, dtype), shape[:axis] + (width[0] + n + width[1],) + shape[axis + 1:])
+    out = _sliced(g, axis, width[0], width[0] + n)
+    if mode != "constant":
+        sources = _pad_sources(n, width, mode)
+        for part, where in zip((_sliced(g, axis, 0, width[0]), _sliced(g, axis, width[0] + n, None)), sources):
+            if where:
+                spread = xp.asarray([[1.0 if i == j else 0.0 for j in range(n)] for i in where], dtype=g.dtype)
+                out = out + xp.moveaxis(xp.matmul(xp.moveaxis(part, axis, -1), spread), -1, axis)
+    return out
+
+
+def _correlate_pads(n, m, mode):
+    """The zeros ``mode`` pads an axis of length n with before a kernel of length m slides along it
+    (valid: none; same: numpy's, m // 2 before; full and same_t: the adjoints' of valid and same)."""
+    if m == 0:
+        raise ValueError("correlate(): the kernel is empty")
+    if m > n and mode in ("valid", "same"):
+        raise ValueError(f"correlate(): the kernel's {m} entries are more than the {n} along the axis "
+                         f"(mode {mode!r} slides the kernel within it)")
+    return {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2), "full": (m - 1, m - 1),
+            "same_t": (m - 1 - m // 2, m // 2)}[mode]
+
+
+def _correlate_lines(x, kernel_shape, axis, mode):
+    """``x`` zero-padded as ``mode`` pads it, its axis, and the length of the correlation."""
+    axis = _window_axis(x, axis, "correlate()")
+    if len(kernel_shape) != 1:
+        raise ValueError(f"correlate(): the kernel must be a 1-D array, got one of {len(kernel_shape)} axes")
+    n, m = xp.shape(x)[axis], kernel_shape[0]
+    pads = _correlate_pads(n, m, mode)
+    if pads != (0, 0):
+        x = _pad(x, pads, axis, "constant", 0.0)
+    return x, axis, n + pads[0] + pads[1] - m + 1
+
+
+def _correlate(x, kernel, axis, mode, flip):
+    """Each line of ``x`` along ``axis`` correlated with the 1-D ``kernel`` (reversed if ``flip``:
+    a convolution), as numpy.correlate(line, kernel, mode)."""
+    x, axis, length = _correlate_lines(x, tuple(xp.shape(kernel)), axis, mode)
+    m = xp.shape(kernel)[0]
+    out = None
+    for j in range(m):
+        term = kernel[m - 1 - j if flip else j] * _sliced(x, axis, j, j + length)
+        out = term if out is None else out + term
+    return out
+
+
+def _correlate_kernel_vjp(g, x, kernel_shape, axis, mode, flip):
+    """The gradient of ``_correlate(x, kernel, ...)`` in the kernel, for the cotangent ``g``."""
+    x, axis, length = _correlate_lines(x, tuple(kernel_shape), axis, mode)
+    m = kernel_shape[0]
+    parts = [xp.sum(g * _sliced(x, axis, j, j + length)) for j in range(m)]
+    return xp.stack(parts[::-1] if flip else parts)
+
+
 def _stop_gradient(x):
     """x itself; the symbolic gradient treats it as a constant (JAX and torch detach it too)."""
     return x
@@ -220,6 +337,57 @@ def _expand_dims(g, shape, axis, dtype=None):
     for a in sorted(a % (len(shape) + len(axes)) for a in axes):  # torch's unsqueeze takes one axis
         g = xp.expand_dims(g, a)
     return g
+
+
+def _moveaxis(x, shape, source, destination, ndim, label, dtype=None):
+    """``x`` (broadcast to ``shape``: a cotangent may be smaller) with axes ``source`` moved to
+    ``destination``, as numpy.moveaxis; ``ndim``: the axes ``transpose(x, axes)`` requires."""
+    x = xp.broadcast_to(_typed(x, dtype), tuple(shape))
+    n = len(shape)
+    if ndim is not None and n != ndim:
+        raise ValueError(f"transpose(): {label} has {n} axes, but axes= names {ndim}")
+    for axis in source + destination:
+        if not -n <= axis < n:
+            raise ValueError(f"axis {axis} is out of range for {label}, which has {n} axes")
+    if len({a % n for a in source}) < len(source):  # swapaxes of one axis with itself
+        return x
+    return xp.moveaxis(x, source, destination)
+
+
+def _reshape_length(n, label):
+    if n != n // 1 or n < 0:
+        raise ValueError(f"reshape(): a length computed from sizes must be a whole number >= 0; got {n} for {label}")
+    return int(n)
+
+
+def _reshape(x, spec, dynamic, label):
+    """``x`` reshaped to ``spec``, whose "d" entries are the run-time lengths ``dynamic`` in order;
+    an error naming the input where its elements do not fill that shape."""
+    lengths = iter(dynamic)
+    target = tuple(_reshape_length(next(lengths), label) if n == "d" else n for n in spec)
+    shape, known = tuple(xp.shape(x)), 1
+    for n in target:
+        known *= 1 if n == -1 else n
+    elements = _dim(shape, None)
+    if (elements != known) if -1 not in target else (known == 0 or elements % known):
+        raise ValueError(f"reshape(): {label} has shape {shape} ({elements} elements), which does not fit "
+                         f"the shape {target}")
+    return xp.reshape(x, target)
+
+
+def _flatten(x, start, label):
+    """The axes of ``x`` from ``start`` on merged into one, as torch.flatten(x, start)."""
+    shape = tuple(xp.shape(x))
+    n = max(len(shape), 1)
+    if not -n <= start < n:
+        raise ValueError(f"flatten(): axis {start} is out of range for {label}, which has {len(shape)} axes")
+    start %= n
+    return xp.reshape(x, shape[:start] + (_dim(shape[start:], None),))
+
+
+def _reshape_like(g, source, target, dtype=None):
+    """A cotangent ``g`` (broadcast to ``source``, a reshape's output shape) reshaped to ``target``."""
+    return xp.reshape(xp.broadcast_to(_typed(g, dtype), tuple(source)), tuple(target))
 
 
 def _bounds_text(lower, upper, strict):
@@ -714,3 +882,114 @@ def _prod_others_vjp(ct, x, axis):
         k = n - 1 - j
         b.append(b[-1] * flat[..., k] + c[..., k] * after[..., k])
     return _unmerged(xp.stack(a, -1) * after + before * xp.stack(b[::-1], -1), x, axes)
+
+
+# --- order statistics and scans (scans.py): along one axis, every other axis independent
+
+
+def _argsort(x, axis):
+    """The stable ascending argsort: ties in their original order."""
+    return xp.argsort(x, axis=axis, kind="stable")
+
+
+def _stable_order(x, axis, descending):
+    """The stable argsort of ``x`` along ``axis``, ties in their original order either way (descending:
+    the ascending order of the flipped array, flipped back, its positions mapped to ``x``'s)."""
+    if not descending:
+        return _argsort(x, axis)
+    n = xp.shape(x)[axis]
+    return (n - 1) - xp.flip(_argsort(xp.flip(x, (axis,)), axis), (axis,))
+
+
+def _first_k(x, k, axis):
+    """The first ``k`` entries of ``x`` along ``axis``."""
+    return x[(slice(None),) * (axis % xp.ndim(x)) + (slice(0, k),)]
+
+
+def _top_count(k, n, axis, label):
+    """topk's k (a Python number, from a constant or from sizes): a whole number in [0, n]."""
+    if k != k // 1 or not 0 <= k <= n:
+        raise ValueError(f"topk(): k must be a whole number from 0 to the length of axis {axis} of {label}, "
+                         f"{n}; got {k}")
+    return int(k)
+
+
+def _sort(x, axis, descending):
+    return xp.take_along_axis(x, _stable_order(x, axis, descending), axis=axis)
+
+
+def _topk(x, k, axis, label):
+    """The ``k`` largest entries along ``axis``, largest first (as torch.topk(...).values)."""
+    k = _top_count(k, xp.shape(x)[axis], axis, label)
+    return xp.take_along_axis(x, _first_k(_stable_order(x, axis, True), k, axis), axis=axis)
+
+
+def _order_gather(y, x, k, axis, descending, dtype=None):
+    """``y`` (broadcast to ``x``'s shape) at the first ``k`` positions of ``x``'s stable order."""
+    y = xp.broadcast_to(_typed(y, dtype), xp.shape(x))
+    return xp.take_along_axis(y, _first_k(_stable_order(x, axis, descending), int(k), axis), axis=axis)
+
+
+def _order_scatter(g, x, k, axis, descending, dtype=None):
+    """Zeros shaped like ``x`` with the cotangent ``g`` of its first ``k`` ordered entries written where
+    each came from: padded to the axis's length, then gathered by the inverse permutation."""
+    shape, k = list(xp.shape(x)), int(k)
+    n, shape[axis] = shape[axis], k
+    g = xp.broadcast_to(_typed(g, dtype), tuple(shape))
+    if k < n:
+        shape[axis] = n - k
+        g = xp.concatenate((g, xp.zeros(tuple(shape), dtype=g.dtype)), axis)
+    return xp.take_along_axis(g, _argsort(_stable_order(x, axis, descending), axis), axis=axis)
+
+
+def _scan_along(f, x, axis, reverse):
+    """``f(x, axis)``, a scan from the start of the axis, or from its end with ``reverse``."""
+    if not reverse:
+        return f(x, axis)
+    return xp.flip(f(xp.flip(x, (axis,)), axis), (axis,))
+
+
+def _cumsum(x, shape, axis, reverse, dtype=None):
+    """The cumulative sum of ``x`` (broadcast to ``shape``: a cotangent may be smaller)."""
+    return _scan_along(xp.cumsum, xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, reverse)
+
+
+def _cumprod(x, axis, reverse):
+    return _scan_along(xp.cumprod, x, axis, reverse)
+
+
+def _logcumsum(x, axis):
+    """log(cumsum(exp(x))) from the start, by logaddexp at each step: nothing overflows."""
+    return xp.logaddexp.accumulate(x, axis=axis)
+
+
+def _logcumsumexp(x, axis, reverse):
+    return _scan_along(_logcumsum, x, axis, reverse)
+
+
+def _scan_shift(x, shape, axis, by, fill, dtype=None):
+    """``x`` (broadcast to ``shape``) moved one step along ``axis`` (``by`` 1: towards its end), ``fill``
+    in the entry left empty."""
+    x = xp.moveaxis(xp.broadcast_to(_typed(x, dtype), tuple(shape)), axis, 0)
+    if xp.shape(x)[0]:
+        edge = xp.full_like(x[:1], fill)
+        x = xp.concatenate((edge, x[:-1]) if by > 0 else (x[1:], edge), 0)
+    return xp.moveaxis(x, 0, axis)
+
+
+def _linear_scan(a, b, axis, reverse, dtype=None):
+    """h_0 = b_0, h_i = a_i*h_(i-1) + b_i along ``axis`` (from its end with ``reverse``), ``a`` and ``b``
+    broadcast together; a_0 is never read. By doubling (Hillis and Steele): after the step of span d,
+    each entry holds the recurrence over the d entries ending there, (a product, a sum), so log2(n)
+    whole-array steps replace n small ones (100,000 entries: 3 s a loop in torch)."""
+    shape = xp.broadcast_shapes(xp.shape(a), xp.shape(b))
+    a, b = (xp.moveaxis(xp.broadcast_to(_typed(v, dtype), shape), axis, 0) for v in (a, b))
+    if reverse:
+        a, b = xp.flip(a, (0,)), xp.flip(b, (0,))
+    a = xp.concatenate((xp.zeros_like(a[:1]), a[1:]), 0)  # h_(-1) = 0: whatever a_0 holds, it adds nothing
+    span, n = 1, xp.shape(b)[0]
+    while span < n:
+        b = xp.concatenate((b[:span], a[span:] * b[:-span] + b[span:]), 0)
+        a = xp.concatenate((a[:span], a[span:] * a[:-span]), 0)
+        span *= 2
+    return xp.moveaxis(xp.flip(b, (0,)) if reverse else b, 0, axis)

@@ -8,7 +8,7 @@ which, like NumPy's Python scalars, do not promote a dimensioned float32 tensor.
 
 import torch
 
-from .runtime import _sum_to
+from .runtime import _correlate_lines, _sum_to
 
 # NumPy functions the shared helpers call (as xp.NAME) -> what a torch module calls instead (as_tensor:
 # torch.asarray warns of a tensor that requires grad)
@@ -210,3 +210,45 @@ def _stop_gradient(x):
 
 def _logaddexp(a, b):
     return torch.logaddexp(*_pair(a, b))
+
+
+def _argsort(x, axis):
+    return torch.argsort(x, dim=axis, stable=True)
+
+
+def _logcumsum(x, axis):
+    return torch.logcumsumexp(x, axis)
+
+
+def _lines(x, axis):
+    """``x`` with ``axis`` moved last, as (lines, 1, length) for conv1d, and the moved shape."""
+    moved = torch.movedim(x, axis, -1)
+    count = 1
+    for d in moved.shape[:-1]:
+        count *= d
+    return moved.reshape(count, 1, moved.shape[-1]), tuple(moved.shape)
+
+
+def _correlate(x, kernel, axis, mode, flip):
+    """As the shared helper, by conv1d (a cross-correlation): one kernel, every line a batch entry."""
+    x, axis, length = _correlate_lines(x, tuple(kernel.shape), axis, mode)
+    dt = torch.promote_types(x.dtype, kernel.dtype)
+    kernel = torch.flip(kernel, (0,)) if flip else kernel
+    lines, shape = _lines(x.to(dt), axis)
+    out = torch.nn.functional.conv1d(lines, kernel.to(dt).reshape(1, 1, -1))
+    return torch.movedim(out.reshape(shape[:-1] + (length,)), -1, axis)
+
+
+def _correlate_kernel_vjp(g, x, kernel_shape, axis, mode, flip):
+    """As the shared helper, by conv1d: the lines of padded x as channels, those of ``g`` the weights."""
+    x, axis, length = _correlate_lines(x, tuple(kernel_shape), axis, mode)
+    dt = torch.promote_types(x.dtype, g.dtype)
+    shape = list(x.shape)
+    shape[axis] = length
+    lines, _ = _lines(x.to(dt), axis)
+    weights, _ = _lines(torch.broadcast_to(g, tuple(shape)).to(dt), axis)
+    if not lines.shape[0]:  # no lines: nothing to sum
+        return torch.zeros(tuple(kernel_shape), dtype=dt)
+    out = torch.nn.functional.conv1d(lines.reshape(1, lines.shape[0], -1), weights.reshape(1, lines.shape[0], length))
+    out = out.reshape(-1)
+    return torch.flip(out, (0,)) if flip else out

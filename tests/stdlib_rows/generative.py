@@ -11,6 +11,27 @@ def _softplus(xp, x):
     return xp.logaddexp(x, 0.0)
 
 
+def _gaussian_kl(xp, mu, log_var):
+    """Kingma and Welling 2014, appendix B: -0.5*sum(1 + log s^2 - mu^2 - s^2)."""
+    return -0.5 * xp.sum(1 + log_var - mu**2 - xp.exp(log_var), axis=-1)
+
+
+def _latents(rng):
+    return {"mu": rng.normal(size=(N, D)), "log_var": 0.5 * rng.normal(size=(N, D))}
+
+
+def _beta_vae(xp, x, x_recon, mu, log_var, beta=1.0, likelihood="bernoulli"):
+    if likelihood == "bernoulli":  # -(x*log(p) + (1 - x)*log(1 - p)), p = sigmoid(x_recon), from the logit
+        nll = x * _softplus(xp, -x_recon) + (1 - x) * _softplus(xp, x_recon)
+    else:
+        nll = 0.5 * (x - x_recon) ** 2
+    return xp.sum(nll, axis=-1) + beta * _gaussian_kl(xp, mu, log_var)
+
+
+def _vae_inputs(rng):
+    return {"x": rng.uniform(0, 1, size=(N, 7)), "x_recon": rng.normal(size=(N, 7)), **_latents(rng)}
+
+
 def _discriminator(xp, d_real, d_fake, kind):
     if kind == "ns":  # binary cross-entropy from logits: -log(sigmoid(d_real)) - log(1 - sigmoid(d_fake))
         return _softplus(xp, -d_real) + _softplus(xp, d_fake)
@@ -29,6 +50,15 @@ def _critic_gradient(xp, x, W, w2):
 
 
 CASES = [
+    Case("gaussian_kl", "gaussian_kl(mu, log_var{opts})", _latents, lambda xp, **i: _gaussian_kl(xp, **i),
+         wrt=("mu", "log_var")),
+    Case("beta_vae", "beta_vae(x, x_recon, mu, log_var{opts})", _vae_inputs, lambda xp, **i: _beta_vae(xp, **i),
+         wrt=("x_recon", "mu", "log_var")),
+    Case("beta_vae-gaussian", 'beta_vae(x, x_recon, mu, log_var, beta=4.0, likelihood="gaussian"{opts})', _vae_inputs,
+         lambda xp, **i: _beta_vae(xp, **i, beta=4.0, likelihood="gaussian"), wrt=("x", "x_recon", "mu", "log_var")),
+    Case("beta_vae-beta-input", "beta_vae(x, x_recon, mu, log_var, beta=b{opts})",
+         lambda rng: {**_vae_inputs(rng), "b": np.array(0.3)},
+         lambda xp, b, **i: _beta_vae(xp, **i, beta=b), wrt=("x_recon", "b")),
     Case("gan_generator", "gan_generator(d_fake{opts})", _logits("d_fake"),
          lambda xp, d_fake: _softplus(xp, -d_fake), wrt=("d_fake",)),  # -log(sigmoid(d_fake))
     Case("gan_generator-hinge", 'gan_generator(d_fake, kind="hinge"{opts})', _logits("d_fake"),

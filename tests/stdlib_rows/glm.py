@@ -10,6 +10,19 @@ from . import Case
 N, D = 6, 3
 
 
+def _counts(zeros=True):
+    """Counts with zeros among them (or positive non-integers, for gradients with respect to them) and a
+    positive predicted mean near them."""
+    def make(rng):
+        mean = rng.uniform(0.5, 6.0, size=(N, D))
+        y = rng.poisson(mean).astype(float)
+        y = y if zeros else y + rng.uniform(0.2, 0.8, size=(N, D))
+        if zeros:
+            y.flat[:2] = 0.0
+        return {"y_true": y, "y_pred": mean * rng.uniform(0.6, 1.5, size=(N, D))}
+    return make
+
+
 def _positive(rng):
     mean = rng.uniform(0.5, 4.0, size=(N, D))
     return {"y_true": mean * rng.gamma(4.0, 0.25, size=(N, D)), "y_pred": mean}
@@ -43,8 +56,25 @@ def _nb(rng):
 
 
 CASES = [
+    Case("poisson_deviance", "poisson_deviance(y_true, y_pred{opts})", _counts(),
+         lambda xp, **i: _tweedie(xp, **i, power=1)),
+    Case("poisson_deviance-grad-target", "poisson_deviance(y_true, y_pred{opts})", _counts(zeros=False),
+         lambda xp, **i: _tweedie(xp, **i, power=1), wrt=("y_true", "y_pred")),
     Case("gamma_deviance", "gamma_deviance(y_true, y_pred{opts})", _positive,
          lambda xp, **i: _tweedie(xp, **i, power=2), wrt=("y_true", "y_pred")),
+    Case("tweedie_deviance", "tweedie_deviance(y_true, y_pred{opts})", _counts(),  # zeros: the point mass
+         lambda xp, **i: _tweedie(xp, **i, power=1.5)),
+    Case("tweedie_deviance-grad-target", "tweedie_deviance(y_true, y_pred, power=1.2{opts})", _positive,
+         lambda xp, **i: _tweedie(xp, **i, power=1.2), wrt=("y_true", "y_pred")),
+    Case("tweedie_deviance-inverse-gaussian", "tweedie_deviance(y_true, y_pred, power=3{opts})", _positive,
+         lambda xp, **i: _tweedie(xp, **i, power=3), wrt=("y_true", "y_pred")),
+    Case("tweedie_deviance-power-1", "tweedie_deviance(y_true, y_pred, power=1{opts})", _counts(),
+         lambda xp, **i: _tweedie(xp, **i, power=1)),
+    Case("tweedie_deviance-power-2", "tweedie_deviance(y_true, y_pred, power=2{opts})", _positive,
+         lambda xp, **i: _tweedie(xp, **i, power=2)),
+    Case("tweedie_deviance-power-input", "tweedie_deviance(y_true, y_pred, power=p{opts})",
+         lambda rng: {**_positive(rng), "p": np.array(1.3)},
+         lambda xp, p, **i: _tweedie(xp, **i, power=p), wrt=("y_pred", "p")),
     Case("negative_binomial_nll", "negative_binomial_nll(y_true, mu, alpha{opts})", _nb,
          lambda xp, **i: _nbinom_nll(xp, **i), wrt=("mu", "alpha")),
     Case("negative_binomial_nll-scalar-alpha", "negative_binomial_nll(y_true, mu, alpha{opts})",

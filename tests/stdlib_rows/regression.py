@@ -123,6 +123,11 @@ ROBUST = [
     Case("charbonnier-eps-input", "charbonnier(y_true, y_pred, eps=e{opts})",
          lambda rng: {**_pair()(rng), "e": np.array(0.3)},
          lambda xp, y_true, y_pred, e: xp.sqrt((y_pred - y_true) ** 2 + e**2), wrt=("y_pred", "e")),
+    Case("geman_mcclure", "geman_mcclure(y_true, y_pred, c=0.7{opts})", _pair(scale=2.0),
+         lambda xp, y_true, y_pred: 2 * ((y_pred - y_true) / 0.7) ** 2 / (((y_pred - y_true) / 0.7) ** 2 + 4)),
+    Case("geman_mcclure-as-barron", "geman_mcclure(y_true, y_pred, c=c{opts})",  # Barron's alpha = -2
+         lambda rng: {**_pair(scale=2.0)(rng), "c": np.array(1.3)},
+         lambda xp, y_true, y_pred, c: _barron(xp, y_true, y_pred, -2.0, c), wrt=("y_pred", "c")),
     Case("welsch", "welsch(y_true, y_pred, c=1.5{opts})", _pair(scale=2.0),
          lambda xp, y_true, y_pred: 1 - xp.exp(-0.5 * ((y_pred - y_true) / 1.5) ** 2), wrt=("y_true", "y_pred")),
     Case("welsch-c-input", "welsch(y_true, y_pred, c=c{opts})",

@@ -1,0 +1,26 @@
+"""Test-session plumbing.
+
+``--dist loadgroup`` (pyproject's addopts) sends the tests of one ``xdist_group`` (one table row's
+compiles, shared through the compile cache) to one worker. pytest-xdist marks a group by appending
+``@group`` to ``item._nodeid``, which pytest 9 no longer reads (node ids live in ``item._id``), so
+the groups are applied here the same way, on pytest versions that need it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    try:
+        from _pytest.nodes import coerce_node_id
+    except ImportError:  # pytest 8: xdist's own hook applied the groups
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if groups and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
