@@ -28,13 +28,47 @@ def finite_differences(loss, inputs, name, h=1e-6):
     return fd
 
 
-def jax_grads(reference, inputs, names, jit=True):
-    """jax.grad of ``reference(**inputs)`` (written in jax.numpy) with respect to each input in ``names``.
+#: a reference tracing to more operations than this runs eagerly (see ``traced``)
+JIT_LIMIT = 300
 
-    Under jit, one XLA compilation for the whole reference. Eagerly (``jit=False``), one per
-    primitive and shape, cached for the process: cheaper for a big table whose rows share shapes.
-    A reference that branches in Python on a value it differentiates cannot be traced by jit, and
-    runs eagerly."""
+
+def equations(f, *args) -> int:
+    """The number of operations ``f(*args)`` traces to, those of nested jaxprs included."""
+    import jax
+
+    def count(jaxpr) -> int:
+        total = 0
+        for eqn in jaxpr.eqns:
+            total += 1
+            for p in eqn.params.values():
+                for sub in p if isinstance(p, tuple | list) else (p,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        total += count(inner)
+        return total
+    return count(jax.make_jaxpr(f)(*args).jaxpr)
+
+
+def traced(f, *args):
+    """``f``, under jax.jit where it traces to at most JIT_LIMIT operations, else as it is (eager).
+
+    Every XLA compile costs about the same on a CPU, a whole function's or one primitive's at a new
+    shape. Under jit a reference costs one; eagerly, one per primitive and shape, cached for the
+    process and so shared by the rows and tests that meet the same shapes. A reference with Python
+    loops (SSIM's windows, CTC, Cox) unrolls into a program whose one compile takes seconds, while
+    eager mode compiles each of its few primitives once. A reference that branches in Python on a
+    value it differentiates cannot be traced at all, and runs eagerly."""
+    import jax
+
+    try:
+        return jax.jit(f) if equations(f, *args) <= JIT_LIMIT else f
+    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):  # concretization, tracer conversion
+        return f
+
+
+def jax_grads(reference, inputs, names):
+    """jax.grad of ``reference(**inputs)`` (written in jax.numpy) with respect to each input in ``names``
+    (jitted or eager as ``traced`` decides)."""
     import jax
     import jax.numpy as jnp
 
@@ -43,15 +77,35 @@ def jax_grads(reference, inputs, names, jit=True):
     def f(*values):
         return reference(**{**args, **dict(zip(names, values))})
 
-    grad = jax.grad(f, argnums=tuple(range(len(names))))
     values = [args[n] for n in names]
-    if not jit:
-        return dict(zip(names, (np.asarray(g) for g in grad(*values))))
-    try:
-        grads = jax.jit(grad)(*values)
-    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):  # concretization, tracer conversion
-        grads = grad(*values)
-    return dict(zip(names, (np.asarray(g) for g in grads)))
+    grad = jax.grad(f, argnums=tuple(range(len(names))))
+    return dict(zip(names, (np.asarray(g) for g in traced(grad, *values)(*values))))
+
+
+_ROW_GRADS: dict = {}
+
+
+def row_grads(case, inputs):
+    """jax.grad of a stdlib row's reference (its mean where reducible) with respect to each input in
+    ``case.wrt``, at ``inputs``. One function per row, input shapes and labels, for the process:
+    its float inputs are the function's arguments, so the tables that check the row at other values
+    of the same shapes (test_stdlib's sample, test_stability's extremes in float64) share its compile."""
+    import jax
+    import jax.numpy as jnp
+
+    floats = float_names(inputs)
+    labels = {k: v for k, v in inputs.items() if k not in floats}
+    key = (case.id, tuple((k, np.shape(v), np.asarray(v).dtype.str) for k, v in inputs.items()),
+           tuple((k, np.asarray(v).tobytes()) for k, v in labels.items()))
+    values = [jnp.asarray(inputs[k]) for k in floats]
+    fn = _ROW_GRADS.get(key)
+    if fn is None:
+        def mean(*v):
+            losses = case.reference(jnp, **labels, **dict(zip(floats, v)))
+            return jnp.mean(losses) if case.reducible else losses
+        grad = jax.grad(mean, argnums=tuple(floats.index(n) for n in case.wrt))
+        fn = _ROW_GRADS[key] = traced(grad, *values)
+    return dict(zip(case.wrt, (np.asarray(g) for g in fn(*values))))
 
 
 def assert_gradients(loss, inputs, want, rtol, atol=1e-10):

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import stdlib_rows
+from sampling import covering
 
 import lossdsl
 from lossdsl.checks import checked_ops
@@ -84,9 +85,12 @@ DTYPES = [np.float64, np.float32]
 TOLERANCE = {np.float64: (1e-10, 1e-12), np.float32: (2e-5, 1e-6)}
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case, name, bounds", ROWS, ids=[f"{c.id}-{n}" for c, n, _ in ROWS])
+# each row on a covering of backend x dtype (every backend and every dtype per row: tests/sampling.py)
+CHECKED_PLACES = [pytest.param(c, n, b, backend, dtype, id=f"{c.id}-{n}-{backend}-{dtype.__name__}")
+                  for c, n, b in ROWS for backend, dtype in covering(f"{c.id}-{n}/constant", [BACKENDS, DTYPES])]
+
+
+@pytest.mark.parametrize("case, name, bounds, backend, dtype", CHECKED_PLACES)
 def test_a_constant_in_a_checked_place_matches_the_same_constant_as_an_input(case, name, bounds, backend, dtype):
     inputs = _float(case.sample(), dtype)
     # in range, as the row samples valid inputs; the mean, not an edge such as a count of 0 (a constant 0

@@ -4,9 +4,10 @@ The parameters come from the library itself (every definition's options with a n
 their valid values from each definition's declaration (``delta = within(delta, above=0)``, read by
 ``lossdsl.library.declared``). For each: a constant outside them is a compile-time error that names
 the parameter and points at the argument; a constant on a bound (or just inside an open one)
-compiles; the same value given as an input is an ``InputError`` naming it on every backend; and a
-valid value given as an input still gives the row's reference value (tests/stdlib_rows, each
-written from the published formula). A numeric parameter without a declaration is an integer
+compiles; the same value given as an input is an ``InputError`` naming it (on a backend drawn per
+option, every backend over the table); and a valid value given as an input still gives the row's
+reference value (tests/stdlib_rows, each written from the published formula), on NumPy with its
+gradients and on one other backend drawn per option. A numeric parameter without a declaration is an integer
 option that a builtin already checks, or one whose every value is valid (``UNRESTRICTED``).
 """
 
@@ -19,7 +20,8 @@ import jax
 import numpy as np
 import pytest
 import stdlib_rows
-from oracles import jax_grads
+from oracles import row_grads
+from sampling import one_of
 
 import lossdsl
 import lossdsl.library as lib
@@ -51,6 +53,19 @@ NUMERIC = [(d.name, p.name, _number(p.default)) for d in lib.library().values() 
            for p in d.params if p.default is not None and _number(p.default) is not None]
 DECLARED = [(loss, name, default, lib.declared(lib.library()[loss])[name]) for loss, name, default in NUMERIC
             if name in lib.declared(lib.library()[loss])]
+BACKENDS = ["numpy", "jax", "torch"]
+# the input checks are one generated mechanism per backend: each option's on one backend, drawn per
+# option (every backend over the table); a valid input's value on NumPy (with its gradients) and on
+# one other backend, drawn the same way
+ERRORS = [pytest.param(*row, b, id=f"{row[0]}-{row[1]}-{b}")
+          for row in DECLARED for b in one_of(f"{row[0]}-{row[1]}/errors", BACKENDS)]
+VALID = [pytest.param(*row, b, id=f"{row[0]}-{row[1]}-{b}")
+         for row in DECLARED for b in ["numpy", *one_of(f"{row[0]}-{row[1]}/valid", BACKENDS[1:])]]
+
+
+@pytest.mark.parametrize("params", [ERRORS, VALID], ids=["errors", "valid"])
+def test_every_backend_is_drawn(params):
+    assert {p.values[-1] for p in params} == set(BACKENDS)
 
 
 def _with(call, name, text):
@@ -161,8 +176,7 @@ def _to(backend, inputs):
     return {k: torch.as_tensor(v) for k, v in inputs.items()}
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
-@pytest.mark.parametrize("loss, name, default, decl", DECLARED, ids=_ids(DECLARED))
+@pytest.mark.parametrize("loss, name, default, decl, backend", ERRORS)
 def test_an_input_outside_the_declared_values_is_an_input_error_naming_it(loss, name, default, decl, backend):
     case, _ = _row(loss, name)
     compiled = lossdsl.compile(_with(case.call, name, _input(name)), backend=backend)
@@ -183,11 +197,10 @@ def _reference(loss, name):
         losses = case.reference(xp, **i)
         return xp.mean(losses) if case.reducible else losses
 
-    return case, inputs, value, reference(**inputs), jax_grads(reference, inputs, list(case.wrt), jit=False)
+    return case, inputs, value, reference(**inputs), row_grads(case, inputs)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
-@pytest.mark.parametrize("loss, name, default, decl", DECLARED, ids=_ids(DECLARED))
+@pytest.mark.parametrize("loss, name, default, decl, backend", VALID)
 def test_a_valid_input_matches_the_reference(loss, name, default, decl, backend):
     case, inputs, value, want, want_grads = _reference(loss, name)
     given = np.array(int(value) if decl.integer else value)

@@ -10,6 +10,7 @@ anchor that has no positive or no negative.
 
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before keras is imported, by this module or another
@@ -224,12 +225,24 @@ def _cast(inputs: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
     return {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in inputs.items()}
 
 
-@pytest.mark.parametrize("case, backend, dtype", [
-    pytest.param(c, b, d, id=f"{c.id}-{b}-{d.__name__}") for c in PEERS for b in BACKENDS for d in c.dtypes])
-def test_agrees_with_peer(case, backend, dtype):
+PEER_BY_ID = {c.id: c for c in PEERS}
+
+
+@functools.cache
+def _peer(case_id: str) -> tuple[dict[str, np.ndarray], float, dict[str, np.ndarray]]:
+    """A row's inputs, and the peer's value and gradients there: once per row and process (a row's
+    backends and dtypes share one xdist group)."""
+    case = PEER_BY_ID[case_id]
     inputs = case.inputs(np.random.default_rng(16))
-    want_value = float(case.peer(**{k: jnp.asarray(v) for k, v in inputs.items()}))
-    want_grads = jax_grads(case.peer, inputs, list(case.wrt))
+    value = float(case.peer(**{k: jnp.asarray(v) for k, v in inputs.items()}))
+    return inputs, value, jax_grads(case.peer, inputs, list(case.wrt))
+
+
+@pytest.mark.parametrize("case, backend, dtype", [
+    pytest.param(c, b, d, id=f"{c.id}-{b}-{d.__name__}", marks=pytest.mark.xdist_group(f"peer-{c.id}"))
+    for c in PEERS for b in BACKENDS for d in c.dtypes])
+def test_agrees_with_peer(case, backend, dtype):
+    inputs, want_value, want_grads = _peer(case.id)
     loss = lossdsl.compile(case.call, backend=backend)
     value, grads = loss.value_and_grad(list(case.wrt))(**_cast(inputs, dtype))
     rtol = case.float64_rtol if dtype is np.float64 else RTOL[dtype] * case.rtol

@@ -16,12 +16,11 @@ import itertools
 import pkgutil
 
 import jax
-import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
 import stdlib_rows
-from oracles import jax_grads
+from oracles import row_grads
 from sampling import one_of
 
 import lossdsl
@@ -153,11 +152,7 @@ def _reference(case_id: str, dtype: type) -> tuple[dict, float, dict, int]:
         xp_value = case.reference(np, **inputs)
         value = float(np.mean(xp_value)) if case.reducible else float(xp_value)
         n = max(np.size(xp_value), 1) if case.reducible else 1
-
-    def mean(**kw):
-        r = case.reference(jnp, **kw)
-        return jnp.mean(r) if case.reducible else r
-    return inputs, value, jax_grads(mean, inputs, list(case.wrt), jit=False), n
+    return inputs, value, row_grads(case, inputs), n
 
 
 # every row at its extremes on one backend in one dtype, drawn per row (tests/sampling.py), so that
