@@ -65,11 +65,16 @@ class Loss(keras.losses.Loss):
     ``y_true`` is cast to ``y_pred``'s dtype (integer labels, as ``sparse_cce`` takes, to int32), and a
     last axis of length 1 is squeezed or added where their ranks differ by one, as Keras's losses do
     (``y_true`` shaped ``(N,)`` against ``y_pred`` shaped ``(N, 1)``). ``get_config`` holds the source
-    text and the constants, so ``model.save`` and ``keras.models.load_model`` round-trip.
+    text, the constants and ``checks``, so ``model.save`` and ``keras.models.load_model`` round-trip.
+
+    ``checks=False`` compiles the loss without value checks (``lossdsl.compile``'s switch): what
+    ``model.compile(..., jit_compile=True)`` on Keras's torch backend needs, since a check reads a value
+    on the host (``torch.compile`` breaks its graph there). On JAX a jitted step cannot raise, and a
+    failed check gives NaN either way.
     """
 
     def __init__(self, source: str | Path, /, name: str | None = None, reduction: str | None = "sum_over_batch_size",
-                 dtype: Any = None, **constants: Any):
+                 dtype: Any = None, checks: bool = True, **constants: Any):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._dtype_given = dtype
         backend = keras.backend.backend()
@@ -80,7 +85,7 @@ class Loss(keras.losses.Loss):
         self.source = text
         self.constants = {k: np.asarray(v).tolist() for k, v in constants.items()}
         unreduced = _unreduced(text)
-        self.loss: CompiledLoss = compile_loss(unreduced or text, backend=BACKENDS[backend])
+        self.loss: CompiledLoss = compile_loss(unreduced or text, backend=BACKENDS[backend], checks=checks)
         self._scalar = self.loss.graph.rank(self.loss.root).scalar
         _check_inputs(self.loss.inputs, self.constants)
 
@@ -112,7 +117,8 @@ class Loss(keras.losses.Loss):
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
     def get_config(self) -> dict[str, Any]:
-        config = {**super().get_config(), "source": self.source, "constants": self.constants}
+        config = {**super().get_config(), "source": self.source, "constants": self.constants,
+                  "checks": self.loss.checks}
         if self._dtype_given is not None:
             config["dtype"] = self._dtype_given
         return config
@@ -124,7 +130,8 @@ class Loss(keras.losses.Loss):
         return cls(source, **config, **constants)
 
     def __repr__(self) -> str:
-        return f"lossdsl.keras.Loss({self.source!r}, backend={self.loss.backend!r})"
+        checks = "" if self.loss.checks else ", checks=False"
+        return f"lossdsl.keras.Loss({self.source!r}, backend={self.loss.backend!r}{checks})"
 
 
 def _check_inputs(inputs: tuple[str, ...], constants: dict[str, Any]) -> None:

@@ -141,6 +141,27 @@ def test_fit_follows_keras(row, weighted):
                                theirs.evaluate(x, y, sample_weight=w, verbose=0), rtol=1e-4)
 
 
+def test_jit_compiled_fit_without_checks():
+    """checks=False: Keras's jit_compile=True step (torch.compile on the torch backend, which a check's
+    host read would break) trains as Keras's own loss does, and the setting survives get_config."""
+    row = ROWS[2]
+    y, _, w = _data(row, seed=1)
+    x = np.random.default_rng(2).normal(size=(N, FEATURES)).astype("float32")
+    histories, models = [], []
+    for loss in (_loss(row, checks=False), row.reference()):
+        model = _model(0)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss, jit_compile=True)
+        histories.append(model.fit(x, y, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0)
+                         .history["loss"])
+        models.append(model)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(*histories, rtol=1e-4)
+    loss = models[0].loss
+    assert loss.loss.checks is False and "checks=False" in repr(loss)
+    assert Loss.from_config(loss.get_config()).loss.checks is False
+
+
 def test_save_and_load(tmp_path):
     row = ROWS[5]  # with a constant
     y, _, w = _data(row, seed=1)

@@ -180,10 +180,11 @@ def test_the_table_covers_every_kind_of_check_and_the_library():
 
 
 FORMS = ("bare", "expression")
-# JAX, whose checks read statistics that its jitted code returns, in both forms; NumPy and torch,
-# which check as they go, in a covering of forms and backends (all of them: LOSSDSL_FULL_TABLES=1)
+# a covering of forms and backends per row: each backend (JAX, whose checks read statistics that its
+# jitted code returns; NumPy and torch, which check as they go) and each form at least once (all of
+# them: LOSSDSL_FULL_TABLES=1); test_under_jit_... runs JAX's jitted form of every row in both forms
 EAGER = [pytest.param(row, form, backend, id=f"{row.id}-{form}-{backend}") for row in ROWS
-         for form, backend in [*((f, "jax") for f in FORMS), *covering(row.id, [FORMS, ("numpy", "torch")])]]
+         for form, backend in covering(f"{row.id}/eager", [FORMS, ("numpy", "jax", "torch")])]
 
 
 @pytest.mark.parametrize("row, form, backend", EAGER)

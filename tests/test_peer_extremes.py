@@ -5,7 +5,8 @@ libraries' test suites and users push hardest: logits of +-50 to +-1000, soft la
 weights of shape (N, 1), scalar targets. The value and the gradient with respect to the prediction
 are compared with the peer itself (torch.autograd of torch.nn.functional, jax.grad of optax), or for
 Keras (not installed here) with a NumPy/jax.numpy transcription of its published formula, on NumPy,
-JAX eagerly and under ``jax.jit``, and torch, in float32 and float64.
+JAX eagerly and under ``jax.jit``, and torch, in float32 and float64 (a covering of run x dtype per
+row: tests/sampling.py).
 
 Tolerances are relative to the float type: in float32 the peers themselves differ by a few ulp, and
 at logits of 1000 a float32 softplus is exact to its last digit only.
@@ -23,6 +24,7 @@ import numpy as np
 import optax
 import pytest
 import torch
+from sampling import covering
 
 import lossdsl
 
@@ -173,7 +175,8 @@ def _evaluate(peer: Peer, backend: str, inputs: dict[str, np.ndarray]) -> tuple[
 
 
 @pytest.mark.parametrize("peer, backend, dtype", [
-    pytest.param(p, b, d, id=f"{p.id}-{b}-{d.__name__}") for p in ROWS for b in BACKENDS for d in p.dtypes])
+    pytest.param(p, b, d, id=f"{p.id}-{b}-{d.__name__}") for p in ROWS
+    for b, d in covering(f"{p.id}/peer-extremes", [BACKENDS, p.dtypes])])
 def test_agrees_with_peer(peer, backend, dtype):
     inputs = peer.inputs(dtype)
     value, grad = _evaluate(peer, backend, inputs)

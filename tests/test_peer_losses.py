@@ -3,7 +3,8 @@
 Each row calls a library loss as an optax or Keras user would, and compares it with that function
 (optax.losses.*, keras.losses.* on the JAX backend): the value, and the gradient with respect to
 every listed input against jax.grad of the peer. The peer runs in float64 (the truth); the library
-runs in float32 and float64 on NumPy, JAX and torch, with a tolerance relative to the float type.
+runs in float32 and float64 on NumPy, JAX and torch (a covering of backend x dtype per row:
+tests/sampling.py), with a tolerance relative to the float type.
 Rows include the peers' own extreme cases: logits of +-1000, ties, zero targets, embeddings with an
 anchor that has no positive or no negative.
 """
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import pytest  # noqa: E402
 from oracles import jax_grads  # noqa: E402
+from sampling import covering  # noqa: E402
 
 import lossdsl  # noqa: E402
 
@@ -240,7 +242,7 @@ def _peer(case_id: str) -> tuple[dict[str, np.ndarray], float, dict[str, np.ndar
 
 @pytest.mark.parametrize("case, backend, dtype", [
     pytest.param(c, b, d, id=f"{c.id}-{b}-{d.__name__}", marks=pytest.mark.xdist_group(f"peer-{c.id}"))
-    for c in PEERS for b in BACKENDS for d in c.dtypes])
+    for c in PEERS for b, d in covering(f"{c.id}/peer", [BACKENDS, c.dtypes])])
 def test_agrees_with_peer(case, backend, dtype):
     inputs, want_value, want_grads = _peer(case.id)
     loss = lossdsl.compile(case.call, backend=backend)

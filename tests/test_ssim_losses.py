@@ -1,6 +1,6 @@
 """ssim (stdlib/images.loss): value and gradients against jax.value_and_grad of the shifted-sums reference
 (tests/stdlib_rows/ssim.py) on NumPy, JAX (eager and under a caller's jax.jit) and torch, in float32 and
-float64; its filter against scipy.ndimage; kornia.losses.ssim_loss in value and gradient; constant
+float64 (a covering of run x dtype per case: tests/sampling.py); its filter against scipy.ndimage; kornia.losses.ssim_loss in value and gradient; constant
 images; the window's checks."""
 
 import importlib.util
@@ -14,6 +14,7 @@ from oracles import (
     RUNS,
     assert_value_and_grads_match_jax,
 )
+from sampling import sampled
 from stdlib_rows.ssim import gaussian_filter, gaussian_window, images, ssim_map
 
 import lossdsl
@@ -44,10 +45,10 @@ def _reference(window=11):
     return ref
 
 
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("case, source, inputs, opts", CASES, ids=[c[0] for c in CASES])
-def test_value_and_gradients_match_jax(case, source, inputs, opts, dtype, run):
+@pytest.mark.parametrize("row, run, dtype", sampled(CASES, [c[0] for c in CASES], [RUNS, [np.float32, np.float64]],
+                                                     "ssim"))
+def test_value_and_gradients_match_jax(row, run, dtype):
+    case, source, inputs, opts = row
     tol = None
     if dtype == np.float32 and case.startswith("constant"):
         tol = 1e-4  # mu^2 + ... - mu^2 of flat images: float32 cancellation in the variances, scaled by 1/c2

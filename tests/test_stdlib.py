@@ -4,11 +4,13 @@ From each row the harness derives: the value for each reduction and with per-sam
 both backends; the gradient with respect to each listed input against jax.grad of the reference
 (written against jax.numpy) and against central finite differences in float64; and finiteness.
 
-What is sampled (tests/sampling.py): the value and weights checks run, for each row, a covering
-subset of reduction x backend (every reduction and every backend at least once per row, which pairs
-rotating over the table) rather than all six pairs; every check keeps every row. A process computes
-a row's reference gradients once (``_reference_grads``), and a row's tests share one xdist group, for
-one worker to compile each of its sources once (``lossdsl.compile`` caches) where xdist applies groups.
+What is sampled (tests/sampling.py): the value check takes one (reduction, backend) pair per row and
+the gradient check one backend per row, drawn per row, so that every pair is visited over the table
+(``test_the_sample_covers_each_row_and_every_pair``; all of them under LOSSDSL_FULL_TABLES=1); both
+keep every row. The weights check keeps a row of each loss and rank of its per-sample losses
+(``WEIGHTED_ROWS``). A process computes a row's reference gradients once (``oracles.row_grads``,
+shared with test_stability's extremes), and a row's tests share one xdist group, for one worker to
+compile each of its sources once (``lossdsl.compile`` caches).
 """
 
 import functools
@@ -96,9 +98,22 @@ def _drawn(cases, reductions, check):
 
 
 VALUE_PARAMS = _drawn(CASES, lambda c: REDUCTIONS if c.reducible else ["mean"], "value")
-# weights: every row under the mean (the weighted mean and its gradient in the weights) and one of
-# "sum" and "none" (drawn per row), on both backends; test_value sees every reduction of every row
-WEIGHTS_PARAMS = _drawn([c for c in CASES if c.reducible], lambda c: ["mean"], "weights")
+
+
+def _per_sample_kinds(cases):
+    """One row per loss and rank of its unreduced losses. Weights meet a loss's per-sample values the
+    same way whatever its other options, except where an option changes their rank (a class axis
+    moved, per-pixel losses); every weighted loss under every reduction, weight shape, backend and
+    dtype is tests/test_weights.py's."""
+    kinds = {}
+    for c in cases:
+        kinds.setdefault((c.call.split("(")[0], np.ndim(c.reference(np, **c.sample()))), c)
+    return list(kinds.values())
+
+
+# weights: the weighted mean and its gradient in the weights, for each loss and rank of its losses
+WEIGHTED_ROWS = _per_sample_kinds([c for c in CASES if c.reducible])
+WEIGHTS_PARAMS = _drawn(WEIGHTED_ROWS, lambda c: ["mean"], "weights")
 
 
 # the gradient at the sample: one backend per row, drawn per row (both over the table); test_stability
@@ -112,7 +127,7 @@ def test_the_sample_covers_each_row_and_every_pair(params):
     """The sampled checks see every row, and over the table every (reduction, backend) pair (the
     weighted mean and the gradient on both backends)."""
     rows = {p.values[0].id for p in params}
-    assert rows == {c.id for c in CASES if params is not WEIGHTS_PARAMS or c.reducible}
+    assert rows == {c.id for c in (WEIGHTED_ROWS if params is WEIGHTS_PARAMS else CASES)}
     reductions = REDUCTIONS if params is VALUE_PARAMS else ["mean"]
     assert {tuple(p.values[1:]) for p in params} == set(itertools.product(reductions, BACKENDS))
 
@@ -129,8 +144,9 @@ def test_value(case, reduction, backend):
 
 @pytest.mark.parametrize("case, reduction, backend", WEIGHTS_PARAMS)
 def test_weights(case, reduction, backend):
-    """Every reducible row with weights under the weighted mean, and its gradient in the weights, on a
-    backend drawn per row (both over the table; every reduction in tests/test_weights.py)."""
+    """A row of each loss and rank of its losses (WEIGHTED_ROWS) under the weighted mean, and its
+    gradient in the weights, on a backend drawn per row (both over the table; every reduction in
+    tests/test_weights.py)."""
     inputs, w = case.sample(), _weights(case)
     loss = _compile(case, backend, f', reduction="{reduction}", weights=sample_w')
     got = np.asarray(loss(**inputs, sample_w=w))
