@@ -180,16 +180,25 @@ def assert_value_and_grads_match_jax(source, inputs, run, dtype, reference, tol=
         np.testing.assert_allclose(grads[name], w, rtol=tol, atol=tol, err_msg=name)
 
 
+_VALUES_AND_GRADS: dict = {}
+
+
 def jax_value_and_grads(reference, inputs):
-    """jax.value_and_grad of ``reference(**inputs)`` (jax.numpy) with respect to each float input."""
+    """jax.value_and_grad of ``reference(**inputs)`` (jax.numpy) with respect to each float input;
+    remembered by reference and inputs for the process, since a table row meets it once per run and
+    dtype (its tests share an xdist group: sampling.sampled). The results are read only."""
     import jax
     import jax.numpy as jnp
 
-    names = float_names(inputs)
-    fixed = {k: jnp.asarray(v) for k, v in inputs.items() if k not in names}
-    value, grads = jax.value_and_grad(lambda *v: reference(**fixed, **dict(zip(names, v))),
-                                      argnums=tuple(range(len(names))))(*(jnp.asarray(inputs[n]) for n in names))
-    return float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
+    key = (reference, tuple((k, np.asarray(v).dtype.str, np.shape(v), np.asarray(v).tobytes())
+                            for k, v in sorted(inputs.items())))
+    if key not in _VALUES_AND_GRADS:
+        names = float_names(inputs)
+        fixed = {k: jnp.asarray(v) for k, v in inputs.items() if k not in names}
+        value, grads = jax.value_and_grad(lambda *v: reference(**fixed, **dict(zip(names, v))),
+                                          argnums=tuple(range(len(names))))(*(jnp.asarray(inputs[n]) for n in names))
+        _VALUES_AND_GRADS[key] = float(value), {n: np.asarray(g) for n, g in zip(names, grads)}
+    return _VALUES_AND_GRADS[key]
 
 
 def assert_hessian_matches_jax(source, inputs, wrt, reference, backend):

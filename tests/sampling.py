@@ -54,8 +54,10 @@ def covering(row_id: str, axes: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]
 
 def sampled(rows: Sequence[Any], ids: Sequence[str], axes: Sequence[Sequence[Any]], check: str) -> list[Any]:
     """One ``pytest.param(row, *combo)`` per row and per combination of ``axes`` that ``covering`` keeps
-    for it: a table test over (row, run, dtype) whose runs and dtypes each row sees every one of."""
+    for it: a table test over (row, run, dtype) whose runs and dtypes each row sees every one of. A
+    row's tests share an xdist group, for one worker to compute its reference once."""
     import pytest
 
-    return [pytest.param(row, *combo, id="-".join([i, *(getattr(v, "__name__", str(v)) for v in combo)]))
+    return [pytest.param(row, *combo, id="-".join([i, *(getattr(v, "__name__", str(v)) for v in combo)]),
+                         marks=pytest.mark.xdist_group(f"{check}-{i}"))
             for row, i in zip(rows, ids) for combo in covering(f"{i}/{check}", axes)]

@@ -5,6 +5,8 @@ images, ignored pixels removed) with jax.grad of them; with the peers' hard case
 the batch, every pixel of an image ignored, saturated logits of +-100, and ties among the Lovász errors.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import monai.losses as monai_losses  # a dev dependency (pyproject's dev extra)
@@ -84,12 +86,20 @@ def _reference_grad(name, kind, labels, logits):
     return np.asarray(jax.grad(lambda x: _reference(name, kind, labels, x, jnp))(jnp.asarray(logits)))
 
 
+@functools.cache
+def _expected(name, kind):
+    """The row's inputs, reference value and jax.grad of it: once per row and process (a row's
+    backends and dtypes share an xdist group: sampling.sampled)."""
+    labels, logits = _inputs(kind)
+    return labels, logits, _reference(name, kind, labels, logits), _reference_grad(name, kind, labels, logits)
+
+
 @pytest.mark.parametrize("name_kind, backend, dtype", sampled(
     [(n, k) for n in CASES for k in KINDS], [f"{n}-{k}" for n in CASES for k in KINDS],
     [["numpy", "jax", "torch"], [np.float64, np.float32]], "segmentation"))
 def test_value_and_gradient_on_every_backend(name_kind, backend, dtype):
     name, kind = name_kind
-    labels, logits = _inputs(kind)
+    labels, logits, want, want_grad = _expected(name, kind)
     loss = lossdsl.compile(_call(name, kind), backend=backend)
     x = logits.astype(dtype)
     value, grads = loss.value_and_grad("y_pred")(y_true=labels, y_pred=torch.tensor(x) if backend == "torch" else x)
@@ -97,8 +107,8 @@ def test_value_and_gradient_on_every_backend(name_kind, backend, dtype):
     assert value.dtype == dtype and grad.dtype == dtype and grad.shape == SHAPE
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (2e-5, 2e-6)
-    np.testing.assert_allclose(value, _reference(name, kind, labels, logits), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(grad, _reference_grad(name, kind, labels, logits), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(value, want, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(grad, want_grad, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("kind", ["plain", "ignore"])

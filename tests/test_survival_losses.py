@@ -1,6 +1,6 @@
 """The survival library (stdlib/survival.loss): cox_ph's value and gradients against jax.value_and_grad
 of the sorted Breslow reference (tests/stdlib_rows/survival.py) on NumPy, JAX (eager and under a
-caller's jax.jit) and torch, in float32 and float64; central finite differences in float64; its
+caller's jax.jit) and torch, in float32 and float64 (a covering of run x dtype per case); central finite differences in float64; its
 Hessian against jax.hessian; then the peers: torchsurv's neg_partial_log_likelihood (distinct times,
 and Breslow's ties), pycox's cox_ph_loss as its definition reads, and the deliberate differences."""
 
@@ -17,6 +17,7 @@ from oracles import (
     assert_value_and_grads_match_jax,
     finite_differences,
 )
+from sampling import sampled
 from stdlib_rows.survival import cox_breslow, subjects
 
 import lossdsl
@@ -62,10 +63,10 @@ def test_samples_hold_their_hard_cases():
     assert np.max(np.abs(cases["risks-1000"]["risk"])) > 999 and len(np.unique(cases["risks-1000"]["time"])) < 12
 
 
-@pytest.mark.parametrize("run", RUNS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("case, inputs", CASES, ids=[c for c, _ in CASES])
-def test_value_and_gradients_match_jax(case, inputs, dtype, run):
+@pytest.mark.parametrize("row, run, dtype", sampled(CASES, [c for c, _ in CASES], [RUNS, [np.float32, np.float64]],
+                                                     "cox"))
+def test_value_and_gradients_match_jax(row, run, dtype):
+    case, inputs = row
     tol = None
     if case == "risks-1000" and dtype == np.float32:
         tol = 1e-3  # terms like 1000.3 - 1000.1 keep float32's absolute resolution at 1000, ~6e-5
