@@ -22,8 +22,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+#: files of a few long tests (subprocesses, whole-library runs), handed out first: one of them started
+#: last keeps one worker busy after the other has finished
+LONG_FIRST = ("test_keras.py", "test_benchmarks.py", "test_hostile_files.py", "test_examples.py",
+              "test_properties.py", "test_analysis.py")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: the same order in every worker
     if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
         return
     try:

@@ -24,6 +24,8 @@ import lossdsl
 from lossdsl.checks import checked_ops
 from lossdsl.errors import InputError, LossDSLError
 from lossdsl.ir import Apply, Input
+from lossdsl.parser import parse
+from lossdsl.pipeline import lower
 
 jax.config.update("jax_enable_x64", True)
 
@@ -32,8 +34,9 @@ CASES = [case for info in pkgutil.iter_modules(stdlib_rows.__path__)
 
 
 def _checked_inputs(case):
-    """The inputs of the row's call that a ``within`` op checks directly, with its bounds."""
-    g = lossdsl.compile(case.call.format(opts="")).graph
+    """The inputs of the row's call that a ``within`` op checks directly, with its bounds (from its IR
+    alone: at collection, in every worker)."""
+    g, _ = lower(parse(case.call.format(opts="")))
     found = {}
     for _, op in g:
         if isinstance(op, Apply) and op.prim == "within" and isinstance(g.op_of.get(op.operands[0]), Input):
