@@ -6,7 +6,9 @@ work: a loss that is right in float32 on NumPy and in float64 on JAX is rarely w
 on JAX. So each row gets a *covering* subset of the product: every value of every axis at least
 once for that row (every backend, every reduction, every dtype; every check keeps all its rows),
 and which combinations fill it is a seeded shuffle per row, so that over the table every
-combination of values is visited too. The choice is deterministic (xdist's workers must collect the
+combination of values is visited too. The (row, run, dtype) tables of the language's constructs
+(``sampled``) go further: each row sees every dtype and two runs, and every run and (run, dtype)
+pair is visited over the table. The choice is deterministic (xdist's workers must collect the
 same tests); ``LOSSDSL_TEST_ROTATION=k`` rotates it to other combinations, and
 ``LOSSDSL_FULL_TABLES=1`` runs the whole product.
 """
@@ -53,11 +55,27 @@ def covering(row_id: str, axes: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]
 
 
 def sampled(rows: Sequence[Any], ids: Sequence[str], axes: Sequence[Sequence[Any]], check: str) -> list[Any]:
-    """One ``pytest.param(row, *combo)`` per row and per combination of ``axes`` that ``covering`` keeps
-    for it: a table test over (row, run, dtype) whose runs and dtypes each row sees every one of. A
-    row's tests share an xdist group, for one worker to compute its reference once."""
+    """``pytest.param(row, *combo)`` for a table test over (row, run, dtype), two axes: each row gets
+    one combination per value of the shorter axis (every dtype), the longer axis's values (the runs)
+    handed out in turn over the table from a seeded order, so that a row sees every dtype and as many
+    runs, and every combination is visited over the table (checked here, once the rows suffice). All
+    of them under LOSSDSL_FULL_TABLES=1. A row's tests share an xdist group, for one worker to
+    compute its reference once."""
     import pytest
 
+    short = min(range(2), key=lambda k: len(axes[k]))
+    pool = list(axes[1 - short])
+    _rng(check).shuffle(pool)
+    combos: list[list[tuple[Any, ...]]] = []
+    for r in range(len(rows)):
+        base = r * len(axes[short])
+        picks = [pool[(base + j + base // len(pool)) % len(pool)] for j in range(len(axes[short]))]
+        combos.append([(p, v) if short == 1 else (v, p) for p, v in zip(picks, axes[short])])
+    if _full():
+        combos = [list(itertools.product(*axes))] * len(rows)
+    visited = {c for row in combos for c in row}
+    assert len(rows) * len(axes[short]) < len(pool) * len(axes[short]) or \
+        visited == set(itertools.product(*axes)), f"{check}: {sorted(map(str, visited))}"
     return [pytest.param(row, *combo, id="-".join([i, *(getattr(v, "__name__", str(v)) for v in combo)]),
                          marks=pytest.mark.xdist_group(f"{check}-{i}"))
-            for row, i in zip(rows, ids) for combo in covering(f"{i}/{check}", axes)]
+            for row, i, row_combos in zip(rows, ids, combos) for combo in row_combos]

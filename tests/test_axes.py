@@ -21,6 +21,7 @@ from oracles import (
     assert_value_and_grads_match_jax,
     jax_value_and_grads,
 )
+from sampling import sampled
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -73,9 +74,7 @@ ROWS = [
 IDS = [r[0] for r in ROWS]
 
 
-@pytest.mark.parametrize("run, dtype", [(r, d) for r in RUNS for d in (np.float64, np.float32)],
-                         ids=[f"{r}-{d}" for r in RUNS for d in ("float64", "float32")])
-@pytest.mark.parametrize("row", ROWS, ids=IDS)
+@pytest.mark.parametrize("row, run, dtype", sampled(ROWS, IDS, [RUNS, [np.float64, np.float32]], "axes"))
 def test_value_and_gradient_against_jax_grad(row, run, dtype):
     assert_value_and_grads_match_jax(row[1], row[2], run, dtype, row[3])
 
