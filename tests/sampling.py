@@ -37,6 +37,12 @@ def one_of(row_id: str, values: Sequence[Any]) -> list[Any]:
     return list(values) if _full() else [_rng(row_id).choice(list(values))]
 
 
+def gradient_backend(row_id: str) -> str:
+    """The backend test_stdlib.py's gradient check draws for a stdlib row, which test_stability.py's
+    extremes share (a row's sources compiled once)."""
+    return one_of(f"{row_id}/gradient", [("mean", "numpy"), ("mean", "jax")])[0][1]
+
+
 def covering(row_id: str, axes: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """Combinations of ``axes``' values for the row ``row_id``: all of them under LOSSDSL_FULL_TABLES,
     else a greedy cover of every value of every axis, drawn from a seeded shuffle of the product

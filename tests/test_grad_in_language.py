@@ -4,6 +4,7 @@ nested jax.grad of the same expressions written in jax.numpy and against central
 on every backend (JAX eager and under jit), in float32 and float64; second derivatives through
 grad(...) against jax.hessian; the standalone module; and the errors a misplaced grad meets."""
 
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -167,13 +168,21 @@ HESSIAN_ROWS = [("wgan_gp", "W"), ("wgan_gp", "xhat"), ("r1", "v"), ("double_bac
                 ("gradnorm", "a")]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize(("name", "wrt"), HESSIAN_ROWS)
+@functools.cache
+def _hessian(name, wrt):
+    """jax.hessian of the row's reference in ``wrt``: once per row and process (its backends share an
+    xdist group)."""
+    row = ROWS[IDS.index(name)]
+    args = {k: jnp.asarray(v) for k, v in _inputs(row).items()}
+    return np.asarray(jax.hessian(lambda z: row.reference(**{**args, wrt: z}))(args[wrt]))
+
+
+@pytest.mark.parametrize("name, wrt, backend", [pytest.param(n, w, b, id=f"{n}-{w}-{b}", marks=pytest.mark.xdist_group(
+    f"hessian-{n}-{w}")) for n, w in HESSIAN_ROWS for b in BACKENDS])
 def test_second_derivatives_through_grad(name, wrt, backend):
     row = ROWS[IDS.index(name)]
     inputs = _inputs(row)
-    args = {k: jnp.asarray(v) for k, v in inputs.items()}
-    want = np.asarray(jax.hessian(lambda z: row.reference(**{**args, wrt: z}))(args[wrt]))
+    want = _hessian(name, wrt)
     loss = lossdsl.compile(row.source, backend=backend)
     np.testing.assert_allclose(_numpy(loss.hessian(wrt)(**_as(backend, inputs))), want, rtol=1e-8, atol=1e-10)
     direction = np.random.default_rng(1).normal(size=inputs[wrt].shape)

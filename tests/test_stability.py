@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import stdlib_rows
 from oracles import row_grads
-from sampling import one_of
+from sampling import gradient_backend, one_of
 
 import lossdsl
 from lossdsl.errors import InputError
@@ -155,12 +155,14 @@ def _reference(case_id: str, dtype: type) -> tuple[dict, float, dict, int]:
     return inputs, value, row_grads(case, inputs), n
 
 
-# every row at its extremes on one backend in one dtype, drawn per row (tests/sampling.py), so that
-# over the table every (backend, dtype) pair is visited (test_every_pair_is_visited_at_extremes); the
-# ordinary inputs of every row run on every backend and dtype in test_stdlib.py. A row's tests share
-# the xdist group of its tests in test_stdlib.py
-EXTREMES = [pytest.param(c, b, d, id=f"{c.id}-{b}-{d.__name__}", marks=pytest.mark.xdist_group(c.id))
-            for c in CASES for b, d in one_of(f"{c.id}/extremes", list(itertools.product(BACKENDS, DTYPES)))]
+# every row at its extremes in one dtype, drawn per row (tests/sampling.py), on the backend that
+# test_stdlib.py's gradient check draws for it (test_stdlib.gradient_backend: its compiled loss, and
+# in float64 its compiled function, serve both); over the table every (backend, dtype) pair is
+# visited (test_every_pair_is_visited_at_extremes). A row's tests share the xdist group of its tests
+# in test_stdlib.py
+EXTREMES = [pytest.param(c, gradient_backend(c.id), d, id=f"{c.id}-{gradient_backend(c.id)}-{d.__name__}",
+                         marks=pytest.mark.xdist_group(c.id))
+            for c in CASES for d in one_of(f"{c.id}/extremes", DTYPES)]
 
 
 def test_every_pair_is_visited_at_extremes():

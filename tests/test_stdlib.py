@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import stdlib_rows
 from oracles import finite_differences, row_grads
-from sampling import covering, one_of
+from sampling import covering, gradient_backend, one_of
 
 import lossdsl
 from lossdsl.blocking import row_blocks
@@ -117,7 +117,8 @@ WEIGHTS_PARAMS = _drawn(WEIGHTED_ROWS, lambda c: ["mean"], "weights")
 
 
 # the gradient at the sample: one backend per row, drawn per row (both over the table); test_stability
-# checks each row's gradient at its extremes on another draw of backend and dtype
+# checks each row's gradient at its extremes on the same backend (sampling.gradient_backend), in a dtype
+# drawn per row
 GRADIENT_PARAMS = _drawn(CASES, lambda c: ["mean"], "gradient")
 
 
@@ -130,6 +131,11 @@ def test_the_sample_covers_each_row_and_every_pair(params):
     assert rows == {c.id for c in (WEIGHTED_ROWS if params is WEIGHTS_PARAMS else CASES)}
     reductions = REDUCTIONS if params is VALUE_PARAMS else ["mean"]
     assert {tuple(p.values[1:]) for p in params} == set(itertools.product(reductions, BACKENDS))
+
+
+def test_the_extremes_share_the_gradient_checks_backend():
+    """test_stability.py runs each row on gradient_backend(row): the backend drawn here."""
+    assert all(p.values[2] == gradient_backend(p.values[0].id) for p in GRADIENT_PARAMS)
 
 
 @pytest.mark.parametrize("case, reduction, backend", VALUE_PARAMS)
