@@ -197,7 +197,7 @@ def run_cli_mode(deadline: float) -> int:
                 return
             with tempfile.TemporaryDirectory() as folder:
                 argv = _cli_argv(verb, source, options, folder)
-                status, err = run_cli(argv)
+                status, err = run_cli(argv, folder)
             if status not in (0, 2) or "internal error" in err or "Traceback" in err:
                 _record(repr(argv), f"exit status {status}: {err.strip()}", found)
         fuzz()

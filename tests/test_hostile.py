@@ -437,12 +437,13 @@ CLI_SOURCES = st.sampled_from(PROGRAMS) | st.lists(st.sampled_from(TOKENS), max_
     ["my_losses/foo", "x.loss", "./loss", "/dev/null", ".", "", " ", "\x1b[2J", "mse(y_true, y_pred)"])
 
 
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """``lossdsl argv``, in process: its exit status and what it wrote to stderr (argparse's exits
-    count as status 2, as from the shell)."""
+def run_cli(argv: list[str], folder: str) -> tuple[int, str]:
+    """``lossdsl argv``, in process, run in ``folder`` (a bare output name such as ``-o jax`` lands
+    there, not in the checkout): its exit status and what it wrote to stderr (argparse's exits count
+    as status 2, as from the shell)."""
     from lossdsl.cli import main
     err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         try:
             status = main(argv)
         except SystemExit as e:
@@ -454,7 +455,7 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 @given(CLI_VERBS, CLI_SOURCES, CLI_OPTIONS)
 def test_fuzz_the_command_line_never_reports_an_internal_error(verb, source, options):
     with tempfile.TemporaryDirectory() as folder:
-        status, err = run_cli(_cli_argv(verb, source, options, folder))
+        status, err = run_cli(_cli_argv(verb, source, options, folder), folder)
     assert status in (0, 2) and "internal error" not in err and "Traceback" not in err, (status, err)
 
 
