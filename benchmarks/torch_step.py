@@ -1,12 +1,14 @@
 """A PyTorch training step with lossdsl's losses against the same losses written with torch.nn.functional.
 
 One step: forward of a small MLP on a batch, the loss, backward, and an SGD update, in float32 on the
-CPU. For each loss, the best time of a step with lossdsl's loss (compiled with checks on, the
-default, and with ``checks=False``) over the best with the hand-written one: the target is at most
-1.1. Before timing, each pair is checked to agree (value and the parameters' gradients), so that the
-two compute the same thing.
+CPU. For each loss, the median time of a step with lossdsl's loss (compiled with checks on, the
+default, and with ``checks=False``) over the median with the hand-written one: the target is at most
+1.1. The three take their steps in turn, one step each in a rotating order, each with its own model,
+so that a slow spell of a shared machine falls on all three alike (timings of whole runs of steps
+drifted by 10% between runs here). Before timing, each pair is checked to agree (value and the
+parameters' gradients), so that the two compute the same thing.
 
-    python benchmarks/torch_step.py [--batch N] [--steps K] [--repeat R] [--threads T] [--out FILE]
+    python benchmarks/torch_step.py [--batch N] [--steps K] [--threads T] [--out FILE]
 
 Prints a Markdown table and writes it to ``--out`` (default build/torch_step.md). Not a timed test:
 tests/test_benchmarks.py runs it on tiny sizes only.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -84,21 +87,26 @@ def _agree(ours: Callable[..., torch.Tensor], hand: Callable[..., torch.Tensor],
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def _time(loss: Callable[..., torch.Tensor], outputs: int, x: torch.Tensor, t: torch.Tensor, steps: int) -> float:
-    model = _model(outputs)
-    for _ in range(3):
-        _step(model, loss, x, t)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _step(model, loss, x, t)
-    return (time.perf_counter() - start) / steps
+def _medians(losses: dict[str, Callable[..., torch.Tensor]], outputs: int, x: torch.Tensor, t: torch.Tensor,
+             steps: int) -> dict[str, float]:
+    """The median time of a step for each loss, the losses taking ``steps`` steps each in turn."""
+    models = {key: _model(outputs) for key in losses}
+    keys = list(losses)
+    for key in keys:  # warm-up
+        _step(models[key], losses[key], x, t)
+    times: dict[str, list[float]] = {key: [] for key in keys}
+    for k in range(steps):
+        for key in keys[k % len(keys):] + keys[:k % len(keys)]:
+            start = time.perf_counter()
+            _step(models[key], losses[key], x, t)
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(v) for key, v in times.items()}
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=50, help="steps in one timing")
-    parser.add_argument("--repeat", type=int, default=7, help="timings per loss, interleaved; the best counts")
+    parser.add_argument("--steps", type=int, default=400, help="timed steps of each loss, taken in turn")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one: steadier on a shared machine)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "torch_step.md")
     args = parser.parse_args(argv)
@@ -112,19 +120,15 @@ def main(argv: list[str] | None = None) -> str:
         unchecked = lossdsl.compile(source, backend="torch", checks=False)
         for ours in (checked, unchecked):
             _agree(ours, hand, outputs, x, t)
-        times: dict[str, list[float]] = {"hand": [], "checked": [], "unchecked": []}
-        for _ in range(args.repeat):  # interleaved, so that a slow spell of a shared machine hits all three
-            for key, loss in (("hand", hand), ("checked", checked), ("unchecked", unchecked)):
-                times[key].append(_time(loss, outputs, x, t, args.steps))
-        med = {k: min(v) for k, v in times.items()}  # the least disturbed by other work on the machine
+        med = _medians({"hand": hand, "checked": checked, "unchecked": unchecked}, outputs, x, t, args.steps)
         rows.append(f"| {name} | {med['hand'] * 1e3:.3f} | {med['checked'] / med['hand']:.2f} | "
                     f"{med['unchecked'] / med['hand']:.2f} |")
     table = "\n".join([
         "## PyTorch training step: lossdsl / torch.nn.functional",
         "",
         f"MLP 32-64-k, batch {args.batch}, float32, CPU ({platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}); best of {args.repeat} timings "
-        f"of {args.steps} steps (forward, loss, backward, SGD update). Target: ratio <= 1.1.",
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}); median of {args.steps} steps "
+        f"(forward, loss, backward, SGD update) of each, taken in turn. Target: ratio <= 1.1.",
         "",
         "| loss | hand-written step (ms) | lossdsl, checks on | lossdsl, checks=False |",
         "|---|---|---|---|",

@@ -44,9 +44,9 @@ class Backend:
     # maximum and minimum with a number print as a one-sided clip: NumPy has no SIMD loop for
     # np.maximum(x, 0) with a number, and np.clip(x, 0, np.inf) is three times faster
     one_sided_clip: bool = False
-    # softplus(a) and sigmoid(a) together print through one exp(-|a|) (rewrite.share_logistic):
-    # each helper call evaluates its own exponential
-    shared_logistic: bool = False
+    # which of softplus(±a) and sigmoid(±a), two or more together, print through one exp(-|a|)
+    # (rewrite.share_logistic): each helper call evaluates its own exponential
+    shared_logistic: tuple[str, ...] = ()
     # where an nn.Module-like wrapper of a compiled loss lives ("module:attribute"), if anywhere
     module_class: str | None = None
     # loss() wraps _value with the symbolic gradient (the module then has _vjp and ``wiring``)
@@ -209,7 +209,7 @@ class _Loss(torch.autograd.Function):
 
     @staticmethod
     def forward({args}):
-        return _value({_kwargs(names)})
+        return _fresh((_value({_kwargs(names)}),), ({_tuple(names)}))[0]
 
     @staticmethod
     def setup_context(_ctx, _inputs, _output):
@@ -228,20 +228,26 @@ class _Fused(torch.autograd.Function):
     @staticmethod
     def forward(_k, {args}):
         value, grads = _FUSED[_k]({_kwargs(names)})
-        return value, *grads.values()
+        return _fresh((value, *grads.values()), ({_tuple(names)}))
 
     @staticmethod
     def setup_context(_ctx, _inputs, _output):
         _keep(_ctx, (*_inputs[1:], _output[1]))
         _ctx.mark_non_differentiable(_output[1])
+        _ctx.set_materialize_grads(False)  # no zeros made for the gradient output, which has no cotangent
 
     @staticmethod
     def backward(_ctx, _ct, _):
         *inputs, gradient = _kept(_ctx)
         need = _ctx.needs_input_grad[1:]
+        if _ct is None:  # no cotangent for the value (not materialized as zeros): no gradients
+            return None, *(None for _ in need)
         if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
             return None, *_backward(inputs, need, _ct)
         return None, *(_ct*gradient if n else None for n in need)
+
+
+_signed(_Loss, _Fused)
 
 
 def loss(*, {args}):
@@ -252,14 +258,14 @@ def loss(*, {args}):
 
 NUMPY = NumpyBackend("numpy", "np", "import numpy as np", "lossdsl.backends.numpy_runtime", 'np.errstate(all="ignore")',
                      (("where", "_where"),),  # np.where branches per element: a branch-free select
-                     scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=True, foreign=("torch",))
+                     scratch=True, row_blocks=True, one_sided_clip=True, shared_logistic=("softplus", "sigmoid"), foreign=("torch",))
 JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.backends.jax_runtime",
                  wired=True, fused_checks=True, foreign=("torch",))
 # torch has no shape() for numbers, where() of two numbers gives float32, and broadcast_shapes is
 # written in Python at some 50 us a call: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
                      (("shape", "_shape"), ("where", "_where"), ("broadcast_shapes", "_broadcast_shapes")), module_class="lossdsl.torch:LossModule", wired=True,
-                     differentiable_vjp=True, vjp_fit="_fit_ct")
+                     differentiable_vjp=True, vjp_fit="_fit_ct", shared_logistic=("softplus",))
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 

@@ -102,10 +102,12 @@ def {name}(*, {", ".join(names)}):
             return fp.function(name, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc)
         return self._by_rows(name, doc, function)
 
-    def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False) -> str:
+    def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False,
+                                fit: str = "_fit") -> str:
         """``value_and_grad`` for the inputs ``wrt``, their entries of the full gradient IR;
         ``checked``: it also returns the statistics of ``_checks``, computed in the same jit (one
-        dispatch, and XLA shares the passes over the inputs)."""
+        dispatch, and XLA shares the passes over the inputs); ``fit``: the helper that shapes each
+        gradient like its input (``_fit``, a fresh array, for what callers receive)."""
         doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
 
         def function(name: str) -> str:
@@ -113,7 +115,7 @@ def {name}(*, {", ".join(names)}):
             lines, codes = fp.body([self.root, *(self.grads[w] for w in wrt), *checked_operands(self.guarded)])
             k = 1 + len(wrt)
             guard, poison = self._guard(codes[k:])
-            grads = self._grad_codes(wrt, codes[1:k], poison)
+            grads = self._grad_codes(wrt, codes[1:k], poison, fit)
             grad_dict = f"{{{', '.join(f'{w!r}: {c}' for w, c in zip(wrt, grads))}}}"
             extra, returns = self.b.returns(poison(codes[0]), grad_dict)
             if checked:
@@ -157,7 +159,8 @@ def {name}(*, {", ".join(names)}):
         fused: dict[int, str] = {}
         if self.graph.rank(self.root).scalar:
             fused = {inputs.index(w): f"_value_and_grad_{inputs.index(w)}" if single else "value_and_grad" for w in wrt}
-            parts += [self.value_and_grad_function([w], fused[inputs.index(w)]) for w in single]
+            # internal to backward (which scales the gradient by the cotangent): shaped as a cotangent, no copy
+            parts += [self.value_and_grad_function([w], fused[inputs.index(w)], fit=self.b.vjp_fit) for w in single]
         return parts, self.sig.names(single), fused
 
     def checks_function(self) -> str:

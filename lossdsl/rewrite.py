@@ -112,16 +112,18 @@ def reflect_logistic(expr: sp.Basic) -> sp.Basic:
     return reflected if sp.count_ops(reflected) < sp.count_ops(expr) else expr  # only where terms cancel
 
 
-def share_logistic(exprs: list[sp.Basic]) -> list[sp.Basic]:
+def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", "sigmoid")) -> list[sp.Basic]:
     """``exprs`` with the calls among ``softplus(±a)`` and ``sigmoid(±a)``, where two or more of them
     occur (the value and the gradient of BCE and focal loss from logits), written through one
     ``e = exp(-|a|)``: ``softplus(±a) = max(±a, 0) + log1p(e)``, ``sigmoid(a) = where(a >= 0, 1, e)/(1 + e)``
     and ``sigmoid(-a) = where(a >= 0, e, 1)/(1 + e)``, each as accurate as the helper it replaces, for
     a backend that evaluates each helper on its own (NumPy): one exponential where there were up to
     four. Never ``softplus(-a) = softplus(a) - a`` or ``sigmoid(-a) = 1 - sigmoid(a)``: both cancel
-    where ``a`` is large (the first is 0 at a = 40 in float64, where the true value is 4e-18)."""
+    where ``a`` is large (the first is 0 at a = 40 in float64, where the true value is 4e-18).
+    ``kinds``: the functions shared (torch's sigmoid is one vectorised kernel, cheaper than exp)."""
     groups: dict[sp.Basic, set[sp.Basic]] = {}
-    for call in {c for e in exprs for c in e.atoms(softplus, sigmoid)}:
+    shared = tuple(f for f in (softplus, sigmoid) if f.__name__ in kinds)
+    for call in {c for e in exprs for c in e.atoms(*shared)}:
         groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
     forms: dict[sp.Basic, sp.Basic] = {}
     for a, calls in groups.items():

@@ -60,7 +60,7 @@ def test_torch_step_benchmark_writes_its_table(tmp_path):
     hand-written one before timing, and writes its table (no timing assertions)."""
     out = tmp_path / "torch_step.md"
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "torch_step.py"), "--batch", "64", "--steps", "2",
-                          "--repeat", "1", "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+                          "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     text = out.read_text()
     for row in ("| mse |", "| huber |", "| bce_logits |", "| cce_logits |", "| focal_logits |"):

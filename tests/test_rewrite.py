@@ -83,6 +83,16 @@ def test_numpy_softplus_and_sigmoid_share_one_exponential(call):
     assert body.count("np.exp") == 1 and "_softplus(" not in body and "_sigmoid(" not in body, body
 
 
+@pytest.mark.parametrize("call", ["bce(from_logits=true)", "focal(from_logits=true)"])
+def test_torch_softplus_pair_shares_one_exponential(call):
+    """torch shares softplus(x) and softplus(-x) through one exp(-|x|) (its logaddexp evaluates
+    its own exponential and logarithm, about the cost of both of them) but keeps torch.sigmoid, one
+    vectorised kernel cheaper than an exp."""
+    module = lossdsl.compile(call, backend="torch").source
+    body = module.split("def _value_and_grad_1(")[1].split("\ndef ")[0]
+    assert body.count("torch.exp(") == 1 and "_softplus(" not in body and body.count("torch.sigmoid(") == 2, body
+
+
 def test_share_logistic_keeps_each_form_where_it_is_alone():
     exprs = [softplus(x) + sigmoid(y), sigmoid(x * y)]
     assert share_logistic(exprs) == exprs

@@ -244,3 +244,48 @@ def test_the_shared_runtime_needs_torchs_stand_ins(fake_backend):
     b = fake_backend("bare_torch_runtime", "import torch\n", alias="torch", imports="import torch")
     with pytest.raises(AttributeError, match=r"calls torch\.\w+, which torch lacks"):
         copying.check(b)
+
+
+TORCH_FLOATS = ["float16", "bfloat16", "float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", TORCH_FLOATS)
+def test_torch_where_selects_bits_as_torch_where(dtype):
+    """torch's _where (a bit select outside autograd on the CPU) against torch.where, bit for bit,
+    at the special values, broadcasting each operand; recording autograd, it is torch.where itself."""
+    torch = pytest.importorskip("torch")
+    from lossdsl.backends.torch_runtime import _where as torch_where
+    dt = getattr(torch, dtype)
+    x = torch.tensor(_values(np.float64)).to(dt)
+    y = -x.flip(0)
+    c = torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) < 0.5
+    cases = [(c, x, y), (c, x, y[:1].reshape(())), (c[:5, None], x, y[:5, None]), (c[:1], x, y),
+             (torch.rand((3, x.numel()), generator=torch.Generator().manual_seed(2)) < 0.5, x, y)]
+    bits = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
+            torch.float64: torch.int64}[dt]
+    with torch.no_grad():
+        for cond, a, b in cases:
+            ours, want = torch_where(cond, a, b), torch.where(cond, a, b)
+            assert ours.dtype == want.dtype and ours.shape == want.shape
+            assert torch.equal(ours.view(bits), want.view(bits))  # NaN payloads and signed zeros too
+    a = x.clone().requires_grad_()
+    out = torch_where(c, a, y)
+    assert out.grad_fn is not None and torch.equal(torch.autograd.grad(out.sum(), a)[0], c.to(dt))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "float64"])
+def test_torch_maximum_and_minimum_with_a_number_are_torchs(dtype):
+    """One-sided clamps stand in for maximum and minimum of a float tensor and a number: the same
+    values (NaN propagates) and dtype as torch.maximum of the number as a float64 0-d tensor, which
+    promotes an integer tensor (the CTC loss divides by maximum(lengths, 1))."""
+    torch = pytest.importorskip("torch")
+    from lossdsl.backends.torch_runtime import _maximum, _minimum
+    x = torch.tensor([-2, 0, 3, 7]).to(getattr(torch, dtype))
+    if x.is_floating_point():
+        x = torch.cat([x, torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=x.dtype)])
+    n = torch.tensor(1.5, dtype=torch.float64)
+    with torch.no_grad():
+        for ours, want in [(_maximum(x, 1.5), torch.maximum(x, n)), (_maximum(1.5, x), torch.maximum(n, x)),
+                           (_minimum(x, 1.5), torch.minimum(x, n)), (_minimum(1.5, x), torch.minimum(n, x))]:
+            assert ours.dtype == want.dtype
+            torch.testing.assert_close(ours, want, equal_nan=True, rtol=0, atol=0)

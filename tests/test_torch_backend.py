@@ -219,3 +219,26 @@ def test_every_stdlib_row_on_torch_matches_its_reference(case):
     expected = row_grads(case, inputs)  # shared with the row's other tables in its xdist group
     for name in case.wrt:
         np.testing.assert_allclose(grads[name].numpy(), expected[name], rtol=1e-6, atol=case.atol, err_msg=name)
+
+
+@pytest.mark.parametrize("source, needs", [("x", ("x",))] + [
+    (s, needs) for s in ("mean(x)*0 + y", "sum(x*y)") for needs in (("x",), ("y",), ("x", "y"))],
+    ids=lambda v: v if isinstance(v, str) else "+".join(v))
+def test_an_output_that_is_an_input_trains(source, needs):
+    """A loss (or the gradient the fused forward returns with it) that is one of the inputs itself:
+    autograd refuses a Function that returns an input it saves, so the module returns a view of it.
+    The gradients are torch autograd's of the same expression written in torch."""
+    loss = lossdsl.compile(source, backend="torch", checks=False)
+    names = [n for n in ("x", "y") if n in loss.inputs]
+    values = {"x": torch.tensor([2.0, -1.0], dtype=torch.float64), "y": torch.tensor([3.0, 0.5], dtype=torch.float64)}
+    if source == "x":
+        values["x"] = values["x"][0]
+    written = {"x": lambda x: x, "mean(x)*0 + y": lambda x, y: x.mean() * 0 + y, "sum(x*y)": lambda x, y: (x * y).sum()}
+    ours = {n: values[n].clone().requires_grad_(n in needs) for n in names}
+    theirs = {n: values[n].clone().requires_grad_(n in needs) for n in names}
+    value = loss(**ours)
+    want = written[source](*theirs.values())
+    torch.testing.assert_close(value, want)
+    for n, g, w in zip(needs, torch.autograd.grad(value.sum(), [ours[n] for n in needs]),
+                       torch.autograd.grad(want.sum(), [theirs[n] for n in needs])):
+        torch.testing.assert_close(g, w, msg=n)
