@@ -107,6 +107,8 @@ def check_stats(ops: Sequence[Apply], stats: Sequence[Any]) -> None:
 
 def check_names(inputs: Sequence[str], kwargs: dict[str, Any]) -> None:
     """An InputError unless ``kwargs`` names exactly the loss's inputs."""
+    if len(kwargs) == len(inputs) and all(n in kwargs for n in inputs):
+        return
     missing = [n for n in inputs if n not in kwargs]
     extra = [n for n in kwargs if n not in inputs]
     if missing or extra:
@@ -125,7 +127,7 @@ def reporting_input_errors(fn: Callable[..., Any], inputs: dict[str, Any], names
     except (ValueError, TypeError, IndexError) as e:
         raise InputError(_explain(str(e), inputs)) from e
     except RuntimeError as e:  # PyTorch's error for shapes (and for much else: only shapes are ours)
-        if "data-dependent control flow" in str(e):  # torch.func.vmap met a check of values
+        if "data-dependent control flow" in str(e) or "calling .item()" in str(e):  # vmap met a check of values
             raise InputError("under torch.func.vmap a loss cannot check its inputs' values (ranges, labels, "
                              "lengths): compile it with checks=False") from e
         conflict = _shape_conflict(str(e), _shapes(inputs))

@@ -27,13 +27,25 @@ _REFUSED_KINDS = {"c": "complex numbers", "O": "Python objects", "U": "strings",
                   "M": "dates", "m": "time spans", "V": "structured records"}
 
 
+# (type, dtype, backend) of arrays found fine: for an array, the answer depends on nothing else (a
+# masked array's on its mask, and a list's on its items: neither is kept), and a call of a small loss
+# in a training step should not pay for the whole question each time
+_FINE: set[tuple[type, Any, str]] = set()
+
+
 def check_values(values: Mapping[str, Any], backend: str, foreign: tuple[str, ...]) -> None:
     """An InputError naming the first of ``values`` that no loss compiled for ``backend`` can take;
     ``foreign``: the array libraries whose arrays that backend refuses."""
     for name, value in values.items():
+        dtype = getattr(value, "dtype", None)  # NumPy's and JAX's dtypes, and torch's, are hashable
+        key = (type(value), dtype, backend) if isinstance(dtype, np.dtype) or type(dtype).__module__ == "torch" else None
+        if key in _FINE:
+            continue
         problem = _problem(value, backend, foreign)
         if problem is not None:
             raise InputError(f"input '{name}' {problem}")
+        if key is not None and not isinstance(value, np.ma.MaskedArray):
+            _FINE.add(key)
 
 
 def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
@@ -83,11 +95,17 @@ def elementwise_groups(graph: Graph, root: sp.Basic) -> tuple[tuple[str, ...], .
     return tuple(sorted(g for g in groups if len(g) > 1))
 
 
+def _shape(value: Any) -> Any:
+    """An array's shape as it has it (asking NumPy costs more); NumPy's for anything else."""
+    shape = getattr(value, "shape", None)
+    return np.shape(value) if shape is None else shape
+
+
 def warn_stretched(values: Mapping[str, Any], groups: Iterable[tuple[str, ...]]) -> None:
     """A UserWarning, as PyTorch's elementwise losses give, where inputs that meet elementwise differ
     in rank and broadcast to a shape that none of them has: (N, 1) against (N,) is silently an N x N loss."""
     for group in groups:
-        shapes = {n: tuple(np.shape(values[n])) for n in group if n in values}  # check_names reports the others
+        shapes = {n: tuple(_shape(values[n])) for n in group if n in values}  # check_names reports the others
         if len({len(s) for s in shapes.values()}) < 2:
             continue
         try:

@@ -51,6 +51,8 @@ def _as_index(x, name):
 def _sum_to(x, shape, full=(), dtype=None):
     """``x`` broadcast against ``shape`` and ``full``, then summed down to ``shape``."""
     x, shape = _typed(x, dtype), tuple(shape)
+    if xp.shape(x) == shape and not full:  # the common case, decided before any broadcasting
+        return x
     target = xp.broadcast_shapes(xp.shape(x), shape, tuple(full))
     if xp.shape(x) == shape == target:
         return x

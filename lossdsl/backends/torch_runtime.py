@@ -10,7 +10,7 @@ import inspect
 
 import torch
 
-from .runtime import _correlate_lines, _sum_to
+from .runtime import _bounds_text, _correlate_lines, _outside, _sum_to
 
 # NumPy functions the shared helpers call (as xp.NAME) -> what a torch module calls instead (as_tensor:
 # torch.asarray warns of a tensor that requires grad)
@@ -65,17 +65,17 @@ def _scalar(x):
 
 def _float_dtype(*xs):
     """The floating dtype of the float inputs (tensors or arrays); Python numbers do not promote."""
-    dts = [x.dtype if isinstance(x, torch.Tensor) else torch.as_tensor(x).dtype for x in xs if hasattr(x, "dtype")]
-    dts = [dt for dt in dts if dt.is_floating_point]
-    if not dts:
-        return torch.get_default_dtype()
-    dt = dts[0]
-    for other in dts[1:]:
-        dt = torch.promote_types(dt, other)
-    return dt
+    dt = None
+    for x in xs:
+        d = x.dtype if isinstance(x, torch.Tensor) else torch.as_tensor(x).dtype if hasattr(x, "dtype") else None
+        if d is not None and d.is_floating_point and d != dt:
+            dt = d if dt is None else torch.promote_types(dt, d)
+    return torch.get_default_dtype() if dt is None else dt
 
 
 def _as_float(x, dt):
+    if isinstance(x, torch.Tensor):
+        return x if x.is_floating_point() else x.to(dt)
     if not hasattr(x, "dtype"):
         return torch.as_tensor(x, dtype=dt)  # a Python number takes the loss's dtype
     x = torch.as_tensor(x)
@@ -83,7 +83,7 @@ def _as_float(x, dt):
 
 
 def _out(x, dt):
-    return torch.as_tensor(x, dtype=dt)
+    return x if isinstance(x, torch.Tensor) and x.dtype == dt else torch.as_tensor(x, dtype=dt)
 
 
 def _fit(g, x):
@@ -299,3 +299,17 @@ def _correlate_kernel_vjp(g, x, kernel_shape, axis, mode, flip):
     out = torch.nn.functional.conv1d(lines.reshape(1, lines.shape[0], -1), weights.reshape(1, lines.shape[0], length))
     out = out.reshape(-1)
     return torch.flip(out, (0,)) if flip else out
+
+
+def _within(x, lower, upper, strict, integer, label, hint=None):
+    """As the shared helper, with both extremes from one ``torch.aminmax`` and compared as Python
+    numbers: two reductions and four 0-d comparisons, each read back, cost more than a small loss."""
+    x = torch.as_tensor(x)
+    if integer and not _is_integer(x.dtype):
+        raise TypeError(f"{label} must hold integers; got dtype {x.dtype}")
+    if x.numel():
+        lo, hi = (v.item() for v in torch.aminmax(x if x.dtype != torch.bool else x.to(torch.uint8)))
+        if _outside(lo, hi, lower, upper, strict):
+            raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
+                             f"{lo} to {hi}" + (f"; {hint}" if hint else ""))
+    return x
