@@ -40,7 +40,9 @@ class CompiledLoss:
     """A loss compiled for one backend: call it with its inputs by keyword, or positionally in the order
     of ``inputs`` (``y_true`` before ``y_pred``); ask it for gradients and formulas."""
 
-    __slots__ = ("_c", "_value_fn", "_checks_fn", "_groups", "_memo", "_lock")
+    # _inputs and _arguments: what every call reads, kept rather than derived each time (a call of a
+    # small loss in a training step is mostly Python)
+    __slots__ = ("_c", "_value_fn", "_checks_fn", "_groups", "_memo", "_lock", "_inputs", "_arguments")
 
     def __init__(self, compilation: Compilation):
         c = compilation
@@ -49,7 +51,8 @@ class CompiledLoss:
         for name, value in (("_c", c), ("_value_fn", c.backend.jit(c.module.loss)),
                             ("_checks_fn", None if checks is None else c.backend.jit(checks)),
                             ("_groups", elementwise_groups(c.graph, c.root)),
-                            ("_memo", {}), ("_lock", threading.Lock())):
+                            ("_memo", {}), ("_lock", threading.Lock()),
+                            ("_inputs", tuple(c.graph.inputs)), ("_arguments", c.writer.sig.code)):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -88,13 +91,13 @@ class CompiledLoss:
     @property
     def inputs(self) -> tuple[str, ...]:
         """The inputs, in order of first appearance."""
-        return tuple(self._c.graph.inputs)
+        return self._inputs
 
     @property
     def arguments(self) -> Mapping[str, str]:
         """The inputs whose Python names in the generated functions differ from theirs (``lambda`` is
         ``lambda_``), as the module's ``ARGUMENTS``; empty for most losses."""
-        return self._c.writer.sig.code
+        return self._arguments
 
     @property
     def differentiable(self) -> tuple[str, ...]:
@@ -139,9 +142,10 @@ class CompiledLoss:
 
     def _check_inputs(self, kwargs: dict[str, Any]) -> None:
         """Input names, and values that are numbers or arrays of numbers of a library the backend takes."""
-        check_names(self.inputs, kwargs)
-        check_values(kwargs, self.backend, self._c.backend.foreign)
-        warn_stretched(kwargs, self._groups)
+        check_names(self._inputs, kwargs)
+        check_values(kwargs, self._c.backend.name, self._c.backend.foreign, not self._c.backend.compiling())
+        if self._groups:
+            warn_stretched(kwargs, self._groups)
 
     def _check_stats(self, stats: Any) -> None:
         # under someone's jit the values are unknown: the generated code returns NaN if a check fails
@@ -163,11 +167,15 @@ class CompiledLoss:
 
     def __call__(self, /, *args: Any, **inputs: Any) -> Any:  # positional-only: an input may be called 'self'
         """The loss value: inputs by keyword, or positionally in the order of ``inputs``."""
-        inputs = self._named(args, inputs)
-        if self._checks_fn is not None and not self._c.backend.traced(inputs):
-            return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
-        self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
-        return reporting_input_errors(self._value_fn, inputs, self.arguments)
+        if args:
+            inputs = self._named(args, inputs)
+        if self._checks_fn is not None:
+            if not self._c.backend.traced(inputs):
+                return self.value_and_grad(())(**inputs)[0]  # checks in the same jit
+            self._check(inputs)  # traced: loss() keeps its custom_vjp for the caller's jax.grad
+        else:
+            self._check_inputs(inputs)
+        return reporting_input_errors(self._value_fn, inputs, self._arguments)
 
     def _wrt(self, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
         names = self.differentiable if wrt is None else (wrt,) if isinstance(wrt, str) else tuple(wrt)

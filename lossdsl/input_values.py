@@ -12,6 +12,7 @@ so the check also runs on JAX tracers under a caller's ``jit``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,39 +28,28 @@ _REFUSED_KINDS = {"c": "complex numbers", "O": "Python objects", "U": "strings",
                   "M": "dates", "m": "time spans", "V": "structured records"}
 
 
-# (type, dtype, backend) of arrays found fine: for an array, the answer depends on nothing else (a
-# masked array's on its mask, and a list's on its items: neither is kept), and a call of a small loss
-# in a training step should not pay for the whole question each time
-_FINE: set[tuple[type, Any, str]] = set()
-
-
-def check_values(values: Mapping[str, Any], backend: str, foreign: tuple[str, ...]) -> None:
+def check_values(values: Mapping[str, Any], backend: str, foreign: tuple[str, ...], cached: bool = True) -> None:
     """An InputError naming the first of ``values`` that no loss compiled for ``backend`` can take;
-    ``foreign``: the array libraries whose arrays that backend refuses."""
+    ``foreign``: the array libraries whose arrays that backend refuses; ``cached``: arrays' answers
+    may come from a cache (not while a compiler traces: torch.compile warns of a cache it reads through)."""
     for name, value in values.items():
-        dtype = getattr(value, "dtype", None)  # NumPy's and JAX's dtypes, and torch's, are hashable
-        key = (type(value), dtype, backend) if isinstance(dtype, np.dtype) or type(dtype).__module__ == "torch" else None
-        if key in _FINE:
-            continue
-        problem = _problem(value, backend, foreign)
+        problem = _problem(value, backend, foreign, cached)
         if problem is not None:
             raise InputError(f"input '{name}' {problem}")
-        if key is not None and not isinstance(value, np.ma.MaskedArray):
-            _FINE.add(key)
 
 
-def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
+def _problem(value: Any, backend: str, foreign: tuple[str, ...], cached: bool = True) -> str | None:
     """Why ``value`` is not an input, or None where it may be one (the array library then converts
     it, and its own errors, about ragged lists for instance, are reported as they come)."""
     if value is None:
         return "is None: give a number or an array of numbers"
-    library = type(value).__module__.partition(".")[0]
-    if library == "jax" and backend != "jax" and any(c.__name__ == "Tracer" for c in type(value).__mro__):
-        return (f"is being traced by JAX (jax.grad, jit, vmap, ...), which a loss compiled for the {backend} "
-                'backend cannot be: compile it with backend="jax"')
-    if library in foreign:
-        return (f"is a {library} {type(value).__name__}, which the {backend} backend does not take: compile the "
-                f"loss for that library's backend, or convert the value (for torch, tensor.detach().cpu().numpy())")
+    dtype = getattr(value, "dtype", None)
+    if (isinstance(dtype, np.dtype) or type(dtype).__module__ == "torch") and not isinstance(value, (str, bytes, np.ma.MaskedArray)):
+        answer = _array_problem if cached else _array_problem.__wrapped__  # NumPy's, JAX's and torch's arrays
+        return answer(type(value), dtype, backend, foreign)
+    problem = _type_problem(type(value), backend, foreign)
+    if problem is not None:
+        return problem
     if isinstance(value, (str, bytes)):
         return f"is {'a string' if isinstance(value, str) else 'bytes'} ({value!r:.40}), not a number"
     if isinstance(value, (bool, int, float)):
@@ -67,12 +57,35 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
         return ("is a masked array, whose mask a loss would ignore: give the unmasked values with "
                 "weights= of 0 where masked, or value.filled(...)")
-    dtype = getattr(value, "dtype", None)
     if dtype is None:
         try:
             dtype = np.asarray(value).dtype  # a list, a tuple, a complex number
         except (ValueError, TypeError):
             return None
+    return _dtype_problem(dtype)
+
+
+# an array's answer depends on its type and dtype alone, and a call of a small loss in a training step
+# should not pay for the whole question each time
+@functools.lru_cache(maxsize=256)
+def _array_problem(cls: type, dtype: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
+    return _type_problem(cls, backend, foreign) or _dtype_problem(dtype)
+
+
+def _type_problem(cls: type, backend: str, foreign: tuple[str, ...]) -> str | None:
+    """Why no value of type ``cls`` is an input of a loss compiled for ``backend``, or None."""
+    library = cls.__module__.partition(".")[0]
+    if library == "jax" and backend != "jax" and any(c.__name__ == "Tracer" for c in cls.__mro__):
+        return (f"is being traced by JAX (jax.grad, jit, vmap, ...), which a loss compiled for the {backend} "
+                'backend cannot be: compile it with backend="jax"')
+    if library in foreign:
+        return (f"is a {library} {cls.__name__}, which the {backend} backend does not take: compile the "
+                f"loss for that library's backend, or convert the value (for torch, tensor.detach().cpu().numpy())")
+    return None
+
+
+def _dtype_problem(dtype: Any) -> str | None:
+    """Why values of ``dtype`` are no real numbers, or None."""
     if type(dtype).__module__ == "torch":  # torch's, which NumPy does not know (asking it fails torch.compile's trace)
         kind, record = ("c" if dtype.is_complex else "f"), False  # its only kind that is no real number is complex
     else:

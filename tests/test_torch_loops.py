@@ -171,7 +171,9 @@ def test_jacrev_of_an_unreduced_loss():
 @pytest.mark.parametrize("row", [ROWS[4], ROWS[5]], ids=lambda r: r.id)
 def test_torch_compile_fullgraph_without_checks(row):
     """torch.compile(fullgraph=True) of a function calling the loss: no graph breaks, and the values
-    and gradients (our backward, traced) equal the eager ones and the hand-written loss's."""
+    and gradients (our backward, traced) equal the eager ones and the hand-written loss's; after eager
+    calls, fresh tensors of the same shapes compile nothing again (no guard on a cache the eager calls
+    filled, nor on the tensors' identities)."""
     torch._dynamo.reset()
     loss = lossdsl.compile(row.call, backend="torch", checks=False)
     t, p = _inputs(row)
@@ -185,6 +187,9 @@ def test_torch_compile_fullgraph_without_checks(row):
     for value, gradient in outs[1:]:
         _close(outs[0][0], value, "value")
         _close(outs[0][1], gradient, "gradient")
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    compiled(t.clone(), p.clone().requires_grad_()).backward()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
 
 
 def test_generated_modules_are_importable_by_name():

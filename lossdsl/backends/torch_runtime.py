@@ -239,15 +239,30 @@ def _fresh(outputs, inputs):
     """``outputs`` with each that is one of ``inputs`` (a loss ``x``, a gradient ``y`` of ``sum(x*y)``)
     as a view of it: autograd refuses a Function in the setup_context style that returns an input
     it saves for backward."""
-    return tuple(o.view_as(o) if any(o is x for x in inputs) else o for o in outputs)
+    return tuple(o.view_as(o) if any(o is x for x in inputs) else o for o in outputs)  # no id(): compilers guard on it
+
+
+def _plain():
+    """Whether autograd's plain Function style (forward with ctx) serves a call: no torch.func transform
+    is active and no compiler traces, which need the setup_context style. Asked of torch's private flag
+    (which Function.apply reads); where a torch lacks it, never."""
+    if torch.compiler.is_compiling():
+        return False
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return active is not None and not active()
 
 
 def _requiring_grad(inputs):
     """The position of the one input that requires grad where autograd records (else None)."""
     if not torch.is_grad_enabled():
         return None
-    found = [k for k, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
-    return found[0] if len(found) == 1 else None
+    found = None
+    for k, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and x.requires_grad:
+            if found is not None:
+                return None
+            found = k
+    return found
 
 
 def _stop_gradient(x):
