@@ -23,7 +23,7 @@ from .builtins import FUNCTION_NAMES, PRIMITIVES, maximum, minimum
 from .checks import UNCHECKED
 from .ir import Apply, Graph
 from .representable import FLOAT64_MAX
-from .rewrite import share_logistic, stabilize
+from .rewrite import clamped_quadratics, share_logistic, stabilize
 
 _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP = 100, 60, 50, 40, 30, 20
 _SHAPE_INLINE = 8  # leaves whose broadcast shape is printed where it is used; more, once in a variable
@@ -336,7 +336,7 @@ class FunctionPrinter:
         ops = [(s, g.op_of[s]) for s in needed]
         # operands a template reads only through {shapeK} are never computed
         original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]
-        compound = [stabilize(e) for e in original + list(outputs)]
+        compound = [clamped_quadratics(stabilize(e)) for e in original + list(outputs)]
         if self.b.shared_logistic:
             compound = share_logistic(compound, self.b.shared_logistic)
         replacements, reduced_of = _common_subexpressions(tuple(compound))

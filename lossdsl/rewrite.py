@@ -72,7 +72,8 @@ CLIP = (minimum(maximum(_a, _lo), _hi), clip(_a, _lo, _hi))
 def as_clip(expr: sp.Basic) -> sp.Basic | None:
     """``expr`` as a ``clip``, or None. Two patterns: CLIP, for finite numbers lo < hi; and
     ``where(|a| <= d, a, d*sign(a))`` → ``clip(a, -d, d)`` for a finite number d > 0 (``<`` alike:
-    at |a| = d both sides are a), the gradient of Huber's loss: one pass rather than four."""
+    at |a| = d both sides are a), the gradient of Huber's loss: one pass rather than four; and its
+    negation, ``where(|a| <= d, -a, -d*sign(a))`` → ``-clip(a, -d, d)`` (the gradient for y_true)."""
     bound = match(CLIP[0], expr)
     if bound is not None:
         lo, hi = bound[_lo], bound[_hi]
@@ -84,8 +85,12 @@ def as_clip(expr: sp.Basic) -> sp.Basic | None:
         return None
     small, d = (within.lhs, within.rhs) if isinstance(within, (sp.LessThan, sp.StrictLessThan)) else (
         within.rhs, within.lhs)
-    if small == abs_(a) and _finite_number(d) and d > 0 and other == d * sign(a):
+    if not (_finite_number(d) and d > 0):
+        return None
+    if small == abs_(a) and other == d * sign(a):
         return clip(a, -d, d)
+    if small == abs_(-a) and other == -d * sign(-a):  # the gradient of the other side, -clip(b, -d, d)
+        return -clip(-a, -d, d)
     return None
 
 
@@ -138,6 +143,37 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
                 near, far = (e, sp.Integer(1)) if flipped else (sp.Integer(1), e)
                 forms[call] = sp.Piecewise((near, a >= 0), (far, True)) / (1 + e)
     return [x.xreplace(forms) for x in exprs] if forms else exprs
+
+
+def clamped_quadratics(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with each Huber-shaped select written through a clip: ``c*x^2/2`` where ``|x| <= k``
+    and ``c*(k*|x| - k^2/2)`` beyond (``c = 1/k``: smooth L1), for a number k > 0, is
+    ``c*(m*x - m^2/2)`` with ``m = clip(x, -k, k)``: the same numbers (bit for bit inside, where
+    ``x*x - (x*x)/2`` is exact unless x*x is subnormal; beyond, the same two roundings; infinite at
+    infinity, NaN at NaN) without the comparison and the select, and ``m`` is the gradient's own
+    clip, computed once for both. For printing only: differentiated, the clip form would give a
+    longer gradient."""
+    forms = {p: q for p in expr.atoms(sp.Piecewise) if (q := _clamped_quadratic(p)) is not None}
+    return expr.xreplace(forms) if forms else expr
+
+
+def _clamped_quadratic(p: sp.Piecewise) -> sp.Basic | None:
+    if len(p.args) != 2 or p.args[1].cond != sp.true:
+        return None
+    (inner, cond), (outer, _) = p.args
+    if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)):
+        cond = cond.reversed
+    if not (isinstance(cond, (sp.LessThan, sp.StrictLessThan)) and isinstance(cond.lhs, abs_)):
+        return None
+    x, k = cond.lhs.args[0], cond.rhs
+    if not (_finite_number(k) and k > 0) or not x.is_real:
+        return None
+    as_sympy = {abs_(x): sp.Abs(x)}  # whose square SymPy knows to be x^2
+    c = sp.cancel(2 * inner.xreplace(as_sympy) / x**2)
+    if c.free_symbols & x.free_symbols or sp.expand(outer.xreplace(as_sympy) - c * (k * sp.Abs(x) - k**2 / 2)) != 0:
+        return None
+    m = clip(x, -k, k)
+    return c * (m * x - m**2 / 2)  # m*(x - m/2) would print x's terms again (SymPy flattens the sum)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from lossdsl.analysis.evaluate import numpy_function
 from lossdsl.backend import BACKENDS
 from lossdsl.builtins import NATIVE_FORMS, abs_, clip, expm1, log1p, maximum, minimum, sigmoid, sign, softplus
 from lossdsl.printer import ExprPrinter
-from lossdsl.rewrite import share_logistic, stabilize
+from lossdsl.rewrite import clamped_quadratics, share_logistic, stabilize
 
 x, y = sp.symbols("x y", real=True)
 
@@ -29,6 +29,8 @@ REWRITTEN = [
     # clip: one pass, and one mask as its derivative
     (minimum(maximum(x, sp.Rational(1, 10)), sp.Rational(9, 10)), clip(x, sp.Rational(1, 10), sp.Rational(9, 10))),
     (sp.log(minimum(maximum(x * y, -1), 3)), sp.log(clip(x * y, -1, 3))),
+    # Huber's gradient for the other input: -clip
+    (sp.Piecewise((-x, abs_(x) <= 2), (-2 * sign(x), True)), -clip(x, -2, 2)),
     # a number or a factor distributed over a sum where terms then cancel (the gradient pass builds
     # without SymPy's own distribution): the quantile loss's gradient at tau = 1/2
     (sp.Rational(1, 2) + sp.Mul(sp.Rational(-1, 2), 1 + sign(x), evaluate=False), -sign(x) / 2),
@@ -192,3 +194,51 @@ def test_sqrt_of_a_square_is_abs_with_its_subgradient(backend):
         arg = torch.as_tensor(x)
     np.testing.assert_allclose(np.asarray(loss(y_pred=arg)), np.mean(np.abs(x)), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(loss.grad("y_pred")(y_pred=arg)), np.sign(x) / 3, rtol=1e-6)
+
+
+_HUBER_SHAPED = [  # (select, c, k): c*x^2/2 where |x| <= k, c*(k|x| - k^2/2) beyond
+    (sp.Piecewise((x**2 / 2, abs_(x) <= sp.Float(1.5)), (sp.Float(1.5) * (abs_(x) - sp.Float(0.75)), True)), 1, 1.5),
+    (sp.Piecewise((abs_(x)**2, abs_(x) < sp.Float(0.5)), (abs_(x) - sp.Float(0.25), True)), 2, 0.5),  # smooth L1
+    (sp.Piecewise((3 * x**2, sp.Float(2.0) >= abs_(x)), (6 * (2 * abs_(x) - 2), True)), 6, 2.0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("select, c, k", _HUBER_SHAPED, ids=["huber", "smooth_l1", "scaled"])
+def test_huber_shaped_selects_print_through_a_clip(select, c, k, dtype):
+    """c*(m*x - m^2/2) with m = clip(x, -k, k), evaluated by NumPy as the printer writes it, against
+    the select from its formula: bit for bit inside (c = 1 or 2, where scaling is exact, for squares
+    that are normal numbers: halving a subnormal rounds), within four ulp beyond, infinite at infinity and NaN at NaN; no comparison is left."""
+    rewritten = clamped_quadratics(select)
+    assert not rewritten.atoms(sp.Piecewise) and rewritten.atoms(clip), rewritten
+    r = np.array([0.0, -0.0, 1e-15, -1e-12, 0.3, -0.49, k, -k, k * 1.0001, 7.0, -1e3, 3e30, np.inf, -np.inf, np.nan],
+                 dtype=dtype)
+    got = numpy_function(rewritten, (x,))(r).astype(dtype)
+    half = dtype(0.5)
+    with np.errstate(over="ignore"):  # the select's formula computes both sides everywhere
+        want = np.where(np.abs(r) <= k, dtype(c) * (r * r * half),
+                        dtype(c) * (dtype(k) * np.abs(r) - dtype(k * k / 2)))
+    inside = np.abs(r) < k
+    if c in (1, 2):
+        np.testing.assert_array_equal(got[inside], want[inside])
+    np.testing.assert_allclose(got[~inside], want[~inside], rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("select", [
+    sp.Piecewise((x**2 / 2, abs_(x) <= y), (y * (abs_(x) - y / 2), True)),  # k unknown: it might be negative
+    sp.Piecewise((x**2 / 2, abs_(x) <= 1), (abs_(x) - 1, True)),  # the pieces do not meet
+    sp.Piecewise((x**2 / 2, abs_(x) <= -1), (-abs_(x) - sp.Rational(1, 2), True)),  # k < 0
+    sp.Piecewise((x**2 * y, abs_(x) <= 1), (y * (abs_(x) - sp.Rational(1, 2)), True)),  # c depends on y: kept
+    sp.Piecewise((x**2 / 2, x <= 1), (x - sp.Rational(1, 2), True)),  # one-sided
+], ids=["symbolic-k", "no-join", "negative-k", "c-of-y", "one-sided"])
+def test_other_selects_keep_their_form(select):
+    assert clamped_quadratics(select) == select
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_huber_value_shares_its_gradients_clip(backend):
+    """Huber's value and both gradients print one clip and no comparison or select."""
+    source = lossdsl.compile("huber(delta=1.5)", backend=backend).source
+    name = "def _value_and_grad_rows(" if "def _value_and_grad_rows(" in source else "def value_and_grad("  # NumPy's blocks
+    body = source.split(name)[1].split("\ndef ")[0]
+    assert body.count("clip(") + body.count("clamp(") == 1 and "where" not in body and "<=" not in body, body
