@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compile_time import END, START, write_section  # noqa: E402
+from doc_sections import sections  # noqa: E402
 from reference_numpy import REFERENCE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,9 +355,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = out.read_text(encoding="utf-8") if out.exists() else ""
-    out.write_text(report, encoding="utf-8")
-    if START in previous and END in previous:  # compile_time.py's section, kept as it was
-        write_section(out, previous[previous.index(START) + len(START):previous.index(END)].strip("\n"))
+    # the other benchmarks' sections (compile time, boosting, torch step), kept as they were
+    out.write_text("\n\n".join([report.rstrip("\n"), *sections(previous)]) + "\n", encoding="utf-8")
     return 0
 
 

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import lossdsl  # noqa: E402
 
-START, END = "<!-- boosting:start -->", "<!-- boosting:end -->"
-
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from doc_sections import DOC, write_section  # noqa: E402
 
 # --- hand-written objectives: (grad, hess) of the per-sample loss wrt the margin ------------------
 
@@ -189,7 +189,7 @@ def _hand_objective(loss: Loss, library: str) -> Callable[..., tuple[np.ndarray,
 
 
 def report(rows: int, features: int, rounds: int, threads: int, calls: list, trains: list) -> str:
-    lines = [START, "## Gradient-boosting objectives", "",
+    lines = ["## Gradient-boosting objectives", "",
              f"`python benchmarks/boosting.py --rows {rows} --rounds {rounds}`, "
              f"{datetime.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores, {threads} threads; {rows:,} rows x {features} float32 features, "
@@ -208,7 +208,7 @@ def report(rows: int, features: int, rounds: int, threads: int, calls: list, tra
                      f"{t['lossdsl'] / t['hand-written']:.2f}x |")
     lines += ["", "Quantile: the pinball loss's second derivative is 0; lossdsl's objective gives that 0 (the "
               "leaf values then come from the libraries' L2 term), the hand-written one 1, as it is usually "
-              "written; the built-in objectives refit the leaves by line search.", END]
+              "written; the built-in objectives refit the leaves by line search."]
     return "\n".join(lines) + "\n"
 
 
@@ -230,11 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(args.rows, args.features, args.rounds, args.threads, calls, trains)
     print(text)
     if args.write_docs:
-        doc = ROOT / "docs" / "performance.md"
-        old = doc.read_text(encoding="utf-8")
-        if START in old:
-            old = old[:old.index(START)] + old[old.index(END) + len(END) + 1:]
-        doc.write_text(old.rstrip("\n") + "\n\n" + text, encoding="utf-8")
+        write_section(DOC, "boosting", text)
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")

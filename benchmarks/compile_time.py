@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- compile_time.py: start -->", "<!-- compile_time.py: end -->"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from doc_sections import write_section  # noqa: E402
 
 # compile + grad of all inputs, called once on small arrays, in a fresh process
 _CASE = r"""
@@ -203,17 +204,6 @@ def report(quick: bool, timeout: float) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """``section`` between the markers in ``path``: replaced where they are, appended otherwise."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
@@ -222,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     section = report(args.quick, args.timeout)
     print(section)
-    write_section(Path(args.out), section)
+    write_section(Path(args.out), "compile_time", section)
     return 0
 
 

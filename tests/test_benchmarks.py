@@ -34,17 +34,23 @@ def test_compile_time_benchmark_writes_its_section(tmp_path):
         assert row in text
 
 
-def test_compile_time_section_is_replaced_not_repeated(tmp_path):
+def test_marked_sections_are_replaced_not_repeated_and_kept_by_the_others(tmp_path):
+    """Each benchmark's section of docs/performance.md is replaced where it stands; bench.py, which
+    rewrites the head, keeps every marked section."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from compile_time import write_section
+    from doc_sections import sections, write_section
 
     out = tmp_path / "performance.md"
     out.write_text("# Performance\n\nbench.py's tables\n")
-    write_section(out, "## Compile time\n\nfirst")
-    write_section(out, "## Compile time\n\nsecond")
+    write_section(out, "compile_time", "## Compile time\n\nfirst")
+    write_section(out, "boosting", "## Gradient-boosting objectives\n\nboosted")
+    write_section(out, "compile_time", "## Compile time\n\nsecond")
     text = out.read_text()
     assert text.startswith("# Performance\n\nbench.py's tables\n")
     assert text.count("## Compile time") == 1 and "second" in text and "first" not in text
+    assert [s.splitlines()[1] for s in sections(text)] == ["## Compile time", "## Gradient-boosting objectives"]
+    assert [s.splitlines()[1] for s in sections((ROOT / "docs" / "performance.md").read_text())] == [
+        "## Compile time", "## Gradient-boosting objectives", "## PyTorch training step"]
 
 
 def test_the_tracked_report_is_written_only_when_asked():
