@@ -57,6 +57,11 @@ class Loss(keras.losses.Loss):
       then multiplies these by ``sample_weight`` and reduces them: the values equal Keras's
       ``MeanSquaredError``, ``Huber``, ``BinaryCrossentropy``, ``CategoricalCrossentropy`` and
       ``BinaryFocalCrossentropy``, weighted or not.
+    * A weighted sum of such calls (``mse() + 0.5*mae()``, ``(cce(from_logits=true) - mse()/4)*2``:
+      ``+``, ``-``, and products and quotients by numbers) is computed term by term, each unreduced and
+      made per sample as it would be alone, then summed: ``sample_weight`` weighs the sum as it would
+      Keras's own losses summed. A term with no ``reduction=`` (a penalty such as ``l2(w, 0.1)``)
+      leaves the source as it stands (next point).
     * Any other source is compiled as it stands. If its value is one number (a mean or sum over the
       batch, such as ``mean((y_pred - y_true)^2)``) there is nothing per sample for Keras to weigh,
       so calling it with ``sample_weight`` is an error rather than a mean scaled by the mean weight;
@@ -86,7 +91,10 @@ class Loss(keras.losses.Loss):
         self.constants = {k: np.asarray(v).tolist() for k, v in constants.items()}
         unreduced = _unreduced(text)
         self.loss: CompiledLoss = compile_loss(unreduced or text, backend=BACKENDS[backend], checks=checks)
-        self._scalar = self.loss.graph.rank(self.loss.root).scalar
+        # a weighted sum of library losses: each term per sample, as alone, then summed
+        self._terms = tuple((c, compile_loss(t, backend=BACKENDS[backend], checks=checks))
+                            for c, t in _weighted_terms(text))
+        self._scalar = self.loss.graph.rank(self.loss.root).scalar and not self._terms
         _check_inputs(self.loss.inputs, self.constants)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
@@ -105,9 +113,10 @@ class Loss(keras.losses.Loss):
         inputs["y_pred"] = y_pred
         if "y_true" in self.loss.inputs:
             inputs["y_true"] = y_true
-        values = self.loss(**inputs)
-        rank = len(values.shape)
-        return ops.mean(values, axis=-1) if rank >= 2 and rank == len(y_pred.shape) else values
+        if not self._terms:
+            return _per_sample(self.loss(**inputs), y_pred)
+        values = [c * _per_sample(term(**{k: inputs[k] for k in term.inputs}), y_pred) for c, term in self._terms]
+        return sum(values[1:], values[0])
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         if sample_weight is not None and self._scalar:
@@ -147,6 +156,13 @@ def _check_inputs(inputs: tuple[str, ...], constants: dict[str, Any]) -> None:
                            f"of the loss: {', '.join(unknown) or 'none'}; given by Keras: {', '.join(given) or 'none'}")
 
 
+def _per_sample(values: Any, y_pred: Any) -> Any:
+    """Unreduced values as one per sample: averaged over the last axis where they have ``y_pred``'s
+    rank, two or more (one value per element), as Keras's own losses are."""
+    rank = len(values.shape)
+    return keras.ops.mean(values, axis=-1) if rank >= 2 and rank == len(y_pred.shape) else values
+
+
 def _same_rank(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
     """Squeeze or add a last axis of length 1 where the ranks differ by one, as Keras's losses do."""
     ops = keras.ops
@@ -166,30 +182,99 @@ def _unreduced(text: str) -> str | None:
     call = program.result
     if not isinstance(call, A.Call):
         return None
-    definition = {**library(), **{d.name: d for d in program.defs}}.get(call.func)
-    params = [p.name for p in definition.params] if definition is not None else []
+    params = _params(program, call)
     if "reduction" not in params:
         return None
-    given = [k.value for k in call.kwargs if k.name == "reduction"] + list(call.args[params.index("reduction"):][:1])
-    if given:
-        if isinstance(given[0], A.String) and given[0].value == "none":
-            return None
-        raise LossDSLError("Keras reduces the loss: leave reduction out of the source (or write reduction=\"none\") "
-                           "and pass Keras's reduction to lossdsl.keras.Loss(..., reduction=...)", given[0].span)
+    if _gives_none(call, params):
+        return None
     before, close = _closing(text, call)
     return f"{text[:close]}{'' if before in ('LPAR', 'COMMA') else ', '}reduction=\"none\"{text[close:]}"
 
 
+def _gives_none(call: A.Call, params: list[str]) -> bool:
+    """Whether ``call`` gives reduction "none" (False: it leaves reduction out); any other reduction is
+    an error, at its place in the source: Keras reduces."""
+    given = [k.value for k in call.kwargs if k.name == "reduction"] + list(call.args[params.index("reduction"):][:1])
+    if given and not (isinstance(given[0], A.String) and given[0].value == "none"):
+        raise LossDSLError("Keras reduces the loss: leave reduction out of the source (or write reduction=\"none\") "
+                           "and pass Keras's reduction to lossdsl.keras.Loss(..., reduction=...)", given[0].span)
+    return bool(given)
+
+
+def _params(program: A.Program, call: A.Call) -> list[str]:
+    """The parameters of the definition ``call`` calls (the source's own or the library's); none for a builtin."""
+    definition = {**library(), **{d.name: d for d in program.defs}}.get(call.func)
+    return [p.name for p in definition.params] if definition is not None else []
+
+
 def _closing(text: str, call: A.Call) -> tuple[str, int]:
     """Where ``call``'s closing parenthesis stands in ``text``, and the type of the token before it."""
+    return _extent(text, call)[1:]
+
+
+def _extent(text: str, call: A.Call) -> tuple[int, str, int]:
+    """Where ``call`` starts in ``text``, the type of the token before its closing parenthesis, and
+    where that parenthesis stands."""
     tokens: Iterator[Any] = iter(_lark().lex(text))
     for token in tokens:
         if (token.line, token.column) == (call.span.line, call.span.column):
+            start = token.start_pos
             break
     depth, before = 0, ""
     for token in tokens:
         depth += {"LPAR": 1, "RPAR": -1}.get(token.type, 0)
         if depth == 0:
-            return before, token.start_pos
+            return start, before, token.start_pos
         before = token.type
     raise AssertionError("a parsed call has its closing parenthesis")
+
+
+def _weighted_terms(text: str) -> list[tuple[float, str]]:
+    """For a source whose loss is a weighted sum of calls of library losses that take ``reduction=``
+    (``mse() + 0.5*mae()``, ``-2*bce(...) + cce(...)/4``): each call's weight and the source of the
+    call alone, unreduced (the definitions and bindings before the loss kept). Empty for any other
+    source, which is compiled as it stands (a lone call by ``_unreduced``)."""
+    program = parse(text)
+    if isinstance(program.result, A.Call):
+        return []
+    terms = _linear(program.result, 1.0)
+    if not terms or any(not isinstance(call, A.Call) for _, call in terms):
+        return []
+    head = _start(text, program.result)
+    sources = []
+    for c, call in terms:
+        params = _params(program, call)
+        if "reduction" not in params:  # a term with no samples to weigh (a penalty)
+            return []
+        _gives_none(call, params)  # another reduction is an error here, where the source says it
+        start, _, close = _extent(text, call)
+        alone = text[:head] + text[start:close + 1]
+        sources.append((c, _unreduced(alone) or alone))
+    return sources
+
+
+def _linear(node: Any, c: float) -> list[tuple[float, Any]]:
+    """``node`` as a sum of weighted terms: [(weight, term)], through +, -, and products and quotients
+    by numbers; [] where it is no such sum."""
+    if isinstance(node, A.UnaryOp) and node.op in "+-":
+        return _linear(node.operand, -c if node.op == "-" else c)
+    if isinstance(node, A.BinOp) and node.op in "+-":
+        left, right = _linear(node.left, c), _linear(node.right, -c if node.op == "-" else c)
+        return left + right if left and right else []
+    if isinstance(node, A.BinOp) and node.op == "*" and isinstance(node.left, A.Number):
+        return _linear(node.right, c * node.left.value)
+    if isinstance(node, A.BinOp) and node.op in "*/" and isinstance(node.right, A.Number) and node.right.value:
+        return _linear(node.left, c * node.right.value if node.op == "*" else c / node.right.value)
+    return [(c, node)]
+
+
+def _start(text: str, node: Any) -> int:
+    """Where the expression ``node`` starts in ``text``: its leftmost part, and the parentheses that
+    open before it (a binary operation's own position is its operator's)."""
+    while isinstance(node, A.BinOp):
+        node = node.left
+    lines = text.split("\n")
+    start = sum(len(line) + 1 for line in lines[:node.span.line - 1]) + node.span.column - 1
+    while start and text[start - 1] in " \t(":
+        start -= 1
+    return start

@@ -225,6 +225,45 @@ def test_batch_reduced_loss():
         loss(y_true, y_pred, sample_weight=w)
 
 
+class _Sum(keras.losses.Loss):
+    """Keras's own losses, weighted and summed per sample; Keras weighs and reduces the sum."""
+
+    def __init__(self, parts: list, **kw: Any):
+        super().__init__(**kw)
+        self.parts = parts
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return sum(c * loss.call(y_true, y_pred) for c, loss in self.parts)
+
+
+SUMS = [  # a multi-task source, its labels, and its terms as Keras's losses
+    Row("mse() + 0.5*mae()", lambda **kw: _Sum([(1.0, keras.losses.MeanSquaredError()),
+                                                 (0.5, keras.losses.MeanAbsoluteError())], **kw), "real"),
+    Row("(cce(from_logits=true) - mse()/4)*2", lambda **kw: _Sum(
+        [(2.0, keras.losses.CategoricalCrossentropy(from_logits=True)), (-0.5, keras.losses.MeanSquaredError())],
+        **kw), "onehot"),
+]
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "none"])
+@pytest.mark.parametrize("row", SUMS, ids=lambda r: r.source)
+def test_weighted_sums_weigh_each_term_per_sample(row, reduction):
+    """A weighted sum of library losses: each term per sample as it would be alone (cce's per sample,
+    mse's per element averaged over the last axis), then summed, so sample_weight applies as to
+    Keras's own losses summed; and a few SGD steps follow them."""
+    y_true, y_pred, w = _data(row)
+    for weights in (None, w):
+        got = Loss(row.source, reduction=reduction)(y_true, y_pred, sample_weight=weights)
+        _close(got, row.reference(reduction=reduction)(y_true, y_pred, sample_weight=weights), 1e-5)
+    y, _, w = _data(row, seed=1)
+    x = np.random.default_rng(2).normal(size=(N, FEATURES)).astype("float32")
+    start = _model(0).get_weights()
+    ours, _ = _trained(Loss(row.source), start, x, y, w)
+    theirs, _ = _trained(row.reference(), start, x, y, w)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize(("source", "constants", "message"), [
     ("mean(x^2)", {}, "name the prediction y_pred"),
     ("mean(y_true^2)", {}, "name the prediction y_pred"),
@@ -232,6 +271,7 @@ def test_batch_reduced_loss():
     ("mse()", {"w": 1.0}, "not inputs of the loss: w"),
     ("mse()", {"y_true": 1.0}, "given by Keras: y_true"),
     ('mse(reduction="sum")', {}, "Keras reduces the loss"),
+    ('mse() + 0.5*mae(reduction="sum")', {}, "Keras reduces the loss"),
     ('huber(y_true, y_pred, 1.0, "mean")', {}, "Keras reduces the loss"),
     ("mse(", {}, "unexpected|expected"),
 ])
