@@ -1,5 +1,7 @@
 """Gradient-boosting objectives: boosting with the derived gradient and Hessian reproduces the built-in objectives."""
 
+import copy
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,6 +65,20 @@ def test_lightgbm_matches_builtin(source, labels, builtin, weighted):
     expected = train(builtin)
     np.testing.assert_allclose(train(objectives.lightgbm(source)), expected, rtol=0, atol=1e-5)
     assert np.ptp(expected) > 0.5
+
+
+def test_lightgbm_training_again_decides_nothing_again(monkeypatch):
+    """lightgbm.train deep-copies its params, the objective among them: the copy is the objective itself,
+    so its first-batch decisions (sum or mean, the fused function) are made once for all trainings."""
+    objective = objectives.lightgbm("bce(from_logits=true)")
+    assert copy.deepcopy(objective) is objective and copy.copy(objective) is objective
+    probes = []
+    monkeypatch.setattr(objective, "_probe", lambda *args: probes.append(1) or objectives.Objective._probe(objective, *args))
+    data = lgb.Dataset(X, label=LABELS["binary"])
+    params = {"num_leaves": 7, "verbose": -1, "num_threads": 1, "objective": objective}
+    first, second = (lgb.train(params, data, 3).predict(X, raw_score=True) for _ in range(2))
+    assert len(probes) == 1
+    np.testing.assert_array_equal(first, second)
 
 
 def _focal_reference(y, x, gamma=2.0, alpha=0.25):
