@@ -202,7 +202,8 @@ def report(rows: int, features: int, rounds: int, threads: int, calls: list, tra
              f"{os.cpu_count()} cores, {threads} threads; {rows:,} rows x {features} float32 features, "
              f"depth 4, {rounds} rounds. The hand-written objectives are NumPy, as the XGBoost docs' "
              "custom-objective demo writes them (focal: the derivation from the paper, in NumPy); each is "
-             "checked against lossdsl's before timing.", "",
+             "checked against lossdsl's before timing. Times are medians of rounds that run each contender once, in a "
+             "rotating order.", "",
              "| loss | hand-written objective call | lossdsl objective call | ratio (target <= 1.2) |",
              "|---|---|---|---|"]
     for name, hand, ours in calls:
