@@ -71,9 +71,9 @@ CLIP = (minimum(maximum(_a, _lo), _hi), clip(_a, _lo, _hi))
 
 def as_clip(expr: sp.Basic) -> sp.Basic | None:
     """``expr`` as a ``clip``, or None. Two patterns: CLIP, for finite numbers lo < hi; and
-    ``where(|a| <= d, a, d*sign(a))`` → ``clip(a, -d, d)`` for a finite number d > 0 (``<`` alike:
-    at |a| = d both sides are a), the gradient of Huber's loss: one pass rather than four; and its
-    negation, ``where(|a| <= d, -a, -d*sign(a))`` → ``-clip(a, -d, d)`` (the gradient for y_true)."""
+    ``where(|a| <= d, c*a, c*d*sign(a))`` → ``c*clip(a, -d, d)`` for a finite number d > 0 and a
+    factor c free of a (``<`` alike: at |a| = d both sides are c*a), the gradients of Huber's loss
+    (c = ±1) and smooth L1 (c = ±1/d): one pass rather than four."""
     bound = match(CLIP[0], expr)
     if bound is not None:
         lo, hi = bound[_lo], bound[_hi]
@@ -85,12 +85,13 @@ def as_clip(expr: sp.Basic) -> sp.Basic | None:
         return None
     small, d = (within.lhs, within.rhs) if isinstance(within, (sp.LessThan, sp.StrictLessThan)) else (
         within.rhs, within.lhs)
-    if not (_finite_number(d) and d > 0):
+    if not (_finite_number(d) and d > 0 and isinstance(small, abs_)):
         return None
-    if small == abs_(a) and other == d * sign(a):
-        return clip(a, -d, d)
-    if small == abs_(-a) and other == -d * sign(-a):  # the gradient of the other side, -clip(b, -d, d)
-        return -clip(-a, -d, d)
+    x = small.args[0]
+    for unit in (x, small * sign(x)):  # |x|*sign(x) is x: SymPy keeps it so in smooth L1's gradient
+        c = sp.cancel(a / unit)
+        if not (c.free_symbols & x.free_symbols) and sp.expand(other - c * d * sign(x)) == 0:
+            return c * clip(x, -d, d)
     return None
 
 

@@ -29,8 +29,10 @@ REWRITTEN = [
     # clip: one pass, and one mask as its derivative
     (minimum(maximum(x, sp.Rational(1, 10)), sp.Rational(9, 10)), clip(x, sp.Rational(1, 10), sp.Rational(9, 10))),
     (sp.log(minimum(maximum(x * y, -1), 3)), sp.log(clip(x * y, -1, 3))),
-    # Huber's gradient for the other input: -clip
+    # Huber's gradient for the other input, and smooth L1's (SymPy keeps |x|*sign(x) for x): c*clip
     (sp.Piecewise((-x, abs_(x) <= 2), (-2 * sign(x), True)), -clip(x, -2, 2)),
+    (sp.Piecewise((4 * abs_(x) * sign(x), abs_(x) < sp.Rational(1, 4)), (sign(x), True)),
+     4 * clip(x, -sp.Rational(1, 4), sp.Rational(1, 4))),
     # a number or a factor distributed over a sum where terms then cancel (the gradient pass builds
     # without SymPy's own distribution): the quantile loss's gradient at tau = 1/2
     (sp.Rational(1, 2) + sp.Mul(sp.Rational(-1, 2), 1 + sign(x), evaluate=False), -sign(x) / 2),
@@ -41,6 +43,8 @@ UNTOUCHED = [sp.log(x), sp.log(x + 2), sp.log(2 * x), sp.exp(x) + 1, sp.log(x * 
              x * sp.log(y), sp.log(2 * sp.cosh(x)), softplus(-x), sigmoid(-x) + sigmoid(y),
              minimum(maximum(x, 1), 1), minimum(maximum(x, 2), 1), minimum(maximum(x, y), 1),
              maximum(minimum(x, 1), 0), minimum(maximum(x, 0), y),
+             # a select that is no clip: the sides do not meet, or the factor depends on x
+             sp.Piecewise((x, abs_(x) <= 2), (sign(x), True)), sp.Piecewise((x * x, abs_(x) <= 1), (sign(x), True)),
              # distributing would add operations, or multiply two sums out ((x - y)(x + y) → x² - y²
              # cancels where the product does not)
              sp.Mul(2, x + y, evaluate=False), y * (x + 1) + x, (x - y) * (x + y) + y**2,
@@ -235,10 +239,11 @@ def test_other_selects_keep_their_form(select):
     assert clamped_quadratics(select) == select
 
 
+@pytest.mark.parametrize("call", ["huber(delta=1.5)", "smooth_l1(beta=0.5)"])
 @pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
-def test_huber_value_shares_its_gradients_clip(backend):
-    """Huber's value and both gradients print one clip and no comparison or select."""
-    source = lossdsl.compile("huber(delta=1.5)", backend=backend).source
+def test_huber_value_shares_its_gradients_clip(backend, call):
+    """Huber's and smooth L1's value and both gradients print one clip and no comparison or select."""
+    source = lossdsl.compile(call, backend=backend).source
     name = "def _value_and_grad_rows(" if "def _value_and_grad_rows(" in source else "def value_and_grad("  # NumPy's blocks
     body = source.split(name)[1].split("\ndef ")[0]
     assert body.count("clip(") + body.count("clamp(") == 1 and "where" not in body and "<=" not in body, body
