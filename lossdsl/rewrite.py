@@ -89,10 +89,19 @@ def as_clip(expr: sp.Basic) -> sp.Basic | None:
         return None
     x = small.args[0]
     for unit in (x, small * sign(x)):  # |x|*sign(x) is x: SymPy keeps it so in smooth L1's gradient
-        c = sp.cancel(a / unit)
-        if not (c.free_symbols & x.free_symbols) and sp.expand(other - c * d * sign(x)) == 0:
+        c = _factor(a, unit)
+        if c is not None and other - c * d * sign(x) == 0:
             return c * clip(x, -d, d)
     return None
+
+
+def _factor(a: sp.Basic, unit: sp.Basic) -> sp.Basic | None:
+    """``a/unit`` where it is free of ``unit``'s symbols (-1 for ``-unit``, whose terms SymPy negates
+    one by one), else None; by SymPy's own evaluation, no simplification (this runs on every select)."""
+    if a + unit == 0:
+        return sp.Integer(-1)
+    c = a / unit
+    return None if c.free_symbols & unit.free_symbols else c
 
 
 def _reflected(arg: sp.Basic) -> tuple[sp.Basic, bool]:
@@ -129,7 +138,7 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
     ``kinds``: the functions shared (torch's sigmoid is one vectorised kernel, cheaper than exp)."""
     groups: dict[sp.Basic, set[sp.Basic]] = {}
     shared = tuple(f for f in (softplus, sigmoid) if f.__name__ in kinds)
-    for call in {c for e in exprs for c in e.atoms(*shared)}:
+    for call in {c for e in exprs for c in _logistic_calls(e) if isinstance(c, shared)}:
         groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
     forms: dict[sp.Basic, sp.Basic] = {}
     for a, calls in groups.items():
@@ -146,6 +155,12 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
     return [x.xreplace(forms) for x in exprs] if forms else exprs
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the printer meets one expression in several functions of a module
+def _logistic_calls(expr: sp.Basic) -> frozenset[sp.Basic]:
+    return frozenset(expr.atoms(softplus, sigmoid))
+
+
+@functools.lru_cache(maxsize=1 << 16)  # as _logistic_calls
 def clamped_quadratics(expr: sp.Basic) -> sp.Basic:
     """``expr`` with each Huber-shaped select written through a clip: ``c*x^2/2`` where ``|x| <= k``
     and ``c*(k*|x| - k^2/2)`` beyond (``c = 1/k``: smooth L1), for a number k > 0, is
@@ -158,6 +173,7 @@ def clamped_quadratics(expr: sp.Basic) -> sp.Basic:
     return expr.xreplace(forms) if forms else expr
 
 
+@functools.lru_cache(maxsize=1 << 16)  # one select appears in a value, its gradients and every backend's print
 def _clamped_quadratic(p: sp.Piecewise) -> sp.Basic | None:
     if len(p.args) != 2 or p.args[1].cond != sp.true:
         return None
@@ -170,8 +186,8 @@ def _clamped_quadratic(p: sp.Piecewise) -> sp.Basic | None:
     if not (_finite_number(k) and k > 0) or not x.is_real:
         return None
     as_sympy = {abs_(x): sp.Abs(x)}  # whose square SymPy knows to be x^2
-    c = sp.cancel(2 * inner.xreplace(as_sympy) / x**2)
-    if c.free_symbols & x.free_symbols or sp.expand(outer.xreplace(as_sympy) - c * (k * sp.Abs(x) - k**2 / 2)) != 0:
+    c = _factor(2 * inner.xreplace(as_sympy), x**2)
+    if c is None or outer.xreplace(as_sympy) - c * (k * sp.Abs(x) - k**2 / 2) != 0:
         return None
     m = clip(x, -k, k)
     return c * (m * x - m**2 / 2)  # m*(x - m/2) would print x's terms again (SymPy flattens the sum)
@@ -372,7 +388,7 @@ def _cancelled(expr: sp.Basic, *flags: bool) -> sp.Basic:
 
 def clear_memo() -> None:
     """Forget the memoised rewrites (for timing a compile from scratch)."""
-    for memo in (_stabilized, _rules_applied, _cancelled):
+    for memo in (_stabilized, _rules_applied, _cancelled, _clamped_quadratic, clamped_quadratics, _logistic_calls):
         memo.cache_clear()
 
 
