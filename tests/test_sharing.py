@@ -232,3 +232,29 @@ def test_derivations_leave_the_graph_they_are_given_unchanged(case):
         with contextlib.suppress(LossDSLError):
             derive(g, loss.root, loss.differentiable[0])
     assert (dict(g.op_of), list(g.inputs), set(g.index_inputs)) == before
+
+
+_CLEAR = """
+import lossdsl
+from lossdsl import compiled, pipeline, printer, rewrite
+for source in ("huber(delta=1.5)", "bce(from_logits=true)", "smooth_l1(beta=0.5)"):
+    for backend in ("numpy", "torch"):
+        lossdsl.compile(source, backend=backend).source
+compiled.clear_caches()
+# the rule table and the library's definitions: read once from the package, not from any source
+static = {rewrite.rules, pipeline.library}
+memos = {f"{m.__name__}.{name}": fn for m in (compiled, pipeline, printer, rewrite)
+         for name, fn in vars(m).items() if hasattr(fn, "cache_info") and fn not in static}
+assert len(memos) >= 8, sorted(memos)
+left = {name: fn.cache_info().currsize for name, fn in memos.items() if fn.cache_info().currsize}
+assert left == {}, left
+"""
+
+
+def test_clear_caches_forgets_every_compile_memo():
+    """compiled.clear_caches (for timing a compile from scratch) empties every memo of the compile path,
+    each module's lru_cache found by looking, so that a memo added later is covered or named here. In a
+    fresh process: clearing this one's caches would break the identity of compiles other tests hold."""
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", _CLEAR], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
