@@ -215,11 +215,7 @@ def _closing(text: str, call: A.Call) -> tuple[str, int]:
 def _extent(text: str, call: A.Call) -> tuple[int, str, int]:
     """Where ``call`` starts in ``text``, the type of the token before its closing parenthesis, and
     where that parenthesis stands."""
-    tokens: Iterator[Any] = iter(_lark().lex(text))
-    for token in tokens:
-        if (token.line, token.column) == (call.span.line, call.span.column):
-            start = token.start_pos
-            break
+    start, tokens = _tokens_from(text, call)
     depth, before = 0, ""
     for token in tokens:
         depth += {"LPAR": 1, "RPAR": -1}.get(token.type, 0)
@@ -227,6 +223,15 @@ def _extent(text: str, call: A.Call) -> tuple[int, str, int]:
             return start, before, token.start_pos
         before = token.type
     raise AssertionError("a parsed call has its closing parenthesis")
+
+
+def _tokens_from(text: str, node: Any) -> tuple[int, Iterator[Any]]:
+    """Where ``node``'s first token stands in ``text``, and the tokens after it."""
+    tokens: Iterator[Any] = iter(_lark().lex(text))
+    for token in tokens:
+        if (token.line, token.column) == (node.span.line, node.span.column):
+            return token.start_pos, tokens
+    raise AssertionError("a parsed node starts at a token")
 
 
 def _weighted_terms(text: str) -> list[tuple[float, str]]:
@@ -273,8 +278,7 @@ def _start(text: str, node: Any) -> int:
     open before it (a binary operation's own position is its operator's)."""
     while isinstance(node, A.BinOp):
         node = node.left
-    lines = text.split("\n")
-    start = sum(len(line) + 1 for line in lines[:node.span.line - 1]) + node.span.column - 1
+    start = _tokens_from(text, node)[0]
     while start and text[start - 1] in " \t(":
         start -= 1
     return start

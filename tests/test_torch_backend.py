@@ -227,7 +227,8 @@ def test_every_stdlib_row_on_torch_matches_its_reference(case):
 def test_an_output_that_is_an_input_trains(source, needs):
     """A loss (or the gradient the fused forward returns with it) that is one of the inputs itself:
     autograd refuses a Function that returns an input it saves, so the module returns a view of it.
-    The gradients are torch autograd's of the same expression written in torch."""
+    The gradients are torch autograd's of the same expression written in torch, by backward() (the
+    plain-style Function) and by torch.func.grad (its setup_context twin)."""
     loss = lossdsl.compile(source, backend="torch", checks=False)
     names = [n for n in ("x", "y") if n in loss.inputs]
     values = {"x": torch.tensor([2.0, -1.0], dtype=torch.float64), "y": torch.tensor([3.0, 0.5], dtype=torch.float64)}
@@ -239,6 +240,10 @@ def test_an_output_that_is_an_input_trains(source, needs):
     value = loss(**ours)
     want = written[source](*theirs.values())
     torch.testing.assert_close(value, want)
-    for n, g, w in zip(needs, torch.autograd.grad(value.sum(), [ours[n] for n in needs]),
-                       torch.autograd.grad(want.sum(), [theirs[n] for n in needs])):
+    wants = torch.autograd.grad(want.sum(), [theirs[n] for n in needs])
+    for n, g, w in zip(needs, torch.autograd.grad(value.sum(), [ours[n] for n in needs]), wants):
         torch.testing.assert_close(g, w, msg=n)
+    given = {n: values[n] for n in names}
+    for n, w in zip(needs, wants):
+        g = torch.func.grad(lambda v, n=n: loss(**{**given, n: v}).sum())(values[n])
+        torch.testing.assert_close(g, w, msg=f"torch.func.grad, d/d{n}")

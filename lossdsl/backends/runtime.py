@@ -3,7 +3,7 @@
 A backend's own runtime module overrides a helper by defining one of the same name, and names in
 its ``NUMPY_NAMES`` what stands in for a NumPy function its array library lacks or spells otherwise
 (torch's ``unsqueeze`` for ``expand_dims``). The few helpers below that only say how a backend differs
-(``_typed``, ``_is_integer``, ``_scalar``, ``_traced``, ``_scan``, ``_bincount``) are those overrides'
+(``_typed``, ``_is_integer``, ``_scalar``, ``_traced``, ``_extremes``, ``_scan``, ``_bincount``) are those overrides'
 NumPy forms; everything else, CTC's dynamic programme included, is written once.
 
 Generated modules copy the helpers they use (backends/copying.py), with ``xp`` printed as the
@@ -408,6 +408,11 @@ def _outside(lo, hi, lower, upper, strict):
         upper is not None and not (hi < upper if strict[1] else hi <= upper))
 
 
+def _extremes(x):
+    """The least and the greatest value of a non-empty ``x`` (NaN where it holds one)."""
+    return xp.min(x), xp.max(x)
+
+
 def _within(x, lower, upper, strict, integer, label, hint=None):
     """``x`` itself, after checking its values lie within the bounds (and are integers); under jit,
     where the values are unknown, the dtype only (CompiledLoss checks the values beforehand).
@@ -416,7 +421,7 @@ def _within(x, lower, upper, strict, integer, label, hint=None):
     if integer and not _is_integer(dtype):
         raise TypeError(f"{label} must hold integers; got dtype {dtype}")
     if xp.size(x) and not _traced(x) and not (lower == 0 and not strict[0] and _from_zero_to(x, upper, strict[1])):
-        lo, hi = xp.min(x), xp.max(x)
+        lo, hi = _extremes(x)
         if _outside(lo, hi, lower, upper, strict):
             raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
                              f"{_scalar(lo)} to {_scalar(hi)}" + (f"; {hint}" if hint else ""))

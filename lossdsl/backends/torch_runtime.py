@@ -10,7 +10,7 @@ import inspect
 
 import torch
 
-from .runtime import _bounds_text, _correlate_lines, _outside, _sum_to
+from .runtime import _correlate_lines, _sum_to
 
 # NumPy functions the shared helpers call (as xp.NAME) -> what a torch module calls instead (as_tensor:
 # torch.asarray warns of a tensor that requires grad)
@@ -124,24 +124,25 @@ def _pair(x, y):
     return _typed(x), _typed(y)
 
 
-def _clamped(x, y, side):
-    """``x`` clamped on one ``side`` by the number ``y`` ("min": from below, for a maximum), or None
-    unless ``x`` is a float tensor and ``y`` a Python number outside autograd (its derivative at a tie
-    differs from maximum's): one op where torch.maximum needs ``y`` made a tensor first. An integer
+def _one_sided(x, y, clamp):
+    """``clamp`` (torch.clamp_min or clamp_max) of the float tensor among ``x`` and ``y`` by the Python
+    number that is the other, outside autograd (its derivative at a tie differs from maximum's): one op
+    where torch.maximum needs the number made a tensor first. None for any other pair; an integer
     tensor is left to maximum, which promotes it as the NumPy backend does."""
-    if (isinstance(y, (int, float)) and isinstance(x, torch.Tensor) and x.is_floating_point()
+    tensor, number = (y, x) if isinstance(x, (int, float)) else (x, y)
+    if (isinstance(number, (int, float)) and isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
             and not torch.is_grad_enabled()):
-        return torch.clamp_min(x, y) if side == "min" else torch.clamp_max(x, y)
+        return clamp(tensor, number)
     return None
 
 
 def _maximum(x, y):
-    out = _clamped(x, y, "min") if not isinstance(x, (int, float)) else _clamped(y, x, "min")
+    out = _one_sided(x, y, torch.clamp_min)
     return torch.maximum(*_pair(x, y)) if out is None else out
 
 
 def _minimum(x, y):
-    out = _clamped(x, y, "max") if not isinstance(x, (int, float)) else _clamped(y, x, "max")
+    out = _one_sided(x, y, torch.clamp_max)
     return torch.minimum(*_pair(x, y)) if out is None else out
 
 
@@ -316,15 +317,7 @@ def _correlate_kernel_vjp(g, x, kernel_shape, axis, mode, flip):
     return torch.flip(out, (0,)) if flip else out
 
 
-def _within(x, lower, upper, strict, integer, label, hint=None):
-    """As the shared helper, with both extremes from one ``torch.aminmax`` and compared as Python
-    numbers: two reductions and four 0-d comparisons, each read back, cost more than a small loss."""
-    x = torch.as_tensor(x)
-    if integer and not _is_integer(x.dtype):
-        raise TypeError(f"{label} must hold integers; got dtype {x.dtype}")
-    if x.numel():
-        lo, hi = (v.item() for v in torch.aminmax(x if x.dtype != torch.bool else x.to(torch.uint8)))
-        if _outside(lo, hi, lower, upper, strict):
-            raise ValueError(f"{label} must be {_bounds_text(lower, upper, strict)}; got values from "
-                             f"{lo} to {hi}" + (f"; {hint}" if hint else ""))
-    return x
+def _extremes(x):
+    """As the shared helper, from one ``torch.aminmax`` read back as two Python numbers: two reductions,
+    and comparisons of 0-d tensors each read back, cost more than a small loss's arithmetic."""
+    return tuple(v.item() for v in torch.aminmax(x if x.dtype != torch.bool else x.to(torch.uint8)))
