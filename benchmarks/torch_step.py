@@ -8,7 +8,7 @@ so that a slow spell of a shared machine falls on all three alike (timings of wh
 drifted by 10% between runs here). Before timing, each pair is checked to agree (value and the
 parameters' gradients), so that the two compute the same thing.
 
-    python benchmarks/torch_step.py [--batch N] [--steps K] [--threads T] [--out FILE | --write-docs]
+    python benchmarks/torch_step.py [--batch N] [--steps K] [--threads T] [--losses NAME ...] [--out FILE | --write-docs]
 
 Prints a Markdown table and writes it to ``--out`` (default build/torch_step.md); ``--write-docs``
 puts it in the tracked docs/performance.md between its torch_step markers instead. Not a timed
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=400, help="timed steps of each loss, taken in turn")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one: steadier on a shared machine)")
+    parser.add_argument("--losses", nargs="+", choices=[row[0] for row in LOSSES], help="only these losses")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=ROOT / "build" / "torch_step.md")
     where.add_argument("--write-docs", action="store_true", help="write the section into docs/performance.md")
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> str:
     x = torch.randn(args.batch, 32, generator=g)
     rows = []
     for name, source, hand, outputs, kind in LOSSES:
+        if args.losses and name not in args.losses:
+            continue
         t = _targets(kind, (args.batch, outputs), g)
         checked = lossdsl.compile(source, backend="torch")
         unchecked = lossdsl.compile(source, backend="torch", checks=False)

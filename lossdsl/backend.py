@@ -57,6 +57,10 @@ class Backend:
     # _vjp runs with autograd as the caller has it (not under ``guard``): torch differentiates it again
     # for double backward
     differentiable_vjp: bool = False
+    # the wiring's forward already runs as ``guard`` would (autograd runs a Function's forward without
+    # grad, under torch.func and torch.compile too), so what only it calls (_value, the fused
+    # _value_and_grad_<k>) prints without: entering no_grad costs a microsecond a call
+    forward_guarded: bool = False
     # the helper that shapes and types each cotangent _vjp returns like its input
     vjp_fit: str = "_fit"
     # array libraries whose arrays it refuses as inputs (input_values.py): a torch tensor reaches
@@ -231,13 +235,13 @@ class _Loss(torch.autograd.Function):
 def _fused_backward(_ctx, _ct):
     """What backward returns for _k and the inputs: the kept gradient scaled by the cotangent, or,
     recording a second derivative, the vjp (a gradient autograd can differentiate again)."""
-    *inputs, gradient = _kept(_ctx)
     need = _ctx.needs_input_grad[1:]
     if _ct is None:  # no cotangent for the value (not materialized as zeros): no gradients
-        return None, *(None for _ in need)
+        return (None,) * (1 + len(need))
     if torch.is_grad_enabled():  # create_graph=True
-        return None, *_backward(inputs, need, _ct)
-    return None, *(_ct*gradient if n else None for n in need)
+        return None, *_backward(_kept(_ctx)[:-1], need, _ct)
+    gradient = _ctx.saved_tensors[-1]  # kept last, a tensor
+    return None, *[_ct*gradient if n else None for n in need]
 
 
 class _Fused(torch.autograd.Function):
@@ -296,7 +300,7 @@ JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.b
 # written in Python at some 50 us a call: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
                      (("shape", "_shape"), ("where", "_where"), ("broadcast_shapes", "_broadcast_shapes")), module_class="lossdsl.torch:LossModule", wired=True,
-                     differentiable_vjp=True, vjp_fit="_fit_ct", shared_logistic=("softplus",))
+                     differentiable_vjp=True, forward_guarded=True, vjp_fit="_fit_ct", shared_logistic=("softplus",))
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 

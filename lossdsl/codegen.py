@@ -92,22 +92,24 @@ def {name}(*, {", ".join(names)}):
         stats, passes = stats_code(self.guarded, codes, self.b.fn("shape"))
         return [f"_stats = {stats}", f"_ok = {passes}"], lambda out: f"_nan_unless(_ok, {out})"
 
-    def value_function(self, name: str = "loss") -> str:
+    def value_function(self, name: str = "loss", guarded: bool = True) -> str:
+        """``guarded``: the body runs under the backend's guard (see ``Backend.forward_guarded``)."""
         doc = "The loss value: a 0-d array (or the unreduced array) of the inputs' float dtype."
 
         def function(name: str) -> str:
             fp = self._printer(self.graph)
             lines, (v, *checks) = fp.body([self.root, *checked_operands(self.guarded)])
             guard, poison = self._guard(checks)
-            return fp.function(name, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc)
+            return fp.function(name, [*lines, *guard], poison(f"_out({v}, _dt)"), doc=doc, guarded=guarded)
         return self._by_rows(name, doc, function)
 
     def value_and_grad_function(self, wrt: Sequence[str], name: str = "value_and_grad", checked: bool = False,
-                                fit: str = "_fit") -> str:
+                                fit: str = "_fit", guarded: bool = True) -> str:
         """``value_and_grad`` for the inputs ``wrt``, their entries of the full gradient IR;
         ``checked``: it also returns the statistics of ``_checks``, computed in the same jit (one
         dispatch, and XLA shares the passes over the inputs); ``fit``: the helper that shapes each
-        gradient like its input (``_fit``, a fresh array, for what callers receive)."""
+        gradient like its input (``_fit``, a fresh array, for what callers receive); ``guarded``: as for
+        ``value_function``."""
         doc = f"The loss value and its gradient with respect to {', '.join(wrt) or 'nothing'}."
 
         def function(name: str) -> str:
@@ -120,7 +122,7 @@ def {name}(*, {", ".join(names)}):
             extra, returns = self.b.returns(poison(codes[0]), grad_dict)
             if checked:
                 returns += ", _stats"
-            return fp.function(name, [*lines, *guard, *extra], returns, doc=doc)
+            return fp.function(name, [*lines, *guard, *extra], returns, doc=doc, guarded=guarded)
         return self._by_rows(name, doc, function)
 
     def _printer(self, graph: Graph) -> FunctionPrinter:
@@ -160,7 +162,8 @@ def {name}(*, {", ".join(names)}):
         if self.graph.rank(self.root).scalar:
             fused = {inputs.index(w): f"_value_and_grad_{inputs.index(w)}" if single else "value_and_grad" for w in wrt}
             # internal to backward (which scales the gradient by the cotangent): shaped as a cotangent, no copy
-            parts += [self.value_and_grad_function([w], fused[inputs.index(w)], fit=self.b.vjp_fit) for w in single]
+            parts += [self.value_and_grad_function([w], fused[inputs.index(w)], fit=self.b.vjp_fit,
+                                                   guarded=not self.b.forward_guarded) for w in single]
         return parts, self.sig.names(single), fused
 
     def checks_function(self) -> str:
@@ -181,7 +184,8 @@ def {name}(*, {", ".join(names)}):
 
     def module(self) -> str:
         names, wired = self.sig.names(self.sig.inputs), self.b.wired  # wired: loss() wraps _value with the symbolic gradient
-        parts = [self.value_function("_value" if wired else "loss"), self.value_and_grad_function(self.differentiable)]
+        value = self.value_function("_value", guarded=not self.b.forward_guarded) if wired else self.value_function()
+        parts = [value, self.value_and_grad_function(self.differentiable)]
         if wired:
             if names:
                 vjps, single, fused = self.vjp_functions()

@@ -156,6 +156,8 @@ class CompiledLoss:
         """Positional arguments as the inputs they stand for, in the order of ``inputs``, then the keywords."""
         if not args:
             return inputs
+        if len(args) == len(self._inputs) and not inputs:  # the common call: every input, in order
+            return dict(zip(self._inputs, args))
         if len(args) > len(self.inputs):
             raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
                              f"got {len(args)} positional arguments")

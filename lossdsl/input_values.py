@@ -32,10 +32,26 @@ def check_values(values: Mapping[str, Any], backend: str, foreign: tuple[str, ..
     """An InputError naming the first of ``values`` that no loss compiled for ``backend`` can take;
     ``foreign``: the array libraries whose arrays that backend refuses; ``cached``: arrays' answers
     may come from a cache (not while a compiler traces: torch.compile warns of a cache it reads through)."""
+    accepted = _ACCEPTED.setdefault((backend, foreign), set())
     for name, value in values.items():
+        kind = (type(value), getattr(value, "dtype", None))
+        try:
+            if cached and kind in accepted:
+                continue
+        except TypeError:  # an unhashable dtype: asked in full
+            kind = (None, None)
         problem = _problem(value, backend, foreign, cached)
         if problem is not None:
             raise InputError(f"input '{name}' {problem}")
+        if cached and kind[0] is not None and (kind[1] is not None or kind[0] in _NUMBERS) and not isinstance(value, np.ma.MaskedArray):
+            accepted.add(kind)
+
+
+# (backend, foreign) -> the (type, dtype) pairs of inputs found acceptable: an answer that depends on
+# those alone (arrays, Python numbers; not lists, not masked arrays, whose contents decide), kept
+# because a call of a small loss in a training step should not pay for the whole question each time
+_ACCEPTED: dict[tuple[str, tuple[str, ...]], set[tuple[type, Any]]] = {}
+_NUMBERS = (bool, int, float)
 
 
 def _problem(value: Any, backend: str, foreign: tuple[str, ...], cached: bool = True) -> str | None:
@@ -65,9 +81,7 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...], cached: bool = 
     return _dtype_problem(dtype)
 
 
-# an array's answer depends on its type and dtype alone, and a call of a small loss in a training step
-# should not pay for the whole question each time
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)  # an array's answer depends on its type and dtype alone
 def _array_problem(cls: type, dtype: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
     return _type_problem(cls, backend, foreign) or _dtype_problem(dtype)
 
@@ -118,6 +132,9 @@ def warn_stretched(values: Mapping[str, Any], groups: Iterable[tuple[str, ...]])
     """A UserWarning, as PyTorch's elementwise losses give, where inputs that meet elementwise differ
     in rank and broadcast to a shape that none of them has: (N, 1) against (N,) is silently an N x N loss."""
     for group in groups:
+        ranks = {getattr(values.get(n), "ndim", None) for n in group}
+        if len(ranks) == 1 and None not in ranks:  # arrays of one rank: none stretched (asked cheaply first)
+            continue
         shapes = {n: tuple(_shape(values[n])) for n in group if n in values}  # check_names reports the others
         if len({len(s) for s in shapes.values()}) < 2:
             continue

@@ -50,6 +50,8 @@ def _as_index(x, name):
 
 def _sum_to(x, shape, full=(), dtype=None):
     """``x`` broadcast against ``shape`` and ``full``, then summed down to ``shape``."""
+    if not full and isinstance(shape, tuple) and getattr(x, "shape", None) == shape:  # most often: an array of that shape, as it is
+        return x
     x, shape = _typed(x, dtype), tuple(shape)
     if xp.shape(x) == shape and not full:  # the common case, decided before any broadcasting
         return x

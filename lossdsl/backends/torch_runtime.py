@@ -94,6 +94,8 @@ def _fit(g, x):
 def _fit_ct(g, x):
     """A cotangent for backward, shaped and typed like its input ``x``: ``_fit`` without the copy, which
     autograd makes itself where it keeps a gradient that is a view or held elsewhere."""
+    if isinstance(g, torch.Tensor) and g.shape == x.shape and g.dtype == x.dtype:  # most often: as it is
+        return g
     g = _sum_to(g, x.shape)
     return (g if g.shape == x.shape else torch.broadcast_to(g, x.shape)).to(x.dtype)
 
@@ -217,13 +219,18 @@ def _scatter(z, key, g):
 
 def _keep(ctx, inputs):
     """Keep a loss's inputs for its backward: tensors by ``save_for_backward`` (as torch.func and
-    double backward need), anything else (a Python number) as it is."""
-    ctx.save_for_backward(*(x for x in inputs if isinstance(x, torch.Tensor)))
-    ctx.others = tuple(None if isinstance(x, torch.Tensor) else x for x in inputs)
+    double backward need), anything else (a Python number) as it is (``others``: None where all are
+    tensors, as they are in a training step)."""
+    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+    ctx.save_for_backward(*tensors)
+    ctx.others = None if len(tensors) == len(inputs) else tuple(
+        None if isinstance(x, torch.Tensor) else x for x in inputs)
 
 
 def _kept(ctx):
     """The inputs ``_keep`` kept, in their order."""
+    if ctx.others is None:
+        return ctx.saved_tensors
     tensors = iter(ctx.saved_tensors)
     return tuple(next(tensors) if x is None else x for x in ctx.others)
 
