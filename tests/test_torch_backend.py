@@ -5,6 +5,7 @@ the stdlib table (tests/stdlib_rows/, its first row) on torch, against its refer
 so that the runtime helpers torch modules copy from the shared runtime run."""
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass
 from typing import Any
@@ -247,3 +248,48 @@ def test_an_output_that_is_an_input_trains(source, needs):
     for n, w in zip(needs, wants):
         g = torch.func.grad(lambda v, n=n: loss(**{**given, n: v}).sum())(values[n])
         torch.testing.assert_close(g, w, msg=f"torch.func.grad, d/d{n}")
+
+
+def _grad_modes_inside_forward(loss, run):
+    """Whether grad mode was on in each generated function that only a Function's forward calls
+    (``_value`` and the fused ``_value_and_grad_<k>``), over ``run(loss)``: they print without
+    ``torch.no_grad()`` (Backend.forward_guarded), as autograd runs forward without grad."""
+    module, seen = loss.module, []
+
+    def recording(fn):
+        def wrapped(**kw):
+            seen.append(torch.is_grad_enabled())
+            return fn(**kw)
+        return wrapped
+    saved = module._value, dict(module._FUSED)
+    module._value = recording(module._value)
+    module._FUSED.update({k: recording(f) for k, f in module._FUSED.items()})
+    try:
+        run(loss)
+    finally:
+        module._value = saved[0]
+        module._FUSED.clear()
+        module._FUSED.update(saved[1])
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["eager", "both inputs", "create_graph", "func.grad", "vmap", "jacrev", "compile"])
+def test_what_only_forward_calls_runs_without_grad(mode):
+    loss = lossdsl.compile("bce(y_true, y_pred, from_logits=true) + mean(y_pred^2)", backend="torch", checks=False)
+    assert "no_grad" not in inspect.getsource(loss.module._value_and_grad_1)
+    assert "no_grad" not in inspect.getsource(loss.module._value)
+    t = torch.tensor([[0.0, 1.0], [1.0, 0.25]], dtype=torch.float64)
+    p = torch.tensor([[0.5, -2.0], [3.0, 0.1]], dtype=torch.float64)
+
+    def eager(loss):
+        p_ = p.clone().requires_grad_()
+        t_ = t.clone().requires_grad_(mode == "both inputs")
+        (g,) = torch.autograd.grad(loss(t_, p_), p_, create_graph=mode == "create_graph")
+        if mode == "create_graph":
+            g.sum().backward()
+    runs = {"func.grad": lambda loss: torch.func.grad(lambda q: loss(t, q))(p),
+            "vmap": lambda loss: torch.func.vmap(torch.func.grad(lambda q, s: loss(s, q)))(p, t),
+            "jacrev": lambda loss: torch.func.jacrev(lambda q: loss(t, q))(p),
+            "compile": lambda loss: torch.compile(lambda q: loss(t, q), fullgraph=True, backend="eager")(p.requires_grad_())}
+    seen = _grad_modes_inside_forward(loss, runs.get(mode, eager))
+    assert seen and not any(seen), seen

@@ -131,10 +131,11 @@ def _one_sided(x, y, clamp):
     number that is the other, outside autograd (its derivative at a tie differs from maximum's): one op
     where torch.maximum needs the number made a tensor first. None for any other pair; an integer
     tensor is left to maximum, which promotes it as the NumPy backend does."""
-    tensor, number = (y, x) if isinstance(x, (int, float)) else (x, y)
-    if (isinstance(number, (int, float)) and isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+    if isinstance(x, (int, float)):
+        x, y = y, x
+    if (isinstance(y, (int, float)) and isinstance(x, torch.Tensor) and x.is_floating_point()
             and not torch.is_grad_enabled()):
-        return clamp(tensor, number)
+        return clamp(x, y)
     return None
 
 
