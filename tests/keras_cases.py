@@ -142,6 +142,29 @@ def test_fit_follows_keras(row, weighted):
                                theirs.evaluate(x, y, sample_weight=w, verbose=0), rtol=1e-4)
 
 
+@pytest.mark.parametrize("checks", [False, True], ids=["checks=False", "checks"])
+def test_jit_compiled_fit_follows_keras(checks):
+    """model.compile(jit_compile=True): on the torch backend Keras runs its train step through
+    torch.compile (the generated module importable by name; with checks, graph breaks at their reads
+    of values; without, none), on JAX through jax.jit. The weights move as with Keras's own loss, jit-compiled too."""
+    row = ROWS[2]  # bce from logits
+    y, _, w = _data(row, seed=1)
+    x = np.random.default_rng(2).normal(size=(N, FEATURES)).astype("float32")
+    start = _model(0).get_weights()
+    trained = []
+    for loss in (_loss(row, checks=checks), row.reference()):
+        model = _model(0)
+        model.set_weights(start)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss, jit_compile=True)
+        history = model.fit(x, y, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        trained.append((model.get_weights(), history.history["loss"]))
+    (ours, ours_history), (theirs, their_history) = trained
+    assert not all(np.array_equal(a, b) for a, b in zip(ours, start))  # it did train
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ours_history, their_history, rtol=1e-4)
+
+
 def test_checks_off():
     """checks=False compiles the loss without value checks (what Keras's jit_compile=True needs on the
     torch backend: torch.compile breaks its graph at a check's host read; torch.compile(fullgraph=True)
