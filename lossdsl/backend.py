@@ -47,6 +47,10 @@ class Backend:
     # which of softplus(±a) and sigmoid(±a), two or more together, print through one exp(-|a|)
     # (rewrite.share_logistic): each helper call evaluates its own exponential
     shared_logistic: tuple[str, ...] = ()
+    # where a softplus pair's value is computed beside the gradient's sigmoid(a) and sigmoid(-a), its
+    # log1p(exp(-|a|)) is -log1p(-min(sigmoid(a), sigmoid(-a))) (rewrite.share_logistic): three ops for
+    # four, and no exponential (torch's exp costs 2.7 of its sigmoids on the CPU)
+    tail_from_sigmoids: bool = False
     # where an nn.Module-like wrapper of a compiled loss lives ("module:attribute"), if anywhere
     module_class: str | None = None
     # loss() wraps _value with the symbolic gradient (the module then has _vjp and ``wiring``)
@@ -300,7 +304,8 @@ JAX = JaxBackend("jax", "jnp", "import jax\nimport jax.numpy as jnp", "lossdsl.b
 # written in Python at some 50 us a call: helpers stand in
 TORCH = TorchBackend("torch", "torch", "import torch", "lossdsl.backends.torch_runtime", "torch.no_grad()",
                      (("shape", "_shape"), ("where", "_where"), ("broadcast_shapes", "_broadcast_shapes")), module_class="lossdsl.torch:LossModule", wired=True,
-                     differentiable_vjp=True, forward_guarded=True, vjp_fit="_fit_ct", shared_logistic=("softplus",))
+                     differentiable_vjp=True, forward_guarded=True, vjp_fit="_fit_ct", shared_logistic=("softplus",),
+                     tail_from_sigmoids=True)
 BACKENDS: dict[str, Backend] = {b.name: b for b in (NUMPY, JAX, TORCH)}
 
 

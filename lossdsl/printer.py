@@ -338,7 +338,7 @@ class FunctionPrinter:
         original = [o for _, op in ops for k, o in enumerate(op.operands) if _computes(op, k, self.b)]
         compound = [clamped_quadratics(stabilize(e)) for e in original + list(outputs)]
         if self.b.shared_logistic:
-            compound = share_logistic(compound, self.b.shared_logistic)
+            compound = share_logistic(compound, self.b.shared_logistic, self.b.tail_from_sigmoids)
         replacements, reduced_of = _common_subexpressions(tuple(compound))
         for sym, value in replacements:
             if all(s in self.smalls or g.rank(s).small for s in value.free_symbols):

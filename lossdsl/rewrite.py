@@ -127,7 +127,8 @@ def reflect_logistic(expr: sp.Basic) -> sp.Basic:
     return reflected if sp.count_ops(reflected) < sp.count_ops(expr) else expr  # only where terms cancel
 
 
-def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", "sigmoid")) -> list[sp.Basic]:
+def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", "sigmoid"),
+                   tail_from_sigmoids: bool = False) -> list[sp.Basic]:
     """``exprs`` with the calls among ``softplus(±a)`` and ``sigmoid(±a)``, where two or more of them
     occur (the value and the gradient of BCE and focal loss from logits), written through one
     ``e = exp(-|a|)``: ``softplus(±a) = max(±a, 0) + log1p(e)``, ``sigmoid(a) = where(a >= 0, 1, e)/(1 + e)``
@@ -135,20 +136,29 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
     a backend that evaluates each helper on its own (NumPy): one exponential where there were up to
     four. Never ``softplus(-a) = softplus(a) - a`` or ``sigmoid(-a) = 1 - sigmoid(a)``: both cancel
     where ``a`` is large (the first is 0 at a = 40 in float64, where the true value is 4e-18).
-    ``kinds``: the functions shared (torch's sigmoid is one vectorised kernel, cheaper than exp)."""
+    ``kinds``: the functions shared (torch's sigmoid is one vectorised kernel, cheaper than exp).
+    ``tail_from_sigmoids``: where ``sigmoid(a)`` and ``sigmoid(-a)`` both stay (not shared), the
+    softplus pair's ``log1p(e)`` is ``-log1p(-u)`` with ``u = min(sigmoid(a), sigmoid(-a))``, which is
+    ``sigmoid(-|a|) = e/(1 + e)`` itself (the call of the two on the non-positive argument): three ops
+    on arrays computed anyway for four, and no exponential (see ``Backend.tail_from_sigmoids``)."""
     groups: dict[sp.Basic, set[sp.Basic]] = {}
     shared = tuple(f for f in (softplus, sigmoid) if f.__name__ in kinds)
-    for call in {c for e in exprs for c in _logistic_calls(e) if isinstance(c, shared)}:
-        groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
+    calls = {c for e in exprs for c in _logistic_calls(e)}
+    for call in calls:
+        if isinstance(call, shared):
+            groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
     forms: dict[sp.Basic, sp.Basic] = {}
-    for a, calls in groups.items():
-        if len(calls) < 2:
+    for a, group in groups.items():
+        if len(group) < 2:
             continue
         e = sp.exp(-abs_(a))
-        for call in calls:
+        tail = log1p(e)
+        if tail_from_sigmoids and sigmoid not in shared and {sigmoid(a), sigmoid(-a)} <= calls:
+            tail = -log1p(-minimum(sigmoid(a), sigmoid(-a)))
+        for call in group:
             flipped = _reflected(call.args[0])[1]
             if isinstance(call, softplus):
-                forms[call] = maximum(-a if flipped else a, 0) + log1p(e)
+                forms[call] = maximum(-a if flipped else a, 0) + tail
             else:
                 near, far = (e, sp.Integer(1)) if flipped else (sp.Integer(1), e)
                 forms[call] = sp.Piecewise((near, a >= 0), (far, True)) / (1 + e)

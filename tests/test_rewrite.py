@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import sympy as sp
+import torch
 
 import lossdsl
 from lossdsl.analysis.evaluate import numpy_function
@@ -89,14 +90,45 @@ def test_numpy_softplus_and_sigmoid_share_one_exponential(call):
     assert body.count("np.exp") == 1 and "_softplus(" not in body and "_sigmoid(" not in body, body
 
 
-@pytest.mark.parametrize("call", ["bce(from_logits=true)", "focal(from_logits=true)"])
-def test_torch_softplus_pair_shares_one_exponential(call):
-    """torch shares softplus(x) and softplus(-x) through one exp(-|x|) (its logaddexp evaluates
-    its own exponential and logarithm, about the cost of both of them) but keeps torch.sigmoid, one
-    vectorised kernel cheaper than an exp."""
+@pytest.mark.parametrize("call, exps", [("bce(from_logits=true)", 1), ("focal(from_logits=true)", 0)])
+def test_torch_softplus_pair_shares_one_tail(call, exps):
+    """torch shares softplus(x) and softplus(-x) through one log1p(exp(-|x|)) (its logaddexp evaluates
+    its own exponential and logarithm) and keeps torch.sigmoid, one vectorised kernel cheaper than an
+    exp; beside the gradient's sigmoid(x) and sigmoid(-x), that tail is -log1p(-min(sigmoid(x),
+    sigmoid(-x))), with no exponential at all (Backend.tail_from_sigmoids). The value alone: focal's
+    has both sigmoids too; bce's has none, and takes its tail from one exp."""
     module = lossdsl.compile(call, backend="torch").source
-    body = module.split("def _value_and_grad_1(")[1].split("\ndef ")[0]
-    assert body.count("torch.exp(") == 1 and "_softplus(" not in body and body.count("torch.sigmoid(") == 2, body
+    fused = module.split("def _value_and_grad_1(")[1].split("\ndef ")[0]
+    assert "torch.exp(" not in fused and "_softplus(" not in fused and fused.count("torch.sigmoid(") == 2, fused
+    assert fused.count("torch.log1p(-_minimum(") == 1, fused
+    alone = module.split("def _value(")[1].split("\ndef ")[0]
+    assert alone.count("torch.exp(") == exps and "_softplus(" not in alone, alone
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_softplus_tail_from_sigmoids_is_exact(dtype):
+    """The tail through the two sigmoids, as torch's fused value and gradient compute it, against
+    mpmath: softplus(x) and softplus(-x) within a few ulp wherever the true value is a normal number
+    (below that, within the smallest normal), at logits where softplus(x) - x or 1 - sigmoid(x) would
+    lose every digit; the gradient's sigmoids as well."""
+    import mpmath as mp
+    exprs = share_logistic([softplus(x), softplus(-x), sigmoid(x), sigmoid(-x)], ("softplus",), tail_from_sigmoids=True)
+    assert not any(f.atoms(sp.exp) for f in exprs) and exprs[2:] == [sigmoid(x), sigmoid(-x)]
+    loss = lossdsl.compile("sum(a*softplus(x) + b*softplus(-x))", backend="torch")
+    assert "torch.exp(" not in loss.source.split("def _value_and_grad_1(")[1].split("\ndef ")[0]
+    finfo = torch.finfo(dtype)
+    for v in [-745.0, -700.0, -100.0, -80.0, -40.0, -1.0, -1e-9, 0.0, 1e-9, 1.0, 40.0, 80.0, 100.0, 700.0, 745.0]:
+        for side, a, b in ((1, 1.0, 0.0), (-1, 0.0, 1.0)):
+            point = torch.tensor([v], dtype=dtype, requires_grad=True)  # x alone requires grad: the fused function
+            value = loss(torch.tensor([a], dtype=dtype), point, torch.tensor([b], dtype=dtype))
+            (grad,) = torch.autograd.grad(value, point)
+            t = side * mp.mpf(float(point))
+            for got, want in ((value, mp.log1p(mp.exp(t))), (grad, side / (1 + mp.exp(-t)))):
+                got, want = float(got), float(want)
+                if abs(want) >= finfo.tiny:
+                    assert abs(got - want) <= 8 * finfo.eps * abs(want), (v, side, got, want)
+                else:
+                    assert abs(got - want) <= finfo.tiny, (v, side, got, want)
 
 
 def test_share_logistic_keeps_each_form_where_it_is_alone():
