@@ -140,11 +140,15 @@ def _one_sided(x, y, clamp):
 
 
 def _maximum(x, y):
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):  # two tensors: torch's own, at once
+        return torch.maximum(x, y)
     out = _one_sided(x, y, torch.clamp_min)
     return torch.maximum(*_pair(x, y)) if out is None else out
 
 
 def _minimum(x, y):
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+        return torch.minimum(x, y)
     out = _one_sided(x, y, torch.clamp_max)
     return torch.minimum(*_pair(x, y)) if out is None else out
 
