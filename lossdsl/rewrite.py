@@ -148,6 +148,7 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
         if isinstance(call, shared):
             groups.setdefault(_reflected(call.args[0])[0], set()).add(call)
     forms: dict[sp.Basic, sp.Basic] = {}
+    tails = []
     for a, group in groups.items():
         if len(group) < 2:
             continue
@@ -155,6 +156,7 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
         tail = log1p(e)
         if tail_from_sigmoids and sigmoid not in shared and {sigmoid(a), sigmoid(-a)} <= calls:
             tail = -log1p(-minimum(sigmoid(a), sigmoid(-a)))
+        tails.append(tail)
         for call in group:
             flipped = _reflected(call.args[0])[1]
             if isinstance(call, softplus):
@@ -162,7 +164,31 @@ def share_logistic(exprs: list[sp.Basic], kinds: tuple[str, ...] = ("softplus", 
             else:
                 near, far = (e, sp.Integer(1)) if flipped else (sp.Integer(1), e)
                 forms[call] = sp.Piecewise((near, a >= 0), (far, True)) / (1 + e)
-    return [x.xreplace(forms) for x in exprs] if forms else exprs
+    if not forms:
+        return exprs
+    return [_tails_taken_out(x.xreplace(forms), tuple(tails)) for x in exprs]
+
+
+def _tails_taken_out(expr: sp.Basic, tails: tuple[sp.Basic, ...]) -> sp.Basic:
+    """``expr`` with each sum ``c1*(r1 + t) + c2*(r2 + t) + ...`` of a shared tail ``t`` whose weights
+    add up to a number (BCE's ``1 - y`` and ``y``: 1) written ``k*t + c1*r1 + c2*r2 + ...``: the tail
+    added once, not once per term (an op on arrays fewer). The same sum, rounded otherwise where the
+    weights' sum rounds (``(1 - y) + y`` is 1 within an ulp)."""
+    def taken_out(add: sp.Add) -> sp.Basic:
+        for t in tails:
+            weights, rests, others = [], [], []
+            for term in add.args:
+                inner = next((f for f in sp.Mul.make_args(term) if isinstance(f, sp.Add) and t in f.args), None)
+                if inner is None:
+                    others.append(term)
+                else:
+                    weights.append(term / inner)
+                    rests.append(term / inner * (inner - t))
+            total = sp.Add(*weights)
+            if len(weights) > 1 and total.is_Number:
+                add = sp.Add(total * t, *rests, *others)
+        return add
+    return expr.replace(lambda x: isinstance(x, sp.Add), taken_out) if any(expr.has(t) for t in tails) else expr
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the printer meets one expression in several functions of a module

@@ -131,6 +131,25 @@ def test_softplus_tail_from_sigmoids_is_exact(dtype):
                     assert abs(got - want) <= finfo.tiny, (v, side, got, want)
 
 
+@pytest.mark.parametrize("weights, out", [((1 - y, y), True), ((sp.Rational(3, 10), sp.Rational(7, 10)), True),
+                                          ((1 - y, 3 * y), False), ((y, y), False)], ids=str)
+def test_shared_tail_is_added_once_where_the_weights_sum_to_a_number(weights, out):
+    """share_logistic's softplus pair weighted by (1 - y, y) (BCE's) has its shared tail added once, not
+    once per term; where the weights do not add up to a number (pos_weight's 3y) the sum stays as it
+    was. Either way, the same numbers as the helpers' sum (NumPy's printing, mpmath's reference)."""
+    import mpmath as mp
+    c, d = weights
+    (shared,) = share_logistic([c * softplus(x) + d * softplus(-x)])
+    tail = log1p(sp.exp(-abs_(x)))
+    assert (shared.count(tail) == 1) is out, shared
+    xs = np.array([-745.0, -40.0, -1.0, 0.0, 0.5, 40.0, 745.0])
+    ys = np.array([0.0, 1.0, 0.25, 0.999, 1.0, 0.0, 0.3])
+    got = numpy_function(shared, (x, y))(xs, ys)
+    want = [float(mp.mpf(c.subs(y, b)) * mp.log1p(mp.exp(mp.mpf(a))) + mp.mpf(d.subs(y, b)) * mp.log1p(mp.exp(-mp.mpf(a))))
+            for a, b in zip(xs, ys)]
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+
+
 def test_share_logistic_keeps_each_form_where_it_is_alone():
     exprs = [softplus(x) + sigmoid(y), sigmoid(x * y)]
     assert share_logistic(exprs) == exprs
