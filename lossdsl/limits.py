@@ -124,8 +124,9 @@ def check_exponent(exponent: sp.Basic | int | float, span: Span | None) -> None:
         if not exponent.is_Number or not exponent.is_finite:
             return
         exponent = float(exponent)
-    if abs(exponent) > MAX_EXPONENT:  # repr: 1000.0000001 is not shown as 1000
-        raise LimitError(f"exponent {exponent!r} is larger than the limit of {MAX_EXPONENT}", span)
+    if abs(exponent) > MAX_EXPONENT:  # repr: 1000.0000001 is not shown as 1000; 1001 not as 1001.0
+        shown = int(exponent) if float(exponent).is_integer() and abs(exponent) < 1e15 else exponent
+        raise LimitError(f"exponent {shown!r} is larger than the limit of {MAX_EXPONENT}", span)
 
 
 def check_power(base: sp.Basic, exponent: sp.Basic, meter: ExprMeter, span: Span | None) -> None:
