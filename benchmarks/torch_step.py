@@ -149,9 +149,10 @@ def main(argv: list[str] | None = None) -> str:
         "",
         "torch.nn.functional's losses are fused ATen kernels; a lossdsl loss is a torch.autograd.Function "
         "whose forward computes the value and the gradient of the input that requires grad in elementwise "
-        "ops (BCE from logits: about twenty, for softplus(x) and softplus(-x) through one exp(-|x|) and both "
-        "sigmoids, which keep the loss accurate where the label-1 loss is 4e-18) and some Python per call "
-        "(input checks, dtypes, shapes).",
+        "ops (BCE from logits: eighteen, for both sigmoids and softplus(x) and softplus(-x) through the smaller "
+        "of them, forms that keep the loss accurate where the label-1 loss is 4e-18) and some Python per call "
+        "(input checks, dtypes, shapes). With checks on, a loss also reads the range of the values it checks "
+        "(BCE's labels in [0, 1]: one aminmax, read back).",
         "",
     ])
     print(table)
