@@ -1,4 +1,4 @@
-"""Test-session plumbing.
+"""Test-session plumbing: the xdist groups, the collector, and Hypothesis's profile.
 
 ``--dist loadgroup`` (pyproject's addopts) sends the tests of one ``xdist_group`` (one table row's
 compiles, shared through the compile cache) to one worker. pytest-xdist marks a group by appending
@@ -9,8 +9,17 @@ the groups are applied here the same way, on pytest versions that need it.
 from __future__ import annotations
 
 import gc
+import os
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis draws its examples from a seed fixed by each test (derandomize): every run, CI's included,
+# checks the same examples, so a failure is reproducible and none comes by chance from a fresh draw.
+# HYPOTHESIS_PROFILE=explore draws new ones each run (as fuzz/ does for the compiler at length).
+settings.register_profile("fixed", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
