@@ -77,6 +77,12 @@ class Objective:
         several passes over the first batch in float64 (a quarter of a 20-round training here)."""
         return self
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by what it is made from (its source, names and constants; the compiled loss is found
+        again in compile's cache or compiled anew): a scikit-learn wrapper holding it as its objective is
+        pickled with the model, and GridSearchCV's workers receive it pickled."""
+        return type(self), (self.loss.text, self.prediction, self.label, self.fixed)
+
     def _inputs(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         integer = self.label in self.loss.graph.index_inputs
         label = np.asarray(y_true, dtype=np.int64 if integer else np.float64)

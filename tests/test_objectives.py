@@ -1,6 +1,7 @@
 """Gradient-boosting objectives: boosting with the derived gradient and Hessian reproduces the built-in objectives."""
 
 import copy
+import pickle
 
 import jax
 import jax.numpy as jnp
@@ -217,3 +218,25 @@ def test_grad_and_second_derivative_in_one_function(backend):
     g, h = loss.grad_and_second_derivative("y_pred")(**inputs)
     np.testing.assert_allclose(np.asarray(g), np.asarray(loss.grad("y_pred")(**inputs)), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(h), np.asarray(loss.second_derivative("y_pred")(**inputs)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [objectives.xgboost, objectives.lightgbm], ids=["xgboost", "lightgbm"])
+def test_an_objective_pickles_with_what_holds_it(make):
+    """An objective pickles by its source, names and constants (the scikit-learn wrappers are pickled with
+    their objective, and GridSearchCV's workers receive them pickled): the copy gives the same gradient
+    and Hessian, and a regressor holding it, pickled after fitting, predicts as before."""
+    objective = make("focal(y, z, gamma=g, from_logits=true)", prediction="z", label="y", inputs={"g": 1.5})
+    again = pickle.loads(pickle.dumps(objective))
+    assert type(again) is type(objective)
+    assert (again.loss.text, again.prediction, again.label, again.fixed) == (objective.loss.text, "z", "y", {"g": 1.5})
+    y, p = LABELS["binary"], np.linspace(-3.0, 3.0, N)
+    for a, b in zip(again(y, p), objective(y, p)):
+        np.testing.assert_array_equal(a, b)
+    regressor = (xgb.XGBRegressor(n_estimators=3, max_depth=2, objective=objective, base_score=0.0)
+                 if make is objectives.xgboost else
+                 lgb.LGBMRegressor(n_estimators=3, num_leaves=4, objective=objective, verbose=-1))
+    regressor.fit(X, y)
+    restored = pickle.loads(pickle.dumps(regressor))
+    np.testing.assert_array_equal(restored.predict(X), regressor.predict(X))
+    from sklearn.base import clone  # scikit-learn's clone of the parameters, as its searches make
+    assert clone(regressor).get_params()["objective"] is objective
