@@ -174,8 +174,10 @@ def _tails_taken_out(expr: sp.Basic, tails: tuple[sp.Basic, ...]) -> sp.Basic:
     add up to a number (BCE's ``1 - y`` and ``y``: 1) written ``k*t + c1*r1 + c2*r2 + ...``: the tail
     added once, not once per term (an op on arrays fewer). The same sum, rounded otherwise where the
     weights' sum rounds (``(1 - y) + y`` is 1 within an ulp)."""
-    def taken_out(add: sp.Add) -> sp.Basic:
+    def taken_out(add: sp.Basic) -> sp.Basic:
         for t in tails:
+            if not isinstance(add, sp.Add):  # what one tail's rewrite left may no longer be a sum
+                break
             weights, rests, others = [], [], []
             for term in add.args:
                 inner = next((f for f in sp.Mul.make_args(term) if isinstance(f, sp.Add) and t in f.args), None)
