@@ -152,16 +152,19 @@ class CompiledLoss:
         if not self._c.backend.traced(stats):
             reporting_input_errors(lambda: check_stats(self._c.writer.checked, stats), {})
 
-    def _named(self, args: tuple[Any, ...], inputs: dict[str, Any]) -> dict[str, Any]:
-        """Positional arguments as the inputs they stand for, in the order of ``inputs``, then the keywords."""
+    def _named(self, args: tuple[Any, ...], inputs: dict[str, Any],
+               order: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Positional arguments as the inputs they stand for, in the order of ``inputs`` (or ``order``,
+        the same names in another order), then the keywords."""
+        order = self._inputs if order is None else order
         if not args:
             return inputs
-        if len(args) == len(self._inputs) and not inputs:  # the common call: every input, in order
-            return dict(zip(self._inputs, args))
-        if len(args) > len(self.inputs):
-            raise InputError(f"this loss takes {len(self.inputs)} inputs ({', '.join(self.inputs)}); "
+        if len(args) == len(order) and not inputs:  # the common call: every input, in order
+            return dict(zip(order, args))
+        if len(args) > len(order):
+            raise InputError(f"this loss takes {len(order)} inputs ({', '.join(order)}); "
                              f"got {len(args)} positional arguments")
-        named = dict(zip(self.inputs, args))
+        named = dict(zip(order, args))
         twice = [n for n in named if n in inputs]
         if twice:
             raise InputError(f"input '{twice[0]}' given both positionally and by keyword")

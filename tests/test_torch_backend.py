@@ -6,6 +6,7 @@ so that the runtime helpers torch modules copy from the shared runtime run."""
 
 import importlib
 import inspect
+import pickle
 import pkgutil
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import lossdsl  # noqa: E402
+from lossdsl.errors import InputError  # noqa: E402
 from lossdsl.torch import LossModule  # noqa: E402
 
 
@@ -168,6 +170,46 @@ def test_module_wrapper_and_float32_training_step():
     assert lossdsl.compile("mse()", backend="torch").as_module().inputs == ("y_true", "y_pred")
     with pytest.raises(lossdsl.LossDSLError, match="backend 'torch'"):
         LossModule(lossdsl.compile("mse()"))
+
+
+@pytest.mark.parametrize("source, theirs", [
+    ("bce()", lambda p, t: F.binary_cross_entropy(p, t)),
+    ("bce(from_logits=true, pos_weight=2.0)", lambda p, t: F.binary_cross_entropy_with_logits(
+        p, t, pos_weight=torch.tensor(2.0, dtype=torch.float64))),
+    ("poisson_nll(log_input=true)", lambda p, t: F.poisson_nll_loss(p, t, log_input=True)),
+    ("gaussian_nll(var=var)", lambda p, t, v: F.gaussian_nll_loss(p, t, v)),
+], ids=["bce", "bce_logits_pos_weight", "poisson_nll", "gaussian_nll"])
+def test_module_in_torch_order_takes_input_then_target(source, theirs):
+    """LossModule(..., order="torch") is called as torch.nn losses are, (input, target, *others): the
+    value and the gradient of the prediction are torch.nn.functional's, positionally, mixed with
+    keywords, and by keyword alike; the default order is the loss's inputs, (y_true, y_pred)."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(6, 3, generator=g, dtype=torch.float64)
+    raw = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    pred = torch.sigmoid(raw) if source == "bce()" else raw
+    others = [torch.rand(6, 3, generator=g, dtype=torch.float64) + 0.5] if "var" in source else []
+    ours, default = LossModule(source, order="torch"), LossModule(source)
+    assert ours.order == "torch" and "order='torch'" in repr(ours) and default.order == "inputs"
+    p = pred.clone().requires_grad_()
+    want = theirs(p, target, *others)
+    (want_grad,) = torch.autograd.grad(want, p)
+    extra = {"var": others[0]} if others else {}
+    for call in (lambda q: ours(q, target, *others), lambda q: ours(q, y_true=target, **extra),
+                 lambda q: ours(y_true=target, y_pred=q, **extra), lambda q: default(target, q, *others)):
+        p = pred.clone().requires_grad_()
+        value = call(p)
+        torch.testing.assert_close(value, want)
+        torch.testing.assert_close(torch.autograd.grad(value, p)[0], want_grad)
+    with pytest.raises(InputError, match="'y_pred' given both positionally and by keyword"):
+        ours(pred, target, *others, y_pred=pred)
+    assert pickle.loads(pickle.dumps(ours)).order == "torch"
+
+
+def test_module_order_mistakes_are_clear():
+    with pytest.raises(lossdsl.LossDSLError, match="did you mean 'torch'"):
+        LossModule("mse()", order="pytorch")
+    with pytest.raises(lossdsl.LossDSLError, match="inputs are a, b: call it by keyword"):
+        LossModule("mean((a - b)^2)", order="torch")
 
 
 def test_import_lossdsl_does_not_import_torch():
