@@ -78,8 +78,13 @@ class Loss(keras.losses.Loss):
     failed check gives NaN either way.
     """
 
-    def __init__(self, source: str | Path, /, name: str | None = None, reduction: str | None = "sum_over_batch_size",
-                 dtype: Any = None, checks: bool = True, **constants: Any):
+    def __init__(self, source: str | Path | None = None, /, name: str | None = None,
+                 reduction: str | None = "sum_over_batch_size", dtype: Any = None, checks: bool = True,
+                 **constants: Any):
+        if source is None:  # Loss(source="mse()"); a constant for an input called 'source' needs the text given first
+            source = constants.pop("source", None)
+            if source is None:
+                raise LossDSLError("lossdsl.keras.Loss needs the loss's source text: Loss(\"mse()\")")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._dtype_given = dtype
         backend = keras.backend.backend()

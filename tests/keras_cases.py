@@ -311,3 +311,15 @@ def test_integer_constant():
     loss = Loss("-take(log_softmax(y_pred, axis=-1), k, axis=-1)", k=labels)
     want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits, sample_weight=w)
     _close(loss(np.zeros_like(logits), logits, sample_weight=w), want, 1e-5)
+
+
+def test_source_by_keyword():
+    """Loss(source=...) as Loss(...): the contract's first parameter by name too; with none, a clear error.
+    An input called 'source' takes its constant by keyword once the text comes first."""
+    y_true, y_pred, _ = _data(ROWS[0])
+    _close(Loss(source="mse()")(y_true, y_pred), Loss("mse()")(y_true, y_pred), 1e-7)
+    assert Loss(source="mse()", name="m").name == "m"
+    with pytest.raises(lossdsl.LossDSLError, match="needs the loss's source text"):
+        Loss()
+    weighted = Loss("mean(source*(y_pred - y_true)^2, axis=-1)", source=2.0)
+    _close(weighted(y_true, y_pred), 2 * Loss("mse()")(y_true, y_pred), 1e-6)
