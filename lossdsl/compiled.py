@@ -114,9 +114,10 @@ class CompiledLoss:
     def module(self) -> Any:
         return self._c.module
 
-    def as_module(self) -> Any:
-        """This loss as a ``torch.nn.Module`` (backend "torch"): see ``lossdsl.torch.LossModule``."""
-        return module_class(self._c.backend)(self)
+    def as_module(self, order: str = "inputs") -> Any:
+        """This loss as a ``torch.nn.Module`` (backend "torch"): see ``lossdsl.torch.LossModule``, whose
+        ``order`` ("torch": called as ``(input, target)``) this passes on."""
+        return module_class(self._c.backend)(self, order=order)
 
     def __repr__(self) -> str:
         checks = "" if self.checks else ", checks=False"

@@ -188,7 +188,7 @@ def test_module_in_torch_order_takes_input_then_target(source, theirs):
     raw = torch.randn(6, 3, generator=g, dtype=torch.float64)
     pred = torch.sigmoid(raw) if source == "bce()" else raw
     others = [torch.rand(6, 3, generator=g, dtype=torch.float64) + 0.5] if "var" in source else []
-    ours, default = LossModule(source, order="torch"), LossModule(source)
+    ours, default = LossModule(source, order="torch"), lossdsl.compile(source, backend="torch").as_module()
     assert ours.order == "torch" and "order='torch'" in repr(ours) and default.order == "inputs"
     p = pred.clone().requires_grad_()
     want = theirs(p, target, *others)
@@ -203,6 +203,7 @@ def test_module_in_torch_order_takes_input_then_target(source, theirs):
     with pytest.raises(InputError, match="'y_pred' given both positionally and by keyword"):
         ours(pred, target, *others, y_pred=pred)
     assert pickle.loads(pickle.dumps(ours)).order == "torch"
+    assert lossdsl.compile(source, backend="torch").as_module(order="torch").order == "torch"
 
 
 def test_module_order_mistakes_are_clear():
