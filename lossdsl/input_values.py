@@ -12,7 +12,6 @@ so the check also runs on JAX tracers under a caller's ``jit``.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,20 +29,21 @@ _REFUSED_KINDS = {"c": "complex numbers", "O": "Python objects", "U": "strings",
 
 def check_values(values: Mapping[str, Any], backend: str, foreign: tuple[str, ...], cached: bool = True) -> None:
     """An InputError naming the first of ``values`` that no loss compiled for ``backend`` can take;
-    ``foreign``: the array libraries whose arrays that backend refuses; ``cached``: arrays' answers
-    may come from a cache (not while a compiler traces: torch.compile warns of a cache it reads through)."""
-    accepted = _ACCEPTED.setdefault((backend, foreign), set())
+    ``foreign``: the array libraries whose arrays that backend refuses; ``cached``: answers may come
+    from, and go into, ``_ACCEPTED`` (not while a compiler traces: torch.compile warns of a cache it
+    reads through)."""
+    accepted = _ACCEPTED.setdefault((backend, foreign), set()) if cached else set()
     for name, value in values.items():
         kind = (type(value), getattr(value, "dtype", None))
         try:
-            if cached and kind in accepted:
+            if kind in accepted:
                 continue
         except TypeError:  # an unhashable dtype: asked in full
             kind = (None, None)
-        problem = _problem(value, backend, foreign, cached)
+        problem = _problem(value, backend, foreign)
         if problem is not None:
             raise InputError(f"input '{name}' {problem}")
-        if cached and kind[0] is not None and (kind[1] is not None or kind[0] in _NUMBERS) and not isinstance(value, np.ma.MaskedArray):
+        if kind[0] is not None and (kind[1] is not None or kind[0] in _NUMBERS) and not isinstance(value, np.ma.MaskedArray):
             accepted.add(kind)
 
 
@@ -54,15 +54,14 @@ _ACCEPTED: dict[tuple[str, tuple[str, ...]], set[tuple[type, Any]]] = {}
 _NUMBERS = (bool, int, float)
 
 
-def _problem(value: Any, backend: str, foreign: tuple[str, ...], cached: bool = True) -> str | None:
+def _problem(value: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
     """Why ``value`` is not an input, or None where it may be one (the array library then converts
     it, and its own errors, about ragged lists for instance, are reported as they come)."""
     if value is None:
         return "is None: give a number or an array of numbers"
     dtype = getattr(value, "dtype", None)
     if (isinstance(dtype, np.dtype) or type(dtype).__module__ == "torch") and not isinstance(value, (str, bytes, np.ma.MaskedArray)):
-        answer = _array_problem if cached else _array_problem.__wrapped__  # NumPy's, JAX's and torch's arrays
-        return answer(type(value), dtype, backend, foreign)
+        return _type_problem(type(value), backend, foreign) or _dtype_problem(dtype)  # NumPy's, JAX's, torch's arrays
     problem = _type_problem(type(value), backend, foreign)
     if problem is not None:
         return problem
@@ -79,11 +78,6 @@ def _problem(value: Any, backend: str, foreign: tuple[str, ...], cached: bool = 
         except (ValueError, TypeError):
             return None
     return _dtype_problem(dtype)
-
-
-@functools.lru_cache(maxsize=256)  # an array's answer depends on its type and dtype alone
-def _array_problem(cls: type, dtype: Any, backend: str, foreign: tuple[str, ...]) -> str | None:
-    return _type_problem(cls, backend, foreign) or _dtype_problem(dtype)
 
 
 def _type_problem(cls: type, backend: str, foreign: tuple[str, ...]) -> str | None:
