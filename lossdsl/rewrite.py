@@ -185,7 +185,7 @@ def _tails_taken_out(expr: sp.Basic, tails: tuple[sp.Basic, ...]) -> sp.Basic:
                     others.append(term)
                 else:
                     weights.append(term / inner)
-                    rests.append(term / inner * (inner - t))
+                    rests.append(weights[-1] * (inner - t))
             total = sp.Add(*weights)
             if len(weights) > 1 and total.is_Number:
                 add = sp.Add(total * t, *rests, *others)

@@ -50,10 +50,7 @@ class LossModule(torch.nn.Module):
         return torch.nn.Module.__call__(module, *rest, **kwargs)
 
     def forward(self, /, *args: Any, _inputs: dict[str, Any] | None = None, **kwargs: Any) -> torch.Tensor:
-        kwargs.update(_inputs or {})
-        if args and self.order != "inputs":
-            return self.loss(**self.loss._named(args, kwargs, self._positional))
-        return self.loss(*args, **kwargs)
+        return self.loss(**self.loss._named(args, {**kwargs, **(_inputs or {})}, self._positional))
 
     def extra_repr(self) -> str:
         return repr(self.loss.text) + ("" if self.order == "inputs" else f", order={self.order!r}")
